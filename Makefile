@@ -1,0 +1,63 @@
+# moodtunes: `make run` starts the whole system, `make test` runs every test.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/pip install -q -c requirements/constraints.txt
+DATA   ?= $(if $(MOODTUNES_DATA),$(MOODTUNES_DATA),../shared/data)
+MODEL  ?= services/emotion/model/emotion.onnx
+CONFIG ?= vgg7
+
+.PHONY: run test test-fast lint install install-run train train-baseline eval bench music clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# The services' own packages only: enough for `make run`.
+$(VENV)/.run: $(BIN)/python requirements/base.txt requirements/emotion.txt requirements/recommender.txt \
+              requirements/gateway.txt requirements/constraints.txt
+	$(PIP) -r requirements/emotion.txt -r requirements/recommender.txt -r requirements/gateway.txt
+	touch $@
+
+# Everything: training (CPU torch), tests, benchmarks.
+$(VENV)/.dev: $(VENV)/.run requirements/training.txt requirements/dev.txt
+	$(PIP) -r requirements/dev.txt
+	touch $@
+
+install-run: $(VENV)/.run
+install: $(VENV)/.dev
+
+run: install-run  ## the whole system on http://localhost:8000 (Ctrl-C stops it)
+	$(BIN)/python -m services
+
+test: install  ## every test; the real-data group runs when MOODTUNES_DATA is set
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+test-fast: install
+	$(BIN)/pytest -m "not browser and not data" -x -q
+
+lint: install
+	$(BIN)/ruff check .
+
+train: install  ## trains, exports and evaluates the shipped emotion model (CONFIG=vgg7)
+	$(BIN)/python -m training.emotion.train --config $(CONFIG) --data $(DATA)/fer2013/fer2013.npz
+	$(BIN)/python -m training.emotion.export --run runs/$(CONFIG) --out $(MODEL)
+	$(BIN)/python -m training.emotion.evaluate --model $(MODEL) --data $(DATA)/fer2013/fer2013.npz \
+	    --out reports/emotion --card $(dir $(MODEL))card.json
+
+train-baseline: install  ## the prototype's architecture through the same pipeline
+	$(BIN)/python -m training.emotion.train --config original --data $(DATA)/fer2013/fer2013.npz
+	$(BIN)/python -m training.emotion.export --run runs/original --out models/baseline/baseline.onnx
+	$(BIN)/python -m training.emotion.evaluate --model models/baseline/baseline.onnx \
+	    --data $(DATA)/fer2013/fer2013.npz --out reports/emotion-baseline --card models/baseline/baseline.card.json
+
+eval: install  ## evaluates MODEL on DATA_FILE (npz, Kaggle csv or folders) into OUT
+	$(BIN)/python -m training.emotion.evaluate --model $(MODEL) \
+	    --data $(if $(DATA_FILE),$(DATA_FILE),$(DATA)/fer2013/fer2013.npz) --out $(if $(OUT),$(OUT),reports/emotion)
+
+bench: install  ## speed, throughput, memory and load figures into reports/bench.md
+	$(BIN)/python -m bench.run_all
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache test-output

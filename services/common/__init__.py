@@ -1,0 +1,1 @@
+"""Code every service shares: the API contracts and the observability plumbing."""

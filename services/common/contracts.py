@@ -1,0 +1,94 @@
+"""The one source of truth for what crosses a service boundary.
+
+Emotion labels are in FER2013's class order: the model's output index i is EMOTIONS[i].
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from pydantic import BaseModel, Field
+
+EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+
+
+class Emotion(str, Enum):
+    angry = "angry"
+    disgust = "disgust"
+    fear = "fear"
+    happy = "happy"
+    sad = "sad"
+    surprise = "surprise"
+    neutral = "neutral"
+
+
+assert tuple(e.value for e in Emotion) == EMOTIONS
+
+
+class Strategy(str, Enum):
+    """How a facial emotion becomes a musical target."""
+
+    match = "match"  # mirror the mood
+    lift = "lift"  # start near the mood, move toward a better one (iso principle)
+
+
+class Box(BaseModel):
+    x: int
+    y: int
+    w: int
+    h: int
+
+
+class Face(BaseModel):
+    box: Box
+    emotion: Emotion
+    confidence: float = Field(ge=0, le=1)
+    probabilities: dict[Emotion, float]
+
+
+class PredictResponse(BaseModel):
+    faces: list[Face] = Field(description="Largest face first.")
+    width: int
+    height: int
+    model: str
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+
+
+class Track(BaseModel):
+    id: str = Field(pattern=r"^[0-9A-Za-z]{22}$")
+    name: str
+    artists: str
+    album: str | None = None
+    url: str
+    score: float
+    reason: str = ""
+    popularity: float | None = None
+    features: dict[str, float] = Field(default_factory=dict)
+
+
+class RecommendResponse(BaseModel):
+    emotion: Emotion
+    strategy: Strategy = Strategy.match
+    tracks: list[Track]
+
+
+class AnalyzeResponse(PredictResponse):
+    emotion: Emotion | None = Field(description="Emotion of the largest face, None when no face.")
+    stable_emotion: Emotion | None = Field(
+        default=None, description="Emotion that has held over the session's recent frames."
+    )
+    tracks: list[Track] = Field(default_factory=list)
+    recommender_error: str | None = None
+    tracks_updated: bool = Field(
+        default=False,
+        description="True when `tracks` is a fresh recommendation; False when none was made (no face, "
+        "recommender down, or recommend=auto and the stable emotion has not changed).",
+    )
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+
+
+def spotify_url(track_id: str) -> str:
+    return f"https://open.spotify.com/track/{track_id}"

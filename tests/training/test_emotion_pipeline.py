@@ -1,0 +1,74 @@
+"""CI smoke run of the emotion pipeline: one short epoch, export, parity, evaluation, resume."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from services.common.contracts import EMOTIONS
+from training.emotion import evaluate, export, train
+from training.emotion.augment import random_affine, random_erase
+from training.emotion.model import ARCHITECTURES, build
+
+
+def test_augmentation_keeps_shape_and_range() -> None:
+    x = torch.rand(16, 1, 48, 48) * 255
+    y = random_erase(random_affine(x, 15, 0.15, 0.1), p=1.0)
+    assert y.shape == x.shape
+    assert float(y.min()) >= 0 and float(y.max()) <= 255
+    assert not torch.equal(x, y)
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_architectures_take_raw_pixels(arch: str) -> None:
+    model = build(arch).eval()
+    assert model(torch.full((2, 1, 48, 48), 255.0)).shape == (2, 7)
+
+
+def test_smoke_train_export_evaluate(synthetic_fer: Path, tmp_path: Path) -> None:
+    cfg = replace(train.CONFIGS["smoke"], limit=0, epochs=2, batch_size=30)
+    run = tmp_path / "run"
+    state = train.train(cfg, synthetic_fer, run, stop_after=1)
+    assert state["epoch"] == 1 and (run / "last.pt").exists()
+    # Resume: the second call continues from the checkpoint instead of starting again.
+    state = train.train(cfg, synthetic_fer, run)
+    assert [h["epoch"] for h in state["history"]] == [1, 2] and (run / "best.pt").exists()
+    # The bars make the classes trivial: two epochs must beat chance (1/7) by far.
+    assert state["best_val"] > 0.4
+
+    model, _ = export.load_run(run)
+    onnx_path = tmp_path / "emotion.onnx"
+    export.to_onnx(model, onnx_path, "smoke")
+    sess = ort.InferenceSession(str(onnx_path))
+    assert sess.get_modelmeta().custom_metadata_map["classes"] == ",".join(EMOTIONS)
+    assert sess.get_inputs()[0].shape[1:] == [1, 48, 48]
+    x = np.random.default_rng(1).uniform(0, 255, (8, 1, 48, 48)).astype(np.float32)
+    check = export.parity(model, onnx_path, x)
+    assert check["prediction_agreement"] == 1.0 and check["max_abs_logit_diff"] < 1e-3
+
+    out = tmp_path / "report"
+    results = evaluate.evaluate(onnx_path, synthetic_fer, out)
+    assert (out / "confusion_test.png").stat().st_size > 1000
+    assert results["test"]["single"]["n"] == 60
+    assert results["test"]["single"]["accuracy"] > 0.4
+    assert results["ferplus_test"]["n"] == 60
+    assert "| test | flip |" in (out / "report.md").read_text()
+    json.loads((out / "metrics.json").read_text())
+
+
+def test_ferplus_majority_drops_unusable_rows() -> None:
+    votes = np.array([
+        [8, 1, 0, 0, 0, 0, 0, 0, 0, 1],  # neutral
+        [0, 9, 0, 0, 0, 0, 0, 0, 0, 1],  # happiness
+        [0, 0, 0, 0, 0, 0, 0, 7, 0, 3],  # contempt: no FER2013 class
+        [1, 0, 0, 0, 0, 0, 0, 0, 0, 9],  # not a face
+    ])
+    labels, keep = evaluate.ferplus_majority(votes)
+    assert keep.tolist() == [True, True, False, False]
+    assert [EMOTIONS[i] for i in labels[:2]] == ["neutral", "happy"]

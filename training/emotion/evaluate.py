@@ -1,0 +1,156 @@
+"""Evaluates an emotion ONNX model on FER2013 (any supported format) and writes a report.
+
+    python -m training.emotion.evaluate --model services/emotion/model/emotion.onnx --out reports/emotion
+
+Per split (val, test): accuracy, macro and weighted precision/recall/F1, a per-class table and a
+confusion-matrix heatmap, single pass and with horizontal-flip averaging (reported separately). When
+the data carries FER+ votes: FER+ majority-vote accuracy on test (rows with NF >= 5 dropped).
+With --card, the metrics are also written into the model card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import onnxruntime as ort  # noqa: E402
+from sklearn.metrics import (  # noqa: E402
+    ConfusionMatrixDisplay,
+    accuracy_score,
+    classification_report,
+    confusion_matrix,
+    precision_recall_fscore_support,
+)
+
+from services.common.contracts import EMOTIONS  # noqa: E402
+from training.emotion import data as fer  # noqa: E402
+from training.settings import settings  # noqa: E402
+
+# FER+ vote columns (neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown, NF)
+# as FER2013 class indices; contempt has no FER2013 class.
+FERPLUS_TO_FER = {0: 6, 1: 3, 2: 5, 3: 4, 4: 0, 5: 1, 6: 2}
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def predict(sess: ort.InferenceSession, images: np.ndarray, flip: bool) -> np.ndarray:
+    """Class probabilities; with flip, averaged with those of the mirrored faces."""
+    name = sess.get_inputs()[0].name
+    probs = []
+    for i in range(0, len(images), 256):
+        x = images[i : i + 256, None].astype(np.float32)
+        p = softmax(sess.run(None, {name: x})[0])
+        if flip:
+            p = (p + softmax(sess.run(None, {name: x[..., ::-1].copy()})[0])) / 2
+        probs.append(p)
+    return np.concatenate(probs)
+
+
+def scores(y: np.ndarray, pred: np.ndarray) -> dict:
+    out = {"n": int(len(y)), "accuracy": float(accuracy_score(y, pred))}
+    for avg in ("macro", "weighted"):
+        p, r, f, _ = precision_recall_fscore_support(y, pred, average=avg, zero_division=0)
+        out[avg] = {"precision": float(p), "recall": float(r), "f1": float(f)}
+    report = classification_report(y, pred, labels=range(7), target_names=EMOTIONS, output_dict=True,
+                                   zero_division=0)
+    out["per_class"] = {e: {k: float(v) for k, v in report[e].items()} for e in EMOTIONS}
+    out["confusion"] = confusion_matrix(y, pred, labels=range(7)).tolist()
+    return out
+
+
+def ferplus_majority(votes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """FER+ majority label in FER2013 order, and a mask of usable rows (NF < 5, majority not contempt,
+    unknown or NF)."""
+    keep = votes[:, 9] < 5
+    majority = votes.argmax(1)
+    keep &= np.isin(majority, list(FERPLUS_TO_FER))
+    labels = np.array([FERPLUS_TO_FER.get(int(m), -1) for m in majority])
+    return labels, keep
+
+
+def plot_confusion(cm: list, title: str, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    ConfusionMatrixDisplay(np.asarray(cm), display_labels=EMOTIONS).plot(
+        ax=ax, cmap="Blues", colorbar=False, xticks_rotation=45, values_format="d")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def markdown(name: str, results: dict) -> str:
+    lines = [f"# Emotion model evaluation: {name}", "",
+             "| split | pass | accuracy | macro P | macro R | macro F1 | weighted F1 |",
+             "|---|---|---|---|---|---|---|"]
+    for split in ("val", "test"):
+        for mode in ("single", "flip"):
+            s = results[split][mode]
+            lines.append(f"| {split} | {mode} | {s['accuracy']:.2%} | {s['macro']['precision']:.3f} | "
+                         f"{s['macro']['recall']:.3f} | {s['macro']['f1']:.3f} | {s['weighted']['f1']:.3f} |")
+    if "ferplus_test" in results:
+        fp = results["ferplus_test"]
+        lines += ["", f"FER+ majority-vote accuracy on test ({fp['n']} faces, NF >= 5 and contempt/unknown "
+                  f"majorities dropped): single {fp['single']:.2%}, flip {fp['flip']:.2%}"]
+    lines += ["", "Per class, test, single pass:", "", "| class | precision | recall | F1 | support |",
+              "|---|---|---|---|---|"]
+    for e, s in results["test"]["single"]["per_class"].items():
+        lines.append(f"| {e} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1-score']:.3f} | "
+                     f"{int(s['support'])} |")
+    lines += ["", "![confusion, test](confusion_test.png) ![confusion, val](confusion_val.png)", ""]
+    return "\n".join(lines)
+
+
+def evaluate(model: Path, data_path: Path, out: Path) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    meta = sess.get_modelmeta().custom_metadata_map
+    name = meta.get("name", model.stem)
+    ds = fer.load(data_path)
+    results: dict = {"model": name, "file": str(model)}
+    for split in ("val", "test"):
+        part = ds.subset(split)
+        for mode in ("single", "flip"):
+            probs = predict(sess, part.images, flip=mode == "flip")
+            results.setdefault(split, {})[mode] = scores(part.labels, probs.argmax(1))
+            if split == "test" and part.ferplus_votes is not None:
+                labels, keep = ferplus_majority(part.ferplus_votes)
+                acc = float((probs.argmax(1)[keep] == labels[keep]).mean())
+                results.setdefault("ferplus_test", {"n": int(keep.sum())})[mode] = acc
+        plot_confusion(results[split]["single"]["confusion"], f"{name}, {split} (single pass)",
+                       out / f"confusion_{split}.png")
+    (out / "metrics.json").write_text(json.dumps(results, indent=1) + "\n")
+    (out / "report.md").write_text(markdown(name, results))
+    return results
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", type=Path, default=settings.model_dir / "emotion.onnx")
+    ap.add_argument("--data", type=Path, default=settings.data / "fer2013" / "fer2013.npz",
+                    help="fer2013.npz, fer2013.csv or a <split>/<class>/ folder")
+    ap.add_argument("--out", type=Path, default=settings.reports / "emotion")
+    ap.add_argument("--card", type=Path, help="model card to add the metrics to")
+    args = ap.parse_args()
+    r = evaluate(args.model, args.data, args.out)
+    summary = {f"{s}_{m}": round(r[s][m]["accuracy"], 4) for s in ("val", "test") for m in ("single", "flip")}
+    if "ferplus_test" in r:
+        summary["ferplus_test_single"] = round(r["ferplus_test"]["single"], 4)
+    if args.card:
+        card = json.loads(args.card.read_text())
+        card["metrics"] = {**summary, "test_macro_f1": round(r["test"]["single"]["macro"]["f1"], 4),
+                           "report": str(args.out / "report.md")}
+        args.card.write_text(json.dumps(card, indent=2) + "\n")
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

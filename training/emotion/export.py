@@ -1,0 +1,114 @@
+"""Exports a training run to ONNX per the model contract and checks it against PyTorch.
+
+    python -m training.emotion.export --run runs/vgg7 --out services/emotion/model/emotion.onnx
+
+Contract: input `image` float32 [N,1,48,48] of grey pixels 0..255 (normalisation is inside the graph),
+output `logits` [N,7] in FER2013 order, class names in the metadata key `classes`. The card (JSON, beside
+the model) records architecture, data, training time and the code commit; `evaluate` adds the metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from services.common.contracts import EMOTIONS
+from training.emotion import data as fer
+from training.emotion.model import ARCHITECTURES, build, n_params
+from training.settings import REPO, settings
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=REPO,
+                             capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def load_run(run: Path) -> tuple[torch.nn.Module, dict]:
+    ck = torch.load(run / "best.pt", weights_only=False)
+    model = build(ck["config"]["arch"])
+    model.load_state_dict(ck["model"])
+    return model.eval(), ck
+
+
+def to_onnx(model: torch.nn.Module, out: Path, name: str, size: int = 48) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(model, (torch.zeros(1, 1, size, size),), str(out), input_names=["image"],
+                      output_names=["logits"], dynamic_axes={"image": {0: "n"}, "logits": {0: "n"}},
+                      opset_version=18, dynamo=True, external_data=False)
+    m = onnx.load(str(out))
+    onnx.helper.set_model_props(m, {"classes": ",".join(EMOTIONS), "name": name,
+                                    "input": "grey pixels 0..255, face crop", "commit": git_commit()})
+    onnx.checker.check_model(m)
+    onnx.save(m, str(out))
+
+
+def parity(model: torch.nn.Module, onnx_path: Path, x: np.ndarray) -> dict:
+    """Same inputs through PyTorch and ONNX Runtime: prediction agreement and max logit difference."""
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)).numpy()
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"image": x})[0]
+    return {"n": len(x), "max_abs_logit_diff": float(np.abs(ref - got).max()),
+            "prediction_agreement": float((ref.argmax(1) == got.argmax(1)).mean())}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", type=Path, default=settings.runs / "vgg7")
+    ap.add_argument("--out", type=Path, default=settings.model_dir / "emotion.onnx")
+    ap.add_argument("--data", type=Path, default=settings.data / "fer2013" / "fer2013.npz")
+    ap.add_argument("--name", help="model name in the metadata and card (default: moodtunes-<arch>)")
+    args = ap.parse_args()
+
+    model, ck = load_run(args.run)
+    cfg = ck["config"]
+    name = args.name or f"moodtunes-{cfg['arch']}"
+    to_onnx(model, args.out, name)
+
+    if args.data.exists():
+        val = fer.load(args.data).subset("val")
+        x = val.images[:512, None].astype(np.float32)
+    else:  # parity still means something on random pixels
+        x = np.random.default_rng(0).uniform(0, 255, (64, 1, 48, 48)).astype(np.float32)
+    check = parity(model, args.out, x)
+    history = json.loads((args.run / "history.json").read_text())
+    card = {
+        "name": name,
+        "file": args.out.name,
+        "architecture": {"name": cfg["arch"], **ARCHITECTURES[cfg["arch"]], "parameters": n_params(model)},
+        "input": {"name": "image", "shape": ["N", 1, 48, 48], "dtype": "float32",
+                  "range": "grey pixels 0..255; normalisation inside the graph"},
+        "output": {"name": "logits", "shape": ["N", 7], "classes": list(EMOTIONS)},
+        "data": "FER2013 (train split for fitting, val = PublicTest for model selection, "
+                "test = PrivateTest reported only)",
+        "training": {"config": cfg, "epochs_run": history["epoch"], "selected_epoch": ck["epoch"],
+                     "selected_weights": "EMA" if ck.get("ema") else "raw",
+                     "val_acc_at_selection": ck["val_acc"],
+                     "training_minutes": round(history["seconds"] / 60, 1),
+                     "hardware": "2-core AVX2 CPU, fp32 (no GPU)",
+                     "command": f"python -m training.emotion.train --config {cfg['arch']}"},
+        "code_commit": git_commit(),
+        "parity": check,
+        "size_bytes": args.out.stat().st_size,
+    }
+    card_path = args.out.with_name(args.out.stem + ".card.json") if args.out.stem != "emotion" \
+        else args.out.with_name("card.json")
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    print(json.dumps({"onnx": str(args.out), "card": str(card_path), **check}))
+    if check["prediction_agreement"] < 0.99 or check["max_abs_logit_diff"] > 1e-3:
+        raise SystemExit("ONNX output differs from PyTorch")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""Trains an emotion CNN on FER2013. Read top to bottom: config, data, model, loop, checkpoint.
+
+    python -m training.emotion.train --config vgg7             # the shipped model
+    python -m training.emotion.train --config original         # the prototype's architecture, as baseline
+    python -m training.emotion.train --config smoke            # CI: one short epoch on a few hundred images
+
+Runs are resumable: each epoch writes <out>/last.pt; rerunning the same command continues from it.
+The weights with the best validation accuracy (raw or EMA) go to <out>/best.pt. The test split is never
+looked at here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from tqdm import tqdm
+
+from training.emotion import data as fer
+from training.emotion.augment import random_affine, random_erase
+from training.emotion.model import build, n_params
+from training.settings import settings
+
+
+@dataclass(frozen=True)
+class Config:
+    arch: str = "vgg7"
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 0.1  # peak of a one-cycle schedule (SGD, Nesterov momentum)
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    ema_decay: float = 0.999
+    rotate_deg: float = 15.0
+    zoom: float = 0.15
+    shift: float = 0.1
+    erase_p: float = 0.5
+    seed: int = 0
+    limit: int = 0  # >0: use only this many images per split (smoke runs)
+
+
+CONFIGS = {
+    "vgg7": Config(),
+    "original": Config(arch="original", epochs=20),
+    "smoke": Config(arch="vgg7", epochs=1, limit=300, batch_size=32),
+}
+
+
+def use_bf16(device: str) -> bool:
+    # bf16 autocast doubles speed on CPUs with native bf16 (AVX512-BF16/AMX) but is ~14x slower on
+    # AVX2-only CPUs, where oneDNN emulates it.
+    return device == "cuda" or torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def to_tensors(d: fer.FerData, limit: int) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.from_numpy(d.images[: limit or None]).unsqueeze(1).float()
+    return x, torch.from_numpy(d.labels[: limit or None])
+
+
+@torch.no_grad()
+def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: str) -> float:
+    model.eval()
+    correct = 0
+    for i in range(0, len(x), 512):
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=use_bf16(device)):
+            logits = model(x[i : i + 512].to(device))
+        correct += (logits.argmax(1).cpu() == y[i : i + 512]).sum().item()
+    return correct / len(x)
+
+
+def save(obj: dict, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+def train(cfg: Config, data_path: Path, out: Path, stop_after: int = 0) -> dict:
+    """Trains (or resumes) a run; with stop_after > 0, returns after that many epochs of this call."""
+    out.mkdir(parents=True, exist_ok=True)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    seed_everything(cfg.seed)
+
+    ds = fer.load(data_path)
+    x_train, y_train = to_tensors(ds.subset("train"), cfg.limit)
+    x_val, y_val = to_tensors(ds.subset("val"), cfg.limit)
+
+    # channels_last lets oneDNN pick faster convolution kernels on CPU (about 1.3x here).
+    model = build(cfg.arch).to(device, memory_format=torch.channels_last)
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
+                          weight_decay=cfg.weight_decay)
+    steps = len(x_train) // cfg.batch_size
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps,
+                                                pct_start=0.15)
+    state = {"epoch": 0, "history": [], "best_val": -1.0, "seconds": 0.0}
+
+    last = out / "last.pt"
+    if last.exists():
+        ck = torch.load(last, weights_only=False)
+        model.load_state_dict(ck["model"])
+        ema.load_state_dict(ck["ema"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        torch.set_rng_state(ck["rng"])
+        state = ck["state"]
+        print(f"resumed from epoch {state['epoch']}")
+    print(f"{cfg.arch}: {n_params(model):,} parameters, {len(x_train)} train / {len(x_val)} val images, "
+          f"{device}, {torch.get_num_threads()} threads, bf16 {use_bf16(device)}")
+
+    last_epoch = min(cfg.epochs, state["epoch"] + stop_after) if stop_after else cfg.epochs
+    for epoch in range(state["epoch"], last_epoch):
+        t0 = time.time()
+        model.train()
+        perm = torch.randperm(len(x_train))
+        seen = correct = 0
+        loss_sum = 0.0
+        bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", mininterval=5)
+        for s in bar:
+            idx = perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
+            xb = random_erase(random_affine(x_train[idx], cfg.rotate_deg, cfg.zoom, cfg.shift), cfg.erase_p)
+            xb = xb.to(device, memory_format=torch.channels_last)
+            yb = y_train[idx].to(device)
+            with torch.autocast(device, dtype=torch.bfloat16, enabled=use_bf16(device)):
+                logits = model(xb)
+                loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            ema.update_parameters(model)
+            seen += len(yb)
+            correct += (logits.argmax(1) == yb).sum().item()
+            loss_sum += loss.item() * len(yb)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", refresh=False)
+        val_raw = accuracy(model, x_val, y_val, device)
+        val_ema = accuracy(ema.module, x_val, y_val, device)
+        state["seconds"] += time.time() - t0
+        row = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": correct / seen,
+               "val_acc": val_raw, "val_acc_ema": val_ema, "lr": sched.get_last_lr()[0],
+               "seconds": time.time() - t0}
+        state["history"].append(row)
+        print(json.dumps(row), flush=True)
+        if max(val_raw, val_ema) > state["best_val"]:
+            state["best_val"] = max(val_raw, val_ema)
+            weights = ema.module.state_dict() if val_ema >= val_raw else model.state_dict()
+            save({"model": weights, "config": asdict(cfg), "epoch": epoch + 1,
+                  "val_acc": state["best_val"], "ema": val_ema >= val_raw}, out / "best.pt")
+        state["epoch"] = epoch + 1
+        save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+              "sched": sched.state_dict(), "rng": torch.get_rng_state(), "state": state,
+              "config": asdict(cfg)}, last)
+        (out / "history.json").write_text(json.dumps({"config": asdict(cfg), **state}, indent=1))
+    return state
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default="vgg7", choices=sorted(CONFIGS))
+    ap.add_argument("--data", type=Path, default=settings.data / "fer2013" / "fer2013.npz")
+    ap.add_argument("--out", type=Path, help="run folder (default runs/<config>)")
+    ap.add_argument("--epochs", type=int, help="override the config's epoch count")
+    ap.add_argument("--stop-after", type=int, default=0, help="stop after N epochs (resume later)")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = CONFIGS[args.config]
+    if args.epochs:
+        cfg = replace(cfg, epochs=args.epochs)
+    state = train(cfg, args.data, args.out or settings.runs / args.config, args.stop_after)
+    print(f"best val accuracy {state['best_val']:.4f} after {state['seconds'] / 60:.1f} min of training")
+
+
+if __name__ == "__main__":
+    main()
