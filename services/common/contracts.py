@@ -5,14 +5,14 @@ Emotion labels are in FER2013's class order: the model's output index i is EMOTI
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
 
-class Emotion(str, Enum):
+class Emotion(StrEnum):
     angry = "angry"
     disgust = "disgust"
     fear = "fear"
@@ -25,7 +25,7 @@ class Emotion(str, Enum):
 assert tuple(e.value for e in Emotion) == EMOTIONS
 
 
-class Strategy(str, Enum):
+class Strategy(StrEnum):
     """How a facial emotion becomes a musical target."""
 
     match = "match"  # mirror the mood

@@ -12,7 +12,8 @@ FER_STD = 0.2550
 
 
 def conv_bn(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU(inplace=True))
 
 
 class Normalise(nn.Module):
@@ -47,7 +48,8 @@ class VGGNet(nn.Module):
             head += [nn.Flatten()]
             width = cin * size * size
         for h in hidden:
-            head += [nn.Dropout(dropout), nn.Linear(width, h, bias=False), nn.BatchNorm1d(h), nn.ReLU(inplace=True)]
+            head += [nn.Dropout(dropout), nn.Linear(width, h, bias=False), nn.BatchNorm1d(h),
+                     nn.ReLU(inplace=True)]
             width = h
         head += [nn.Dropout(dropout), nn.Linear(width, n_classes)]
         self.head = nn.Sequential(*head)
