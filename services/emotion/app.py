@@ -1,0 +1,82 @@
+"""Emotion service (port 8001): POST /predict finds every face in an image and reads its emotion."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from services.common.contracts import ErrorResponse, PredictResponse
+from services.common.observability import instrument
+from services.emotion import metrics
+from services.emotion.imaging import ImageInputError
+from services.emotion.pipeline import EmotionPipeline
+from services.emotion.settings import EmotionSettings
+from services.emotion.upload import FIELD, read_image_bytes
+
+log = logging.getLogger("moodtunes.emotion")
+
+_IMAGE_SCHEMA = {"type": "string", "format": "binary"}
+_ERRORS: dict[int | str, dict] = {code: {"model": ErrorResponse, "description": text} for code, text in {
+    413: "upload or pixel count over the limit", 415: "not JPEG, PNG or WebP",
+    422: "empty, undecodable or truncated image", 503: "model not loaded"}.items()}
+# The body is read by hand (see upload.py), so OpenAPI is told what it accepts.
+_PREDICT_BODY = {"requestBody": {"required": True, "content": {
+    "multipart/form-data": {"schema": {"type": "object", "required": [FIELD],
+                                       "properties": {FIELD: _IMAGE_SCHEMA}}},
+    "image/jpeg": {"schema": _IMAGE_SCHEMA},
+    "image/png": {"schema": _IMAGE_SCHEMA},
+    "image/webp": {"schema": _IMAGE_SCHEMA},
+}}}
+
+
+async def predict(
+    request: Request,
+    detect: bool = Query(True, description="false: the whole image is one face crop"),
+) -> PredictResponse | JSONResponse:
+    pipeline: EmotionPipeline | None = request.app.state.pipeline
+    if pipeline is None:
+        return JSONResponse(status_code=503, content={"detail": "emotion model not loaded"})
+    data = await read_image_bytes(request, pipeline.settings.max_upload_bytes)
+    # ONNX Runtime and OpenCV release the GIL: frames run in parallel on the thread pool.
+    response = await run_in_threadpool(pipeline.predict, data, detect)
+    metrics.record(response)
+    return response
+
+
+async def _bad_image(_: Request, exc: ImageInputError) -> JSONResponse:
+    metrics.REJECTED.labels(str(exc.status)).inc()
+    return JSONResponse(status_code=exc.status, content={"detail": exc.detail})
+
+
+def create_app(settings: EmotionSettings | None = None) -> FastAPI:
+    """The service; settings default to the environment (EMOTION_*), read at startup.
+    The model is loaded once per process, at startup; a model that breaks the contract stops it."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        current = settings or EmotionSettings()
+        try:
+            app.state.pipeline = EmotionPipeline(current)
+        except Exception:
+            log.exception("emotion service cannot start (model %s)", current.model_path)
+            raise
+        log.info("emotion model %s loaded, input %s, %d thread(s)", app.state.pipeline.classifier.name,
+                 app.state.pipeline.classifier.size, current.threads)
+        yield
+        app.state.pipeline = None
+
+    app = FastAPI(title="moodtunes emotion", version="1.0", lifespan=lifespan)
+    app.state.pipeline = None
+    instrument(app, "emotion", lambda: app.state.pipeline is not None)
+    app.add_exception_handler(ImageInputError, _bad_image)  # type: ignore[arg-type]
+    app.add_api_route("/predict", predict, methods=["POST"], response_model=PredictResponse,
+                      responses=_ERRORS, openapi_extra=_PREDICT_BODY)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,86 @@
+"""The emotion CNN, run with ONNX Runtime: loaded once per process, all faces of a frame in one call."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from services.common.contracts import EMOTIONS
+from services.emotion.runtime import session_options
+
+
+class ModelError(RuntimeError):
+    """The model file, card or graph does not fit the service's contract; the service must not start."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    emotion: str
+    confidence: float
+    probabilities: dict[str, float]
+
+
+def _model_name(card_file: Path, model_path: Path) -> str:
+    try:
+        card = json.loads(card_file.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read the model card {card_file}: {exc}") from exc
+    name = card.get("name") or model_path.stem
+    version = card.get("version")
+    if not version:
+        # The card has no version: a content hash (graph and its external weights) tells models apart.
+        digest = hashlib.sha256(model_path.read_bytes())
+        weights = model_path.with_name(model_path.name + ".data")
+        if weights.is_file():
+            digest.update(weights.read_bytes())
+        version = "sha256:" + digest.hexdigest()[:12]
+    return f"{name}/{version}"
+
+
+class EmotionClassifier:
+    def __init__(self, model_path: Path, card_file: Path, threads: int = 1) -> None:
+        if not model_path.is_file():
+            raise ModelError(f"emotion model not found at {model_path} (set EMOTION_MODEL_PATH)")
+        try:
+            self.session = ort.InferenceSession(str(model_path), session_options(threads),
+                                                providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ORT raises its own exception types for bad graphs
+            raise ModelError(f"cannot load the emotion model {model_path}: {exc}") from exc
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ModelError(f"{model_path}: expected one input and one output, "
+                             f"got {len(inputs)} and {len(outputs)}")
+        shape = inputs[0].shape
+        if len(shape) != 4 or shape[1] != 1 or not all(isinstance(d, int) for d in shape[2:]):
+            raise ModelError(f"{model_path}: input must be [N,1,H,W] with fixed H,W, got {shape}")
+        self.input_name = inputs[0].name
+        self.size: tuple[int, int] = (shape[2], shape[3])
+        classes = self.session.get_modelmeta().custom_metadata_map.get("classes", "")
+        if tuple(c.strip() for c in classes.split(",")) != EMOTIONS:
+            raise ModelError(f"{model_path}: metadata classes {classes!r} do not match the service's "
+                             f"emotions {','.join(EMOTIONS)}")
+        if outputs[0].shape[-1] != len(EMOTIONS):
+            raise ModelError(f"{model_path}: output must be [N,{len(EMOTIONS)}], got {outputs[0].shape}")
+        self.name = _model_name(card_file, model_path)
+
+    def logits(self, crops: np.ndarray) -> np.ndarray:
+        """Raw model outputs for float32 grey crops [N, H, W]."""
+        return self.session.run(None, {self.input_name: crops[:, None, :, :]})[0]
+
+    def __call__(self, crops: np.ndarray) -> list[Prediction]:
+        if len(crops) == 0:
+            return []
+        logits = self.logits(crops).astype(np.float64)
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs = exp / exp.sum(axis=1, keepdims=True)
+        result = []
+        for row in probs:
+            best = int(row.argmax())
+            result.append(Prediction(EMOTIONS[best], float(row[best]),
+                                     {e: float(p) for e, p in zip(EMOTIONS, row, strict=True)}))
+        return result

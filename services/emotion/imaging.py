@@ -1,0 +1,110 @@
+"""Image decoding with the service's input limits, and FER2013-style face crops.
+
+Uploads are decoded in memory only: nothing is written to disk or logged.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Pillow format names of what we accept, and the media types that announce them on a raw body.
+SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
+SUPPORTED_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
+
+
+class ImageInputError(Exception):
+    """A bad upload; `status` is the HTTP status that describes it."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def too_large(limit: int) -> ImageInputError:
+    return ImageInputError(413, f"upload too large: the limit is {limit} bytes")
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_upload_bytes: int
+    max_pixels: int
+
+
+def decode(data: bytes, limits: Limits) -> np.ndarray:
+    """Decodes JPEG/PNG/WebP bytes to an RGB uint8 array [H, W, 3], upright per EXIF orientation.
+
+    The format is judged by the bytes (Pillow's sniffing), never by a declared type. The pixel count
+    comes from the header, read before any pixel is decoded, so a small file that claims a huge
+    image is refused cheaply.
+    """
+    if not data:
+        raise ImageInputError(422, "empty body: send a JPEG, PNG or WebP image")
+    if len(data) > limits.max_upload_bytes:
+        raise too_large(limits.max_upload_bytes)
+    try:
+        with warnings.catch_warnings():
+            # Our own max_pixels check below decides; Pillow's bomb warning would only be noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise ImageInputError(413, f"image has too many pixels: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageInputError(422, "not an image: the bytes are not a decodable JPEG, PNG or WebP") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageInputError(422, f"undecodable image header: {exc}") from exc
+    with img:
+        if img.format not in SUPPORTED_FORMATS:
+            raise ImageInputError(415, f"unsupported image format {img.format}: send JPEG, PNG or WebP")
+        width, height = img.size
+        if width * height > limits.max_pixels:
+            raise ImageInputError(
+                413, f"image has too many pixels: {width}x{height} > {limits.max_pixels} pixels")
+        try:
+            img.load()
+            ImageOps.exif_transpose(img, in_place=True)
+            # np.asarray on an RGB image avoids the copy that convert() would make.
+            return np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            # Pillow raises OSError("image file is truncated ...") for cut-off files.
+            raise ImageInputError(422, f"undecodable or truncated image: {exc}") from exc
+
+
+def square_crop_box(box: tuple[int, int, int, int], margin: float,
+                    shift_y: float) -> tuple[int, int, int]:
+    """The square (x0, y0, side) around a face box (x, y, w, h) that frames it like FER2013."""
+    x, y, w, h = box
+    side = max(1, round(max(w, h) * margin))
+    cx = x + w / 2
+    cy = y + h / 2 + shift_y * h
+    return round(cx - side / 2), round(cy - side / 2), side
+
+
+def face_crop(grey: np.ndarray, box: tuple[int, int, int, int], size: tuple[int, int],
+              margin: float, shift_y: float) -> np.ndarray:
+    """A FER2013-like crop: square around the box, edge-replicated where it leaves the frame,
+    resized with INTER_AREA to size (H, W). Returns float32 [H, W], grey 0..255."""
+    x0, y0, side = square_crop_box(box, margin, shift_y)
+    ih, iw = grey.shape
+    # Only the part of the square inside the image is copied; the border fills the rest.
+    cx0, cy0 = max(x0, 0), max(y0, 0)
+    cx1, cy1 = min(x0 + side, iw), min(y0 + side, ih)
+    if cx1 <= cx0 or cy1 <= cy0:
+        patch = np.zeros((side, side), np.uint8)
+    else:
+        patch = cv2.copyMakeBorder(
+            grey[cy0:cy1, cx0:cx1], cy0 - y0, y0 + side - cy1, cx0 - x0, x0 + side - cx1,
+            cv2.BORDER_REPLICATE)
+    h, w = size
+    interp = cv2.INTER_AREA if side >= max(h, w) else cv2.INTER_LINEAR
+    return cv2.resize(patch, (w, h), interpolation=interp).astype(np.float32)
+
+
+def to_grey(rgb: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)

@@ -1,0 +1,47 @@
+"""Emotion service settings; every field can be set from the environment with the EMOTION_ prefix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO = Path(__file__).resolve().parents[2]
+MODEL_DIR = REPO / "services" / "emotion" / "model"
+
+
+class EmotionSettings(BaseSettings):
+    # protected_namespaces=(): "model_path" would otherwise clash with pydantic's reserved model_ prefix.
+    model_config = SettingsConfigDict(env_prefix="EMOTION_", protected_namespaces=())
+
+    model_path: Path = MODEL_DIR / "emotion.onnx"
+    # Defaults to card.json beside the model.
+    card_path: Path | None = None
+    # ONNX Runtime intra-op threads per session. One keeps a request on one core, so concurrent
+    # requests (served from the thread pool) use the other cores instead of fighting over them.
+    threads: int = Field(default=1, ge=1, le=64)
+
+    max_upload_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
+    # Checked from the image header before decoding: guards against decompression bombs.
+    max_pixels: int = Field(default=25_000_000, ge=1)
+
+    # Face detector (CenterFace). The frame is scaled so its longer side is at most this many pixels
+    # before detection: 480 found every face of the photo set with no extra one, where 640 found
+    # fewer and costs ~1.8x the time (reports/detectors.md).
+    detect_max_side: int = Field(default=480, ge=32, le=4096)
+    detect_threshold: float = Field(default=0.5, gt=0, lt=1)
+    nms_iou: float = Field(default=0.3, gt=0, le=1)
+    # Detections smaller than this (in original-image pixels) are too small to classify.
+    min_face_px: int = Field(default=20, ge=1)
+    max_faces: int = Field(default=20, ge=1)
+
+    # Crop geometry matched to FER2013 framing: a square around the detector box, whose side is
+    # crop_margin x the box's longer side, its centre moved down by crop_shift_y x box height.
+    # See reports/detectors.md ("Crop margin") for how these were chosen.
+    crop_margin: float = Field(default=1.0, gt=0.3, le=3.0)
+    crop_shift_y: float = Field(default=0.0, ge=-0.5, le=0.5)
+
+    @property
+    def card_file(self) -> Path:
+        return self.card_path or self.model_path.with_name("card.json")

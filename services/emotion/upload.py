@@ -1,0 +1,86 @@
+"""Reads the uploaded image bytes from a request: a multipart field `image` or a raw image body.
+
+Starlette's own form parser spools files over 1 MB to a temporary file on disk; uploads must never
+touch disk, so the body is read into memory under a size cap and parsed with python-multipart here.
+"""
+
+from __future__ import annotations
+
+from fastapi import Request
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from services.emotion.imaging import SUPPORTED_MEDIA_TYPES, ImageInputError, too_large
+
+FIELD = "image"
+# Room for the multipart boundaries and part headers around the image itself.
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+def _multipart_field(body: bytes, boundary: bytes | None, name: str, max_bytes: int) -> bytes:
+    if not boundary:
+        raise ImageInputError(422, "multipart body without a boundary")
+    parts: list[tuple[dict[bytes, bytes], bytearray]] = []
+    header_field = bytearray()
+    header_value = bytearray()
+
+    def on_part_begin() -> None:
+        parts.append(({}, bytearray()))
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        header_field.extend(data[start:end])
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        header_value.extend(data[start:end])
+
+    def on_header_end() -> None:
+        parts[-1][0][bytes(header_field).lower()] = bytes(header_value)
+        header_field.clear()
+        header_value.clear()
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        parts[-1][1].extend(data[start:end])
+
+    parser = MultipartParser(boundary, {
+        "on_part_begin": on_part_begin, "on_header_field": on_header_field,
+        "on_header_value": on_header_value, "on_header_end": on_header_end,
+        "on_part_data": on_part_data,
+    })
+    try:
+        parser.write(body)
+        parser.finalize()
+    except MultipartParseError as exc:
+        raise ImageInputError(422, f"malformed multipart body: {exc}") from exc
+    for headers, data in parts:
+        _, options = parse_options_header(headers.get(b"content-disposition"))
+        if options.get(b"name") == name.encode():
+            if len(data) > max_bytes:
+                raise too_large(max_bytes)
+            return bytes(data)
+    raise ImageInputError(422, f"multipart body has no '{name}' field")
+
+
+async def read_image_bytes(request: Request, max_bytes: int) -> bytes:
+    """The image's bytes. A raw body must declare an image type; a multipart file is judged later by
+    its bytes alone, since browsers and HTTP clients label file parts unreliably."""
+    media, options = parse_options_header(request.headers.get("content-type"))
+    media_type = media.decode("latin-1").lower()
+    multipart = media_type == "multipart/form-data"
+    cap = max_bytes + MULTIPART_OVERHEAD if multipart else max_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > cap:
+        raise too_large(max_bytes)
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > cap:
+            raise too_large(max_bytes)
+    if not body:
+        raise ImageInputError(422, "empty body: send a JPEG, PNG or WebP image")
+    if multipart:
+        return _multipart_field(bytes(body), options.get(b"boundary"), FIELD, max_bytes)
+    if media_type not in SUPPORTED_MEDIA_TYPES:
+        raise ImageInputError(
+            415, f"unsupported Content-Type {media_type or '(none)'}: send image/jpeg, image/png or "
+                 f"image/webp, or multipart/form-data with an '{FIELD}' field")
+    return bytes(body)

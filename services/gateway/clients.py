@@ -1,0 +1,131 @@
+"""Pooled HTTP clients for the emotion service and the recommender.
+
+Every failure becomes a BackendError the app turns into JSON: a backend that cannot be reached, times
+out or says it is not ready is a 503 naming it; its 4xx answers pass through with status and detail;
+its other 5xx become a 502. Only the idempotent GET /recommend is retried (connection failures)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from services.common.contracts import Emotion, Strategy
+from services.common.observability import REQUEST_ID_HEADER
+
+log = logging.getLogger("moodtunes.gateway.clients")
+
+
+class BackendError(Exception):
+    def __init__(self, status_code: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.detail = detail
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300] or response.reason_phrase
+    if isinstance(body, dict) and "detail" in body:
+        return str(body["detail"])
+    return str(body)[:300]
+
+
+@dataclass(frozen=True)
+class RecommendParams:
+    emotion: Emotion
+    limit: int = 10
+    strategy: Strategy = Strategy.match
+    exclude: tuple[str, ...] = ()
+    seed: int | None = None
+
+    @classmethod
+    def build(cls, emotion: Emotion, limit: int, strategy: Strategy, exclude: str | None,
+              seed: int | None) -> RecommendParams:
+        # The exclude list is a set: a canonical order makes equal requests share one cache entry.
+        ids = tuple(sorted({i.strip() for i in (exclude or "").split(",") if i.strip()}))
+        return cls(emotion, limit, strategy, ids, seed)
+
+    def query(self) -> dict[str, str | int]:
+        q: dict[str, str | int] = {"emotion": self.emotion.value, "limit": self.limit,
+                                   "strategy": self.strategy.value}
+        if self.exclude:
+            q["exclude"] = ",".join(self.exclude)
+        if self.seed is not None:
+            q["seed"] = self.seed
+        return q
+
+
+class Backend:
+    def __init__(self, name: str, base_url: str, connect_timeout_s: float, read_timeout_s: float,
+                 retries: int = 0) -> None:
+        self.name = name
+        self.base_url = base_url
+        self.read_timeout_s = read_timeout_s
+        self.client = httpx.AsyncClient(
+            base_url=base_url,
+            timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s),
+            transport=httpx.AsyncHTTPTransport(retries=retries),
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+        )
+
+    async def request(self, method: str, path: str, *, request_id: str, **kwargs: Any) -> httpx.Response:
+        headers = {REQUEST_ID_HEADER: request_id, **kwargs.pop("headers", {})}
+        try:
+            response = await self.client.request(method, path, headers=headers, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise self._unavailable(f"no answer from {self.base_url} in time ({type(exc).__name__})",
+                                    request_id) from exc
+        except httpx.HTTPError as exc:
+            raise self._unavailable(f"cannot reach {self.base_url} ({str(exc) or type(exc).__name__})",
+                                    request_id) from exc
+        if response.status_code == 503:
+            raise self._unavailable(_detail(response), request_id)
+        if response.status_code >= 500:
+            log.warning("%s answered %d rid=%s", self.name, response.status_code, request_id)
+            raise BackendError(502, f"{self.name} failed ({response.status_code}): {_detail(response)}")
+        if response.status_code >= 400:
+            raise BackendError(response.status_code, _detail(response))
+        return response
+
+    def _unavailable(self, reason: str, request_id: str) -> BackendError:
+        log.warning("%s unavailable rid=%s: %s", self.name, request_id, reason)
+        return BackendError(503, f"{self.name} unavailable: {reason}")
+
+    async def readiness(self, request_id: str, timeout_s: float = 1.0) -> str:
+        """'ok', or why not: for the gateway's status endpoint."""
+        try:
+            await self.request("GET", "/readyz", request_id=request_id, timeout=timeout_s)
+        except BackendError as exc:
+            return exc.detail
+        return "ok"
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+class EmotionClient(Backend):
+    def __init__(self, base_url: str, connect_timeout_s: float, read_timeout_s: float) -> None:
+        # POST /predict is not retried: not idempotent by contract, and a retry doubles a slow CNN call.
+        super().__init__("emotion service", base_url, connect_timeout_s, read_timeout_s, retries=0)
+
+    async def predict(self, body: bytes, content_type: str | None, detect: bool | None,
+                      request_id: str) -> dict[str, Any]:
+        headers = {"Content-Type": content_type} if content_type else {}
+        params = {} if detect is None else {"detect": str(detect).lower()}
+        response = await self.request("POST", "/predict", request_id=request_id, content=body,
+                                      headers=headers, params=params)
+        return response.json()
+
+
+class RecommenderClient(Backend):
+    def __init__(self, base_url: str, connect_timeout_s: float, read_timeout_s: float, retries: int) -> None:
+        super().__init__("recommender", base_url, connect_timeout_s, read_timeout_s, retries=retries)
+
+    async def recommend(self, params: RecommendParams, request_id: str) -> dict[str, Any]:
+        response = await self.request("GET", "/recommend", request_id=request_id, params=params.query())
+        return response.json()

@@ -1,0 +1,146 @@
+"""What the gateway does with a request: upload limits, cached recommendations, and /analyze
+(predict, steady the emotion, recommend for it)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from enum import StrEnum
+from typing import Any
+
+from fastapi import Request
+from prometheus_client import Counter
+
+from services.common.contracts import Emotion
+from services.gateway.cache import RecommendCache, cache_key, make_cache
+from services.gateway.clients import BackendError, EmotionClient, RecommenderClient, RecommendParams
+from services.gateway.settings import GatewaySettings
+from services.gateway.steadiness import Steadiness
+
+log = logging.getLogger("moodtunes.gateway")
+
+# Room for multipart boundaries and part headers around an image of the maximum size.
+MULTIPART_OVERHEAD = 16 * 1024
+
+ANALYZE_RECOMMEND = Counter(
+    "gateway_analyze_recommend_total",
+    "What /analyze did about tracks: fetched, unchanged (stable emotion as before), failed, backoff "
+    "(recommender failed moments ago: not asked), no_face, off",
+    ["outcome"],
+)
+
+
+class RecommenderBackoff(BackendError):
+    """The recommender failed moments ago, so it was not asked."""
+
+
+class RecommendMode(StrEnum):
+    auto = "auto"  # only when the session's stable emotion (or the parameters) changed
+    always = "always"
+    never = "never"
+
+
+class Gateway:
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.emotion = EmotionClient(settings.emotion_url, settings.connect_timeout_s,
+                                     settings.predict_timeout_s)
+        self.recommender = RecommenderClient(settings.recommender_url, settings.connect_timeout_s,
+                                             settings.recommend_timeout_s, settings.recommend_retries)
+        self.cache: RecommendCache = make_cache(settings.redis_url, settings.cache_ttl_s,
+                                                settings.cache_max_entries, settings.redis_timeout_s,
+                                                settings.redis_backoff_s)
+        self.steadiness = Steadiness(settings.steadiness_window, settings.steadiness_votes,
+                                     settings.sessions_max, settings.session_ttl_s)
+        # After the recommender fails, frames skip it for a while: a hanging recommender must not
+        # hold every frame up for its timeout.
+        self._recommender_down_until = 0.0
+        self._recommender_error: str | None = None
+
+    async def aclose(self) -> None:
+        await asyncio.gather(self.emotion.aclose(), self.recommender.aclose(), self.cache.close())
+
+    async def read_upload(self, request: Request) -> bytes:
+        """The request body, refused with 413 as soon as it exceeds the limit (before any forwarding)."""
+        limit = self.settings.max_upload_bytes
+        if request.headers.get("content-type", "").startswith("multipart/"):
+            limit += MULTIPART_OVERHEAD
+        too_large = BackendError(413, f"upload too large: the limit is {self.settings.max_upload_bytes} "
+                                      "bytes")
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise too_large
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise too_large
+        return bytes(body)
+
+    async def recommend(self, params: RecommendParams, request_id: str,
+                        respect_backoff: bool = False) -> tuple[dict[str, Any], bool]:
+        """The recommender's answer and whether it came from the cache. With respect_backoff, a
+        recommender that failed moments ago is not asked again (RecommenderBackoff)."""
+        key = cache_key(self.settings.redis_prefix, params.emotion.value, params.limit,
+                        params.strategy.value, list(params.exclude), params.seed)
+        cached = await self.cache.get(key)
+        if cached is not None:
+            return cached, True
+        if respect_backoff and time.monotonic() < self._recommender_down_until:
+            raise RecommenderBackoff(503, self._recommender_error or "recommender unavailable")
+        try:
+            answer = await self.recommender.recommend(params, request_id)
+        except BackendError as exc:
+            if exc.status_code >= 500:
+                self._recommender_down_until = time.monotonic() + self.settings.recommender_backoff_s
+                self._recommender_error = exc.detail
+            raise
+        self._recommender_down_until = 0.0
+        await self.cache.set(key, answer)
+        return answer, False
+
+    async def analyze(self, body: bytes, content_type: str | None, detect: bool | None,
+                      session_id: str | None, params: RecommendParams, mode: RecommendMode,
+                      request_id: str) -> dict[str, Any]:
+        predicted = await self.emotion.predict(body, content_type, detect, request_id)
+        faces = predicted.get("faces") or []
+        emotion = Emotion(faces[0]["emotion"]) if faces else None
+        state = self.steadiness.session(session_id) if session_id else None
+        stable = self.steadiness.observe(state, emotion) if state else emotion
+
+        result: dict[str, Any] = {**predicted, "emotion": emotion, "stable_emotion": stable, "tracks": [],
+                                  "recommender_error": None, "tracks_updated": False}
+        if mode is RecommendMode.never:
+            ANALYZE_RECOMMEND.labels("off").inc()
+            return result
+        if stable is None:
+            ANALYZE_RECOMMEND.labels("no_face").inc()
+            return result
+        wanted = RecommendParams(stable, params.limit, params.strategy, params.exclude, params.seed)
+        if mode is RecommendMode.auto and state is not None and state.recommended_for == wanted:
+            ANALYZE_RECOMMEND.labels("unchanged").inc()
+            return result
+        try:
+            answer, _ = await self.recommend(wanted, request_id, respect_backoff=True)
+        except BackendError as exc:
+            if exc.status_code < 500:
+                raise  # the request's own fault (e.g. limit out of range): say so, as /recommend does
+            # Faces and emotions are still worth showing while the recommender is down.
+            ANALYZE_RECOMMEND.labels("backoff" if isinstance(exc, RecommenderBackoff) else "failed").inc()
+            result["recommender_error"] = exc.detail
+            return result
+        ANALYZE_RECOMMEND.labels("fetched").inc()
+        if state is not None:
+            state.recommended_for = wanted
+        result["tracks"] = answer.get("tracks", [])
+        result["tracks_updated"] = True
+        return result
+
+    async def status(self, request_id: str) -> dict[str, Any]:
+        emotion, recommender, cache = await asyncio.gather(
+            self.emotion.readiness(request_id), self.recommender.readiness(request_id), self.cache.status()
+        )
+        return {"emotion": emotion, "recommender": recommender,
+                "cache": {"backend": self.cache.backend, "status": cache},
+                "sessions": len(self.steadiness)}

@@ -1,0 +1,58 @@
+"""Keeps the recommended emotion steady while the per-frame emotion flickers.
+
+Each client session keeps the emotions of its last `window` frames that showed a face. The stable
+emotion starts as the first one seen, and switches to another only when that one holds at least
+`votes` of the window; boxes and labels still follow every frame. Sessions live in a bounded TTL map,
+so abandoned tabs cost nothing.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+from cachetools import TTLCache
+
+from services.common.contracts import Emotion
+
+
+@dataclass
+class SessionState:
+    window: int
+    recent: deque[Emotion] = field(init=False)
+    stable: Emotion | None = None
+    # What was last recommended to this session: (emotion, parameters) it was fetched for.
+    recommended_for: Hashable | None = None
+
+    def __post_init__(self) -> None:
+        self.recent = deque(maxlen=self.window)
+
+
+class Steadiness:
+    def __init__(self, window: int, votes: int, max_sessions: int, ttl_s: float) -> None:
+        if not 1 <= votes <= window:
+            raise ValueError("need 1 <= votes <= window")
+        self.window = window
+        self.votes = votes
+        self._sessions: TTLCache[str, SessionState] = TTLCache(maxsize=max_sessions, ttl=ttl_s)
+
+    def session(self, session_id: str) -> SessionState:
+        state = self._sessions.get(session_id)
+        if state is None:
+            state = SessionState(self.window)
+        # Re-inserting refreshes the TTL: a session expires after ttl_s without frames.
+        self._sessions[session_id] = state
+        return state
+
+    def observe(self, state: SessionState, emotion: Emotion | None) -> Emotion | None:
+        """Records one frame's emotion (None: no face, which changes nothing) and returns the stable one."""
+        if emotion is None:
+            return state.stable
+        state.recent.append(emotion)
+        if state.stable is None or state.recent.count(emotion) >= self.votes:
+            state.stable = emotion
+        return state.stable
+
+    def __len__(self) -> int:
+        return len(self._sessions)

@@ -1,0 +1,48 @@
+"""Recommender service (port 8002): GET /recommend maps an emotion to Spotify tracks from the catalog."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, HTTPException, Query
+
+from services.common.contracts import Emotion, ErrorResponse, RecommendResponse, Strategy
+from services.common.observability import instrument
+from services.recommender.catalog import parse_ids
+from services.recommender.service import RECOMMENDATIONS, State, start
+from services.recommender.settings import RecommenderSettings
+
+state = State()
+
+
+@asynccontextmanager
+async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    global state
+    state = start(RecommenderSettings())
+    yield
+
+
+app = FastAPI(title="moodtunes recommender", lifespan=lifespan)
+instrument(app, "recommender", lambda: state.ranker is not None)
+
+
+@app.get("/recommend", response_model=RecommendResponse,
+         responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
+def recommend(
+    emotion: Emotion,
+    limit: int = Query(10, ge=1, le=50),
+    strategy: Strategy = Strategy.match,
+    exclude: str = Query("", description="Comma-separated track ids already played"),
+    seed: int | None = Query(None, ge=0, le=2**32 - 1,
+                             description="Same seed, same list; other seeds vary it"),
+) -> RecommendResponse:
+    if state.ranker is None:
+        raise HTTPException(503, state.error)
+    try:
+        played = parse_ids(exclude)
+    except ValueError as exc:
+        raise HTTPException(422, f"exclude: {exc}") from exc
+    tracks = state.ranker.recommend(emotion, strategy, limit, played, seed)
+    RECOMMENDATIONS.labels(emotion.value, strategy.value).inc()
+    return RecommendResponse(emotion=emotion, strategy=strategy, tracks=tracks)

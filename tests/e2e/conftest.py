@@ -1,0 +1,156 @@
+"""Browser tests: the three services as real processes (synthetic catalog, real Redis), and Debian's
+headless Chromium driven by Playwright, with a fake webcam that plays a real face photo."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+from PIL import Image
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from skimage import data as skdata
+
+from tests.fixtures import write_music_data
+from tests.procs import service
+
+CHROMIUM = "/usr/bin/chromium"
+# Generous: the services load models, and the machine may be busy with training.
+START_TIMEOUT_S = 300.0
+REDIS_DB_URL = "redis://127.0.0.1:6379/13"
+BASE_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]
+VIEWPORT = {"width": 1280, "height": 800}
+
+
+def _need(tool: str) -> None:
+    if not shutil.which(tool):
+        pytest.skip(f"{tool} is not installed")
+
+
+@pytest.fixture(scope="session")
+def face_png(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("face") / "astronaut.png"
+    Image.fromarray(skdata.astronaut()).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def fake_webcam(face_png: Path) -> Path:
+    """A Y4M clip (the format Chromium's fake capture device reads; 4:2:0 chroma) of the still photo,
+    letterboxed to 640x480 so the face keeps its proportions."""
+    _need("ffmpeg")
+    out = face_png.with_suffix(".y4m")
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-loop", "1", "-i", str(face_png), "-t", "2", "-r", "10",
+         "-vf", "scale=640:480:force_original_aspect_ratio=decrease,pad=640:480:(ow-iw)/2:(oh-ih)/2",
+         "-pix_fmt", "yuv420p", str(out)],
+        check=True,
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def music_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    catalog, labelled = write_music_data(tmp_path_factory.mktemp("music"))
+    return {"RECOMMENDER_CATALOG_PATH": str(catalog), "RECOMMENDER_LABELLED_PATH": str(labelled)}
+
+
+@pytest.fixture(scope="session")
+def emotion_url() -> Iterator[str]:
+    with service("services.emotion.app:app", timeout=START_TIMEOUT_S) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def recommender_url(music_env: dict[str, str]) -> Iterator[str]:
+    with service("services.recommender.app:app", env=music_env, timeout=START_TIMEOUT_S) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_prefix() -> Iterator[str]:
+    """Real Redis, with a key prefix of this run's own; only those keys are deleted afterwards."""
+    prefix = f"test-e2e-{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    client = redis.Redis.from_url(REDIS_DB_URL)
+    keys = list(client.scan_iter(f"{prefix}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+def gateway_env(emotion: str, recommender: str, redis_prefix: str, **extra: str) -> dict[str, str]:
+    return {"GATEWAY_EMOTION_URL": emotion, "GATEWAY_RECOMMENDER_URL": recommender,
+            "REDIS_URL": REDIS_DB_URL, "GATEWAY_REDIS_PREFIX": redis_prefix, **extra}
+
+
+@pytest.fixture(scope="session")
+def gateway_url(emotion_url: str, recommender_url: str, redis_prefix: str) -> Iterator[str]:
+    env = gateway_env(emotion_url, recommender_url, redis_prefix)
+    with service("services.gateway.app:app", env=env, timeout=START_TIMEOUT_S) as url:
+        yield url
+
+
+@dataclass
+class Browsers:
+    playwright: Playwright
+    webcam: Path
+
+    def launch(self, camera: str = "fake") -> Browser:
+        """camera: "fake" plays the face clip with permission granted; "denied" refuses permission."""
+        _need(CHROMIUM)
+        flags = list(BASE_FLAGS)
+        if camera == "fake":
+            flags += ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                      f"--use-file-for-fake-video-capture={self.webcam}"]
+        else:
+            flags += ["--use-fake-device-for-media-stream", "--deny-permission-prompts"]
+        return self.playwright.chromium.launch(executable_path=CHROMIUM, args=flags)
+
+
+@pytest.fixture(scope="session")
+def browsers(fake_webcam: Path) -> Iterator[Browsers]:
+    with sync_playwright() as p:
+        yield Browsers(p, fake_webcam)
+
+
+@pytest.fixture(scope="session")
+def camera_browser(browsers: Browsers) -> Iterator[Browser]:
+    browser = browsers.launch("fake")
+    yield browser
+    browser.close()
+
+
+def offline_context(browser: Browser) -> BrowserContext:
+    """Only loopback exists here: anything else (the Spotify embed) is refused at once, not left to hang."""
+    context = browser.new_context(viewport=VIEWPORT)
+    context.route(lambda url: not url.startswith("http://127.0.0.1"), lambda route: route.abort())
+    return context
+
+
+@pytest.fixture()
+def page(camera_browser: Browser, output_dir: Path, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A fresh page on the fake-camera browser; its screenshot is saved as test-output/<test>.png."""
+    context = offline_context(camera_browser)
+    page = context.new_page()
+    yield page
+    with contextlib.suppress(Exception):
+        page.screenshot(path=str(output_dir / f"{request.node.name}.png"))
+    context.close()
+
+
+def readme_screenshot(page: Page) -> None:
+    """MOODTUNES_README_SCREENSHOT=docs/screenshot.png saves the README's picture of the page."""
+    target = os.environ.get("MOODTUNES_README_SCREENSHOT")
+    if target:
+        page.screenshot(path=target)

@@ -1,0 +1,61 @@
+"""Inputs built from scikit-image's public-domain astronaut photo, never from ../shared."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import cv2
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+from skimage import data
+
+from services.emotion.app import app
+
+# Eileen Collins' head in skimage's 512x512 astronaut, with room around the face.
+HEAD = (slice(20, 240), slice(140, 330))
+
+
+def encode(rgb: np.ndarray, fmt: str = "JPEG", **kwargs: object) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format=fmt, **kwargs)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    return data.astronaut()
+
+
+@pytest.fixture(scope="session")
+def frame_640x480(astronaut: np.ndarray) -> np.ndarray:
+    """A webcam-sized frame with one face: the astronaut photo's top, widened to 4:3."""
+    return cv2.resize(astronaut[:384], (640, 480), interpolation=cv2.INTER_AREA)
+
+
+@pytest.fixture(scope="session")
+def face_jpeg(frame_640x480: np.ndarray) -> bytes:
+    return encode(frame_640x480, quality=90)
+
+
+@pytest.fixture(scope="session")
+def three_heads(astronaut: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """Three copies of the astronaut's head, side by side at three sizes, the largest in the middle.
+    Returns the image and the heads' left edges, largest first."""
+    head = astronaut[HEAD]
+    canvas = np.full((400, 900, 3), 200, np.uint8)
+    placed = []
+    for x0, height in ((20, 200), (300, 360), (660, 260)):
+        width = round(head.shape[1] * height / head.shape[0])
+        scaled = cv2.resize(head, (width, height), interpolation=cv2.INTER_AREA)
+        canvas[20:20 + height, x0:x0 + width] = scaled
+        placed.append((height, x0))
+    return canvas, [x0 for _, x0 in sorted(placed, reverse=True)]
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[TestClient]:
+    with TestClient(app) as c:
+        yield c

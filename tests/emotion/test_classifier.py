@@ -1,0 +1,97 @@
+"""The model contract: H, W and classes come from the graph; a model that breaks it stops startup."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from fastapi.testclient import TestClient
+from onnx import TensorProto, helper, numpy_helper
+
+from services.common.contracts import EMOTIONS
+from services.emotion.app import create_app
+from services.emotion.classifier import EmotionClassifier, ModelError
+from services.emotion.settings import EmotionSettings
+
+
+def tiny_model(path: Path, classes: str | None, size: tuple[int, int] = (40, 40),
+               outputs: int = len(EMOTIONS)) -> Path:
+    """A linear 'CNN': [N,1,H,W] -> [N,outputs], with the classes metadata the service checks."""
+    h, w = size
+    weights = np.random.default_rng(0).normal(size=(h * w, outputs)).astype(np.float32) / (h * w)
+    graph = helper.make_graph(
+        [helper.make_node("Flatten", ["image"], ["flat"]),
+         helper.make_node("MatMul", ["flat", "w"], ["logits"])],
+        "tiny",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 1, h, w])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", outputs])],
+        [numpy_helper.from_array(weights, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    if classes is not None:
+        helper.set_model_props(model, {"classes": classes})
+    onnx.save(model, path)
+    path.with_name("card.json").write_text(json.dumps({"name": "tiny", "version": "7"}))
+    return path
+
+
+def test_size_and_name_from_the_model(tmp_path: Path) -> None:
+    path = tiny_model(tmp_path / "m.onnx", ",".join(EMOTIONS))
+    clf = EmotionClassifier(path, path.with_name("card.json"))
+    assert clf.size == (40, 40)
+    assert clf.name == "tiny/7"
+    preds = clf(np.random.default_rng(1).uniform(0, 255, (3, 40, 40)).astype(np.float32))
+    assert len(preds) == 3
+    assert all(abs(sum(p.probabilities.values()) - 1) < 1e-6 for p in preds)
+
+
+def test_real_model_contract() -> None:
+    settings = EmotionSettings()
+    clf = EmotionClassifier(settings.model_path, settings.card_file)
+    assert clf.size == (48, 48)
+    card = json.loads(settings.card_file.read_text())
+    assert clf.name.startswith(card["name"] + "/")
+    opts = clf.session.get_session_options()
+    assert opts.intra_op_num_threads == 1
+    assert opts.graph_optimization_level.name == "ORT_ENABLE_ALL"
+
+
+def test_batch_equals_one_by_one() -> None:
+    settings = EmotionSettings()
+    clf = EmotionClassifier(settings.model_path, settings.card_file)
+    crops = np.random.default_rng(2).uniform(0, 255, (5, 48, 48)).astype(np.float32)
+    batched = clf.logits(crops)
+    single = np.concatenate([clf.logits(crops[i:i + 1]) for i in range(5)])
+    np.testing.assert_allclose(batched, single, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(("classes", "words"), [
+    (None, "classes"),
+    ("happy,angry,disgust,fear,sad,surprise,neutral", "do not match"),
+    ("angry,disgust,fear,happy,sad,surprise", "do not match"),
+])
+def test_wrong_classes_refuse_to_start(tmp_path: Path, classes: str | None, words: str) -> None:
+    path = tiny_model(tmp_path / "m.onnx", classes)
+    with pytest.raises(ModelError, match=words):
+        EmotionClassifier(path, path.with_name("card.json"))
+    app = create_app(EmotionSettings(model_path=path))
+    with pytest.raises(ModelError), TestClient(app):
+        pass
+
+
+def test_wrong_output_width_refuses(tmp_path: Path) -> None:
+    path = tiny_model(tmp_path / "m.onnx", ",".join(EMOTIONS), outputs=8)
+    with pytest.raises(ModelError, match=r"\[N,7\]"):
+        EmotionClassifier(path, path.with_name("card.json"))
+
+
+def test_missing_model_and_card(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="not found"):
+        EmotionClassifier(tmp_path / "nothing.onnx", tmp_path / "card.json")
+    path = tiny_model(tmp_path / "m.onnx", ",".join(EMOTIONS))
+    with pytest.raises(ModelError, match="model card"):
+        EmotionClassifier(path, tmp_path / "missing.json")

@@ -1,0 +1,36 @@
+"""Crop geometry: square, FER-like framing, edges replicated, model size."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from services.emotion.imaging import face_crop, square_crop_box
+
+
+def test_square_crop_box_grows_around_the_centre() -> None:
+    assert square_crop_box((100, 100, 40, 60), 1.0, 0.0) == (90, 100, 60)
+    x0, y0, side = square_crop_box((100, 100, 40, 60), 1.5, 0.0)
+    assert side == 90 and (x0 + side / 2, y0 + side / 2) == (120, 130)
+    _, y_shifted, _ = square_crop_box((100, 100, 40, 60), 1.0, 0.1)
+    assert y_shifted == 106
+
+
+def test_face_crop_is_model_sized_float_grey() -> None:
+    grey = np.arange(200 * 300, dtype=np.uint32).reshape(200, 300).astype(np.uint8)
+    crop = face_crop(grey, (50, 40, 100, 120), (48, 48), 1.2, 0.0)
+    assert crop.shape == (48, 48) and crop.dtype == np.float32
+    assert crop.min() >= 0 and crop.max() <= 255
+
+
+def test_face_crop_at_the_edge_replicates_pixels() -> None:
+    grey = np.full((100, 100), 200, np.uint8)
+    crop = face_crop(grey, (0, 0, 50, 50), (48, 48), 2.0, 0.0)
+    # Half the square lies outside the image: replicated, not black.
+    assert crop.min() == 200
+
+
+def test_crop_keeps_the_content_of_the_box() -> None:
+    grey = np.zeros((480, 640), np.uint8)
+    grey[100:200, 300:400] = 255
+    crop = face_crop(grey, (300, 100, 100, 100), (48, 48), 1.0, 0.0)
+    assert crop.mean() == 255

@@ -1,0 +1,165 @@
+"""Bad input against every public endpoint of the running system (real processes): each answer is a 4xx
+with a JSON {"detail": ...}, never a 5xx, and the service stays healthy afterwards."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import struct
+import urllib.parse
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+
+from services.common.contracts import EMOTIONS
+from tests.fixtures import astronaut_jpeg
+from tests.integration.stack import Stack
+
+JPEG = astronaut_jpeg()
+MAX_UPLOAD = 8 * 1024 * 1024  # the services' default limit
+LONG = 60_000  # a long query the HTTP parser still accepts, so the application must answer it
+TOO_LONG = 100_000  # past uvicorn's request-line limit: refused before any application code runs
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A valid PNG header for a huge image, with a few bytes of pixel data (a decompression bomb's shape)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB, no interlace
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(
+        b"IEND", b"")
+
+
+def one_pixel_png() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (1, 1), (128, 64, 32)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def upload(data: bytes, name: str = "image", mime: str = "image/jpeg") -> dict[str, Any]:
+    return {"files": {name: ("upload.jpg", data, mime)}}
+
+
+def raw(data: bytes, content_type: str | None) -> dict[str, Any]:
+    return {"content": data, "headers": {"Content-Type": content_type} if content_type else {}}
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    query: str = ""
+    request: dict[str, Any] = field(default_factory=dict)
+    status: int | tuple[int, ...] = 422
+
+
+IMAGE_CASES = [
+    Case("empty multipart field", request=upload(b"")),
+    Case("empty raw body", request=raw(b"", "image/jpeg")),
+    Case("multipart without an image field", request=upload(JPEG, name="photo")),
+    Case("bytes that are not an image", request=upload(b"this is not an image\n" * 50)),
+    Case("text declared as JPEG", request=raw(b"GIF89a? no, plain text", "image/jpeg")),
+    Case("truncated JPEG", request=upload(JPEG[: len(JPEG) // 2])),
+    Case("PNG header claiming 30000x30000 pixels",
+         request=upload(png_claiming(30000, 30000), mime="image/png"), status=413),
+    Case("wrong Content-Type", request=raw(JPEG, "text/plain"), status=415),
+    Case("missing Content-Type", request=raw(JPEG, None), status=415),
+    Case("oversized multipart upload", request=upload(b"\xff" * (MAX_UPLOAD + 1)), status=413),
+    Case("oversized raw upload", request=raw(b"\xff" * (MAX_UPLOAD + 1), "image/jpeg"), status=413),
+    Case("detect=abc", query="detect=abc", request=upload(JPEG)),
+    Case("non-UTF-8 query", query="detect=%ff%fe", request=upload(JPEG)),
+    Case("60 kB query", query="detect=" + "a" * LONG, request=upload(JPEG)),
+]
+ANALYZE_CASES = [
+    Case(f"limit={v}", query=f"limit={v}", request=upload(JPEG)) for v in ("0", "-1", "1000", "abc")
+] + [
+    Case("unknown strategy", query="strategy=sideways", request=upload(JPEG)),
+    Case("exclude that is not track ids", query="exclude=not-a-track", request=upload(JPEG)),
+]
+RECOMMEND_CASES = [
+    Case("unknown emotion", query="emotion=bored"),
+    Case("missing emotion", query="limit=5"),
+    *(Case(f"limit={v}", query=f"emotion=happy&limit={v}") for v in ("0", "-1", "1000", "abc")),
+    Case("unknown strategy", query="emotion=happy&strategy=sideways"),
+    Case("exclude that is not track ids", query="emotion=happy&exclude=not-a-track"),
+    Case("non-UTF-8 query", query="emotion=%ff%fe"),
+    Case("60 kB query", query="emotion=" + "a" * LONG),
+    # Any integer may be a seed, or it is refused; either way no 5xx.
+    Case("negative seed", query="emotion=happy&seed=-1", status=(200, 422)),
+    Case("seed beyond 64 bits", query=f"emotion=happy&seed={2**70}", status=(200, 422)),
+]
+WRONG_METHOD = [
+    ("emotion", "GET", "/predict"), ("gateway", "GET", "/predict"), ("gateway", "GET", "/analyze"),
+    ("recommender", "POST", "/recommend"), ("gateway", "POST", "/recommend"),
+]
+ALL_ENDPOINTS = [
+    *(("emotion", m, p) for m, p in (("POST", "/predict"), ("GET", "/healthz"), ("GET", "/readyz"),
+                                     ("GET", "/metrics"))),
+    *(("recommender", m, p) for m, p in (("GET", "/recommend"), ("GET", "/healthz"), ("GET", "/metrics"))),
+    *(("gateway", m, p) for m, p in (("POST", "/predict"), ("POST", "/analyze"), ("GET", "/recommend"),
+                                     ("GET", "/api/status"), ("GET", "/api/emotions"), ("GET", "/healthz"),
+                                     ("GET", "/"))),
+]
+
+TABLE = [
+    *((svc, "POST", path, case) for svc, path in (("emotion", "/predict"), ("gateway", "/predict"),
+                                                  ("gateway", "/analyze")) for case in IMAGE_CASES),
+    *(("gateway", "POST", "/analyze", case) for case in ANALYZE_CASES),
+    *((svc, "GET", "/recommend", case) for svc in ("recommender", "gateway") for case in RECOMMEND_CASES),
+    # The gateway serves the frontend from "/", so a wrong method on an API path may fall through to it (404).
+    *((svc, method, path, Case("wrong method", status=(404, 405))) for svc, method, path in WRONG_METHOD),
+]
+
+
+def assert_still_healthy(url: str) -> None:
+    assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
+    assert httpx.get(f"{url}/readyz", timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize(("service", "method", "path", "case"), TABLE,
+                         ids=[f"{s} {m} {p}: {c.name}" for s, m, p, c in TABLE])
+def test_bad_input_gets_a_clear_4xx(stack: Stack, service: str, method: str, path: str, case: Case) -> None:
+    base = getattr(stack, service)
+    url = f"{base}{path}" + (f"?{case.query}" if case.query else "")
+    resp = httpx.request(method, url, timeout=30, **case.request)
+    expected = case.status if isinstance(case.status, tuple) else (case.status,)
+    assert resp.status_code in expected, resp.text[:300]
+    assert resp.headers["content-type"].startswith("application/json")
+    if resp.status_code != 200:
+        detail = resp.json()["detail"]
+        assert isinstance(detail, str) and detail
+        if case.name == "unknown emotion":
+            assert all(e in detail for e in EMOTIONS), detail
+    assert_still_healthy(base)
+
+
+@pytest.mark.parametrize("service", ["emotion", "gateway"])
+def test_a_one_pixel_image_is_a_picture_without_faces(stack: Stack, service: str) -> None:
+    base = getattr(stack, service)
+    resp = httpx.post(f"{base}/predict", timeout=30, **upload(one_pixel_png(), mime="image/png"))
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["faces"] == [] and (resp.json()["width"], resp.json()["height"]) == (1, 1)
+    assert_still_healthy(base)
+
+
+@pytest.mark.parametrize(("service", "method", "path"), ALL_ENDPOINTS,
+                         ids=[f"{s} {m} {p}" for s, m, p in ALL_ENDPOINTS])
+def test_a_100_kb_query_is_refused_by_the_http_layer(stack: Stack, service: str, method: str,
+                                                     path: str) -> None:
+    """Uvicorn refuses a request line this long with its own plain-text 400 before the application runs;
+    the point here is that it is a 4xx and that the service carries on (httpx refuses such URLs, so
+    http.client sends it)."""
+    base = urllib.parse.urlsplit(getattr(stack, service))
+    conn = http.client.HTTPConnection(base.hostname, base.port, timeout=30)
+    try:
+        conn.request(method, f"{path}?q={'a' * TOO_LONG}", body=JPEG if method == "POST" else None,
+                     headers={"Content-Type": "image/jpeg"})
+        status = conn.getresponse().status
+    finally:
+        conn.close()
+    assert 400 <= status < 500
+    assert_still_healthy(getattr(stack, service))

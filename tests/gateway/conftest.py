@@ -1,0 +1,86 @@
+"""Gateway tests run the real emotion service and recommender (synthetic catalog) as processes, and real
+Redis in a database of their own with a per-run key prefix; the gateway runs in-process so tests can
+reach its state."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from services.gateway.app import create_app
+from services.gateway.settings import GatewaySettings
+from tests.fixtures import astronaut_jpeg, write_music_data
+from tests.procs import service
+
+REDIS_DB_URL = "redis://127.0.0.1:6379/13"
+# Generous: the services load models, and the machine may be busy with training.
+START_TIMEOUT_S = 300.0
+
+
+@pytest.fixture(scope="session")
+def emotion_url() -> Iterator[str]:
+    with service("services.emotion.app:app", timeout=START_TIMEOUT_S) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def recommender_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    catalog, labelled = write_music_data(tmp_path_factory.mktemp("music"))
+    env = {"RECOMMENDER_CATALOG_PATH": str(catalog), "RECOMMENDER_LABELLED_PATH": str(labelled)}
+    with service("services.recommender.app:app", env=env, timeout=START_TIMEOUT_S) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def face_jpeg() -> bytes:
+    return astronaut_jpeg()
+
+
+@pytest.fixture()
+def redis_prefix() -> Iterator[str]:
+    """A key prefix no other test or helper uses; only its keys are deleted afterwards."""
+    prefix = f"test-gateway-{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    client = redis.Redis.from_url(REDIS_DB_URL)
+    keys = list(client.scan_iter(f"{prefix}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture()
+def redis_client() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(REDIS_DB_URL, decode_responses=True)
+    yield client
+    client.close()
+
+
+GatewayFactory = Callable[..., contextlib.AbstractContextManager[TestClient]]
+
+
+@pytest.fixture()
+def make_gateway() -> GatewayFactory:
+    """`with make_gateway(emotion_url=..., ...) as client:` runs the gateway app (lifespan included)."""
+
+    @contextlib.contextmanager
+    def make(**overrides: object) -> Iterator[TestClient]:
+        settings = GatewaySettings(**{"redis_url": None, **overrides})
+        with TestClient(create_app(settings)) as client:
+            yield client
+
+    return make
+
+
+def metric(client: TestClient, name: str, **labels: str) -> float:
+    """The value of one sample on the gateway's /metrics (0 when absent)."""
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return 0.0

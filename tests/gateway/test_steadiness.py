@@ -1,0 +1,78 @@
+"""The steady emotion: flicker does not move it, a held emotion does; sessions are separate and bounded."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from services.common.contracts import Emotion
+from services.gateway.steadiness import Steadiness
+
+H, S, N = Emotion.happy, Emotion.sad, Emotion.neutral
+
+
+def run(steady: Steadiness, frames: list[Emotion | None], session: str = "s") -> list[Emotion | None]:
+    state = steady.session(session)
+    return [steady.observe(state, e) for e in frames]
+
+
+def test_first_emotion_is_stable_at_once() -> None:
+    assert run(Steadiness(5, 3, 10, 60), [S]) == [S]
+
+
+def test_no_face_before_any_face_is_no_emotion() -> None:
+    assert run(Steadiness(5, 3, 10, 60), [None, None]) == [None, None]
+
+
+def test_single_frame_flicker_does_not_change_it() -> None:
+    assert run(Steadiness(5, 3, 10, 60), [H, H, S, H, N, H, S]) == [H] * 7
+
+
+def test_new_emotion_wins_after_enough_votes() -> None:
+    # Window 5, 3 votes: the third sad frame in the window switches it, then happy needs 3 again.
+    got = run(Steadiness(5, 3, 10, 60), [H, H, S, S, S, H, H, H])
+    assert got == [H, H, H, H, S, S, S, H]
+
+
+def test_votes_count_inside_the_window_only() -> None:
+    # Sad frames 5 apart never share a 3-frame window.
+    frames = [H, S, H, H, S, H, H, S, H]
+    assert run(Steadiness(3, 2, 10, 60), frames) == [H] * len(frames)
+
+
+def test_frames_without_a_face_keep_the_stable_emotion() -> None:
+    assert run(Steadiness(5, 3, 10, 60), [H, None, None, None, S]) == [H, H, H, H, H]
+
+
+def test_window_of_one_follows_every_frame() -> None:
+    assert run(Steadiness(1, 1, 10, 60), [H, S, N]) == [H, S, N]
+
+
+def test_sessions_are_independent() -> None:
+    steady = Steadiness(5, 3, 10, 60)
+    a, b = steady.session("a"), steady.session("b")
+    steady.observe(a, H)
+    steady.observe(b, S)
+    assert (a.stable, b.stable) == (H, S)
+    assert steady.session("a") is a
+
+
+def test_session_map_is_bounded() -> None:
+    steady = Steadiness(5, 3, max_sessions=3, ttl_s=60)
+    for i in range(10):
+        steady.observe(steady.session(f"s{i}"), H)
+    assert len(steady) == 3
+    assert steady.session("s0").stable is None  # evicted: starts afresh
+
+
+def test_idle_sessions_expire() -> None:
+    steady = Steadiness(5, 3, max_sessions=10, ttl_s=0.05)
+    steady.observe(steady.session("a"), H)
+    time.sleep(0.1)
+    assert steady.session("a").stable is None
+
+
+def test_votes_cannot_exceed_window() -> None:
+    with pytest.raises(ValueError):
+        Steadiness(3, 4, 10, 60)

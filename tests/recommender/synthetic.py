@@ -1,0 +1,61 @@
+"""Synthetic catalogs and labelled sets, so tests need no real data: random features, random 22-char ids."""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from services.recommender.catalog import FEATURES
+
+ALPHABET = np.array(list(string.ascii_letters + string.digits))
+# Mood centres on (valence, energy); the other features are noise around class-specific means.
+CENTRES = {"happy": (0.8, 0.7), "sad": (0.2, 0.25), "calm": (0.5, 0.35), "energetic": (0.6, 0.9),
+           "angry": (0.2, 0.9)}
+
+
+def track_ids(rng: np.random.Generator, n: int) -> list[str]:
+    return ["".join(row) for row in rng.choice(ALPHABET, size=(n, 22))]
+
+
+def features(rng: np.random.Generator, n: int, centre: tuple[float, float] | None = None) -> pd.DataFrame:
+    unit = {f: rng.uniform(0, 1, n) for f in FEATURES}
+    if centre is not None:
+        unit["valence"] = rng.normal(centre[0], 0.08, n)
+        unit["energy"] = rng.normal(centre[1], 0.08, n)
+        unit["acousticness"] = rng.normal(1 - centre[1], 0.1, n)
+    frame = pd.DataFrame({f: np.clip(v, 0, 1) for f, v in unit.items()})
+    frame["loudness"] = -30 + 28 * frame["energy"] + rng.normal(0, 1, n)
+    frame["tempo"] = 70 + 90 * frame["energy"] + rng.normal(0, 5, n)
+    return frame
+
+
+def catalog(n: int = 2000, artists: int = 150, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    df = features(rng, n)
+    df.insert(0, "track_id", track_ids(rng, n))
+    df.insert(1, "name", [f"Song {i}" for i in range(n)])
+    df.insert(2, "artists", [f"Artist {rng.integers(artists)}" for _ in range(n)])
+    df.insert(3, "album", [f"Album {i // 10}" for i in range(n)])
+    df.insert(4, "popularity", rng.integers(0, 101, n).astype(float))
+    return df
+
+
+def labelled(per_class: int = 60, seed: int = 1, moods: tuple[str, ...] = tuple(CENTRES)) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    parts = []
+    for mood in moods:
+        part = features(rng, per_class, CENTRES[mood])
+        part.insert(0, "track_id", track_ids(rng, per_class))
+        part["label"] = mood
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def write(tmp: Path, **catalog_args: int) -> tuple[Path, Path]:
+    catalog_path, labelled_path = tmp / "catalog.parquet", tmp / "labelled.parquet"
+    catalog(**catalog_args).to_parquet(catalog_path)
+    labelled().to_parquet(labelled_path)
+    return catalog_path, labelled_path

@@ -1,0 +1,243 @@
+"""docker-compose.yml and the Dockerfiles agree with `python -m services` (services/__main__.py), name
+only paths that exist, run as non-root and install only their own requirements; `python -m services` runs."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from services.__main__ import SERVICES
+from tests.fixtures import write_music_data
+from tests.procs import REPO, free_port
+
+COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+APP_SERVICES = sorted(SERVICES)
+DOCKERFILES = {name: REPO / "services" / name / "Dockerfile" for name in SERVICES} | {
+    "training": REPO / "training" / "Dockerfile"
+}
+# The one requirements file each image installs.
+REQUIREMENTS = {name: f"requirements/{name}.txt" for name in DOCKERFILES}
+
+
+def _volume(spec: str) -> tuple[Path, str]:
+    """(host path, mode) of a bind mount; `${VAR:-default}` reads as its default, relative to the repo."""
+    host, _container, *mode = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", spec).split(":")
+    return (REPO / host).resolve(), (mode or ["rw"])[0]
+
+
+def _dockerfile(name: str) -> list[tuple[str, str]]:
+    """(instruction, arguments) pairs, continuation lines joined, comments dropped."""
+    text = re.sub(r"\\\n\s*", " ", DOCKERFILES[name].read_text())
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    return [(ln.split(None, 1)[0].upper(), ln.split(None, 1)[1] if " " in ln else "") for ln in lines]
+
+
+def test_compose_runs_every_service_and_redis() -> None:
+    assert set(COMPOSE["services"]) == {*SERVICES, "redis", "training"}
+    assert COMPOSE["services"]["redis"]["image"].startswith("redis:7")
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_compose_command_and_port_match_services_table(name: str) -> None:
+    app, port = SERVICES[name]
+    svc = COMPOSE["services"][name]
+    assert svc["command"] == ["uvicorn", app, "--host", "0.0.0.0", "--port", str(port)]
+    assert f"{port}:{port}" in svc["ports"]
+    assert f":{port}/" in " ".join(svc["healthcheck"]["test"])
+
+
+@pytest.mark.parametrize("name", [*APP_SERVICES, "redis"])
+def test_every_long_running_service_has_a_healthcheck(name: str) -> None:
+    test = COMPOSE["services"][name]["healthcheck"]["test"]
+    assert test[0] == "CMD" and len(test) > 1
+
+
+def test_gateway_waits_for_healthy_dependencies_and_points_at_them() -> None:
+    gw = COMPOSE["services"]["gateway"]
+    healthy = {"condition": "service_healthy"}
+    assert gw["depends_on"] == {n: healthy for n in ("redis", "emotion", "recommender")}
+    env = gw["environment"]
+    assert env["REDIS_URL"].startswith("redis://redis:6379/")
+    assert env["GATEWAY_EMOTION_URL"] == f"http://emotion:{SERVICES['emotion'][1]}"
+    assert env["GATEWAY_RECOMMENDER_URL"] == f"http://recommender:{SERVICES['recommender'][1]}"
+
+
+def test_recommender_reads_the_mounted_data_through_its_settings() -> None:
+    from services.recommender.settings import RecommenderSettings
+
+    rec = COMPOSE["services"]["recommender"]
+    fields = {f"RECOMMENDER_{f.upper()}" for f in RecommenderSettings.model_fields}
+    paths = {k: v for k, v in rec["environment"].items() if k.startswith("RECOMMENDER_")}
+    assert paths and set(paths) <= fields
+    assert all(v.startswith("/data/") for v in paths.values())
+    assert any(v.endswith(":/data:ro") for v in rec["volumes"])
+
+
+def test_training_is_behind_a_profile_and_mounts_data_read_only() -> None:
+    tr = COMPOSE["services"]["training"]
+    assert tr["profiles"] == ["training"]
+    assert any(v.endswith(":/data:ro") for v in tr["volumes"])
+    assert any(v.startswith("./services/emotion/model:") for v in tr["volumes"])
+    # The command runs modules that exist.
+    for module in re.findall(r"python -m ([\w.]+)", " ".join(tr["command"])):
+        assert (REPO / (module.replace(".", "/") + ".py")).is_file(), module
+
+
+@pytest.mark.parametrize("name", sorted(DOCKERFILES))
+def test_build_context_and_dockerfile_exist(name: str) -> None:
+    build = COMPOSE["services"][name]["build"]
+    assert (REPO / build["context"]).resolve() == REPO
+    assert (REPO / build["dockerfile"]).resolve() == DOCKERFILES[name]
+    assert DOCKERFILES[name].is_file()
+
+
+@pytest.mark.parametrize("name", sorted(DOCKERFILES))
+def test_compose_volumes_name_existing_paths(name: str) -> None:
+    for volume in COMPOSE["services"][name].get("volumes", []):
+        path, mode = _volume(volume)
+        if not path.is_relative_to(REPO):
+            continue  # the shared data lives outside the repo; a fresh clone has none
+        # Read-only inputs must exist; writable outputs (runs/, reports/) are created on first use.
+        assert path.exists() if mode == "ro" else path.parent.exists(), volume
+
+
+@pytest.mark.parametrize("name", sorted(DOCKERFILES))
+def test_dockerfile_runs_as_non_root(name: str) -> None:
+    users = [args for instr, args in _dockerfile(name) if instr == "USER"]
+    assert users, f"{name}: no USER"
+    assert users[-1].split(":")[0] not in ("root", "0")
+
+
+@pytest.mark.parametrize("name", sorted(DOCKERFILES))
+def test_dockerfile_copies_only_existing_paths(name: str) -> None:
+    ignored = {ln.strip() for ln in (REPO / ".dockerignore").read_text().splitlines()}
+    for instr, args in _dockerfile(name):
+        if instr != "COPY" or args.startswith("--from"):
+            continue
+        *sources, _dest = args.split()
+        for src in sources:
+            assert (REPO / src).exists(), f"{name}: COPY {src} does not exist"
+            assert src.split("/")[0] not in ignored, f"{name}: COPY {src} is excluded by .dockerignore"
+
+
+@pytest.mark.parametrize("name", sorted(DOCKERFILES))
+def test_dockerfile_installs_only_its_own_requirements_with_the_lock(name: str) -> None:
+    installs = [args for instr, args in _dockerfile(name) if instr == "RUN" and "pip install" in args]
+    assert len(installs) == 1
+    assert re.findall(r"-r (\S+)", installs[0]) == [REQUIREMENTS[name]]
+    assert "-c requirements/constraints.txt" in installs[0]
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_dockerfile_serves_the_services_table_command(name: str) -> None:
+    app, port = SERVICES[name]
+    steps = _dockerfile(name)
+    assert ("EXPOSE", str(port)) in steps
+    cmd = [args for instr, args in steps if instr == "CMD"][-1]
+    assert yaml.safe_load(cmd) == ["uvicorn", app, "--host", "0.0.0.0", "--port", str(port)]
+    health = [args for instr, args in steps if instr == "HEALTHCHECK"]
+    assert health and f":{port}/readyz" in health[0]
+    copied = [args.split()[0] for instr, args in steps if instr == "COPY"]
+    assert f"services/{name}" in copied
+    assert not {f"services/{other}" for other in SERVICES if other != name} & set(copied)
+
+
+@contextlib.contextmanager
+def _python_m_services(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, int]]]:
+    """`python -m services` on free ports with a synthetic catalog, once it says it is running."""
+    catalog, labelled = write_music_data(tmp_path)
+    port_of = {name: free_port() for name in SERVICES}
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"} | {
+        "MOODTUNES_HOST": "127.0.0.1",
+        **{f"MOODTUNES_{n.upper()}_PORT": str(p) for n, p in port_of.items()},
+        "RECOMMENDER_CATALOG_PATH": str(catalog),
+        "RECOMMENDER_LABELLED_PATH": str(labelled),
+    }
+    proc = subprocess.Popen([sys.executable, "-m", "services"], cwd=REPO, env=env, text=True,
+                            stdout=subprocess.PIPE, process_group=0)
+    try:
+        # Stdout (the startup line among the services' access logs) is drained by a thread, so a full
+        # pipe never blocks the services.
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(ln.strip()) for ln in proc.stdout or ()],
+                         daemon=True).start()
+        wanted = f"moodtunes is running at http://localhost:{port_of['gateway']}"
+        deadline = time.monotonic() + 300
+        while lines.get(timeout=max(0.1, deadline - time.monotonic())) != wanted:
+            assert time.monotonic() < deadline, "no startup line within 300 s"
+        yield proc, port_of
+    finally:
+        if proc.poll() is None:
+            # SIGTERM: the supervisor stops its services (they would outlive a SIGKILL).
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _any_up(port_of: dict[str, int]) -> bool:
+    for port in port_of.values():
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+            return True
+        except httpx.ConnectError:
+            pass
+    return False
+
+
+def test_python_m_services_runs_all_three_and_stops_on_sigint(tmp_path: Path) -> None:
+    with _python_m_services(tmp_path) as (proc, port_of):
+        for port in port_of.values():
+            assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json() == {"status": "ok"}
+        # The gateway was pointed at the recommender started beside it (which may still be loading).
+        deadline = time.monotonic() + 60
+        url = f"http://127.0.0.1:{port_of['gateway']}/recommend?emotion=happy&limit=5"
+        while (resp := httpx.get(url, timeout=10)).status_code != 200:
+            assert time.monotonic() < deadline, f"gateway never recommended: {resp.status_code} {resp.text}"
+            time.sleep(0.5)
+        assert len(resp.json()["tracks"]) == 5
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+        assert not _any_up(port_of)
+
+
+def test_python_m_services_stops_everything_when_one_service_dies(tmp_path: Path) -> None:
+    with _python_m_services(tmp_path) as (proc, port_of):
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        assert len(children) == len(SERVICES)
+        recommender = next(int(pid) for pid in children if SERVICES["recommender"][0] in
+                           Path(f"/proc/{pid}/cmdline").read_text())
+        os.kill(recommender, signal.SIGKILL)
+        assert proc.wait(30) != 0
+        assert not _any_up(port_of)
+
+
+def test_services_do_not_outlive_a_killed_supervisor(tmp_path: Path) -> None:
+    with _python_m_services(tmp_path) as (proc, port_of):
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 30
+        while _any_up(port_of):
+            assert time.monotonic() < deadline, "services still up after the supervisor was killed"
+            time.sleep(0.5)
+
+
+@pytest.mark.parametrize("name", ["emotion", "training"])
+def test_images_running_onnx_runtime_turn_its_telemetry_off(name: str) -> None:
+    env = " ".join(args for instr, args in _dockerfile(name) if instr == "ENV")
+    assert "ORT_DISABLE_TELEMETRY=1" in env

@@ -1,0 +1,67 @@
+"""Fitting and evaluating the mood KNN on synthetic labelled tracks (real-data runs are in reports/music)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from services.common.contracts import EMOTIONS
+from services.recommender.mood_model import KnnConfig, MoodModel, load_labelled
+from tests.recommender import synthetic
+from training.music import evaluate, fit
+
+
+@pytest.fixture(scope="module")
+def labelled_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    df = synthetic.labelled(per_class=40)
+    df["source"] = ["data_moods" if m != "angry" else "other" for m in df["label"]]
+    df.loc[df["label"] == "calm", "label"] = ["neutral", "calm"] * 20  # merged into calm
+    path = tmp_path_factory.mktemp("labelled") / "labelled.parquet"
+    df.to_parquet(path)
+    return path
+
+
+def test_fit_writes_a_config_the_model_loads(labelled_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "knn.json"
+    assert fit.main(["--labelled", str(labelled_path), "--out", str(out)]) == 0
+    written = json.loads(out.read_text())
+    assert written["cv_accuracy"] > 0.85
+    assert written["classes"] == ["angry", "calm", "energetic", "happy", "sad"]
+    config = KnnConfig.load(out)
+    assert config.k in fit.K_GRID
+    assert config.features in (fit.FEATURE_SETS["original4"], fit.FEATURE_SETS["audio9"])
+    model = MoodModel(config).fit(load_labelled(labelled_path))
+    assert model.classes == written["classes"]
+
+
+def test_evaluate_writes_the_reports(labelled_path: Path, tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog.parquet"
+    synthetic.catalog(n=800, artists=200).to_parquet(catalog)
+    out = tmp_path / "reports"
+    code = evaluate.main(["--labelled", str(labelled_path), "--catalog", str(catalog), "--out", str(out),
+                          "--config", str(tmp_path / "absent.json"), "--repeats", "1", "--seeds", "2",
+                          "--splits", "1", "--k", "5,15", "--curve-k", "5,15"])
+    assert code == 0
+    for name in ("report.md", "metrics.json", "knn_accuracy_vs_k.png", "confusion_data_moods.png",
+                 "confusion_combined.png"):
+        assert (out / name).stat().st_size > 0, name
+    metrics = json.loads((out / "metrics.json").read_text())
+    model = metrics["model"]
+    assert model["data_moods"]["classes"] == ["calm", "energetic", "happy", "sad"]
+    assert model["combined"]["all"]["accuracy_mean"] > 0.85 and model["combined"]["all"]["folds"] == 5
+    recs = metrics["recommendations"]
+    assert set(recs["held_out"]["precision_at_10"]) == set(EMOTIONS)
+    assert recs["held_out"]["precision_at_10"]["sad"] > 0.8
+    assert recs["catalog"]["unique_artist_share_mean"] == 1.0
+    assert 0 < recs["catalog"]["catalog_coverage"] <= 1
+    assert "precision@10" in (out / "report.md").read_text()
+
+
+def test_labelled_without_needed_columns_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    pd.DataFrame({"track_id": ["a" * 22], "label": ["happy"]}).to_csv(path, index=False)
+    with pytest.raises(ValueError, match="danceability"):
+        load_labelled(path)
