@@ -5,11 +5,15 @@ Emotion labels are in FER2013's class order: the model's output index i is EMOTI
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+TRACK_ID_PATTERN = r"^[0-9A-Za-z]{22}$"
+MAX_TRACKS = 50  # `limit` of /recommend and /analyze is 1..MAX_TRACKS
+MAX_SEED = 2**32 - 1
 
 
 class Emotion(StrEnum):
@@ -55,7 +59,7 @@ class PredictResponse(BaseModel):
 
 
 class Track(BaseModel):
-    id: str = Field(pattern=r"^[0-9A-Za-z]{22}$")
+    id: str = Field(pattern=TRACK_ID_PATTERN)
     name: str
     artists: str
     album: str | None = None
@@ -88,6 +92,16 @@ class AnalyzeResponse(PredictResponse):
 
 class ErrorResponse(BaseModel):
     detail: str
+
+
+def parse_track_ids(text: str | None) -> frozenset[str]:
+    """The `exclude` parameter: comma-separated track ids, blanks ignored. ValueError names the first
+    malformed one."""
+    ids = frozenset(part.strip() for part in (text or "").split(",") if part.strip())
+    bad = sorted(i for i in ids if not re.fullmatch(TRACK_ID_PATTERN, i))
+    if bad:
+        raise ValueError(f"{bad[0][:40]!r} is not a 22-character Spotify track id")
+    return ids
 
 
 def spotify_url(track_id: str) -> str:

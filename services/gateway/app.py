@@ -7,19 +7,22 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from services.common.contracts import (
     EMOTIONS,
+    MAX_SEED,
+    MAX_TRACKS,
     AnalyzeResponse,
     Emotion,
     ErrorResponse,
     PredictResponse,
     RecommendResponse,
     Strategy,
+    parse_track_ids,
 )
 from services.common.observability import instrument
 from services.gateway.clients import BackendError, RecommendParams
@@ -46,8 +49,20 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 Detect = Annotated[bool | None, Query(description="false: the whole image is one face crop")]
-Limit = Annotated[int, Query(description="number of tracks (the recommender enforces its range)")]
-Exclude = Annotated[str | None, Query(description="comma-separated track ids to leave out")]
+Limit = Annotated[int, Query(ge=1, le=MAX_TRACKS, description="number of tracks")]
+Seed = Annotated[int | None, Query(ge=0, le=MAX_SEED, description="same seed, same list")]
+
+
+def exclude_ids(
+    exclude: Annotated[str | None, Query(description="comma-separated track ids to leave out")] = None,
+) -> frozenset[str]:
+    try:
+        return parse_track_ids(exclude)
+    except ValueError as exc:
+        raise HTTPException(422, f"exclude: {exc}") from exc
+
+
+Exclude = Annotated[frozenset[str], Depends(exclude_ids)]
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
@@ -94,9 +109,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         return JSONResponse(answer)
 
     @app.get("/recommend", response_model=RecommendResponse, responses=ERRORS)
-    async def recommend(request: Request, emotion: Emotion, limit: Limit = 10,
-                        strategy: Strategy = Strategy.match, exclude: Exclude = None,
-                        seed: int | None = None) -> Response:
+    async def recommend(request: Request, emotion: Emotion, exclude: Exclude, limit: Limit = 10,
+                        strategy: Strategy = Strategy.match, seed: Seed = None) -> Response:
         params = RecommendParams.build(emotion, limit, strategy, exclude, seed)
         answer, cached = await gateway(request).recommend(params, request.state.request_id)
         return JSONResponse(answer, headers={"X-Cache": "hit" if cached else "miss"})
@@ -104,14 +118,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @app.post("/analyze", response_model=AnalyzeResponse, responses=ERRORS, openapi_extra=IMAGE_BODY)
     async def analyze(
         request: Request,
+        exclude: Exclude,
         detect: Detect = None,
         recommend: Annotated[RecommendMode, Query(description=(
             "auto: tracks only when the session's stable emotion changed (every time without a session)"
         ))] = RecommendMode.auto,
         limit: Limit = 10,
         strategy: Strategy = Strategy.match,
-        exclude: Exclude = None,
-        seed: int | None = None,
+        seed: Seed = None,
         session: Annotated[str | None, Query(max_length=128)] = None,
         x_session_id: Annotated[str | None, Header(max_length=128)] = None,
     ) -> dict[str, Any]:

@@ -44,11 +44,10 @@ class RecommendParams:
     seed: int | None = None
 
     @classmethod
-    def build(cls, emotion: Emotion, limit: int, strategy: Strategy, exclude: str | None,
+    def build(cls, emotion: Emotion, limit: int, strategy: Strategy, exclude: frozenset[str],
               seed: int | None) -> RecommendParams:
         # The exclude list is a set: a canonical order makes equal requests share one cache entry.
-        ids = tuple(sorted({i.strip() for i in (exclude or "").split(",") if i.strip()}))
-        return cls(emotion, limit, strategy, ids, seed)
+        return cls(emotion, limit, strategy, tuple(sorted(exclude)), seed)
 
     def query(self) -> dict[str, str | int]:
         q: dict[str, str | int] = {"emotion": self.emotion.value, "limit": self.limit,

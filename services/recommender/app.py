@@ -7,9 +7,16 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, HTTPException, Query
 
-from services.common.contracts import Emotion, ErrorResponse, RecommendResponse, Strategy
+from services.common.contracts import (
+    MAX_SEED,
+    MAX_TRACKS,
+    Emotion,
+    ErrorResponse,
+    RecommendResponse,
+    Strategy,
+    parse_track_ids,
+)
 from services.common.observability import instrument
-from services.recommender.catalog import parse_ids
 from services.recommender.service import RECOMMENDATIONS, State, start
 from services.recommender.settings import RecommenderSettings
 
@@ -31,16 +38,16 @@ instrument(app, "recommender", lambda: state.ranker is not None)
          responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
 def recommend(
     emotion: Emotion,
-    limit: int = Query(10, ge=1, le=50),
+    limit: int = Query(10, ge=1, le=MAX_TRACKS),
     strategy: Strategy = Strategy.match,
     exclude: str = Query("", description="Comma-separated track ids already played"),
-    seed: int | None = Query(None, ge=0, le=2**32 - 1,
+    seed: int | None = Query(None, ge=0, le=MAX_SEED,
                              description="Same seed, same list; other seeds vary it"),
 ) -> RecommendResponse:
     if state.ranker is None:
         raise HTTPException(503, state.error)
     try:
-        played = parse_ids(exclude)
+        played = parse_track_ids(exclude)
     except ValueError as exc:
         raise HTTPException(422, f"exclude: {exc}") from exc
     tracks = state.ranker.recommend(emotion, strategy, limit, played, seed)

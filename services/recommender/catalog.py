@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+
+from services.common.contracts import TRACK_ID_PATTERN
 
 # Audio features the mood model and ranking use: present in every source, including the labelled sets.
 FEATURES: tuple[str, ...] = (
@@ -31,16 +32,6 @@ RANGES: dict[str, tuple[float, float]] = {
     "mode": (0.0, 1.0),
     "time_signature": (0.0, 7.0),
 }
-TRACK_ID_PATTERN = r"^[0-9A-Za-z]{22}$"
-
-
-def parse_ids(text: str) -> frozenset[str]:
-    """Comma-separated track ids (blanks ignored); ValueError names the first malformed one."""
-    ids = frozenset(part.strip() for part in text.split(",") if part.strip())
-    bad = sorted(i for i in ids if not re.fullmatch(TRACK_ID_PATTERN, i))
-    if bad:
-        raise ValueError(f"{bad[0]!r} is not a 22-character Spotify track id")
-    return ids
 
 
 class CatalogError(ValueError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench.load import run_load, write_report
@@ -12,7 +13,9 @@ from tests.integration.stack import Stack
 
 
 def test_short_load_run_has_no_errors(stack: Stack, tmp_path: Path) -> None:
-    result = asyncio.run(run_load(stack.gateway, clients=4, duration_s=5))
+    # A thread of its own: the browser tests' Playwright may leave an event loop running in this one.
+    with ThreadPoolExecutor(1) as pool:
+        result = pool.submit(asyncio.run, run_load(stack.gateway, clients=4, duration_s=5)).result()
     assert result["errors"] == 0, result["error_kinds"]
     assert result["ok"] >= 4 and result["requests_per_s"] > 0
     assert result["latency_ms"]["p50"] <= result["latency_ms"]["p99"]

@@ -135,8 +135,8 @@ def model_report(labelled: pd.DataFrame, out: Path, repeats: int, grid: dict[str
 def _eval_catalog(df: pd.DataFrame) -> Catalog:
     """Held-out labelled tracks as a catalog; tracks without metadata get a unique placeholder artist."""
     df = df.copy()
-    df["name"] = df["name"].fillna(df["track_id"])
-    df["artists"] = df["artists"].fillna("unknown " + df["track_id"])
+    for col, fill in (("name", df["track_id"]), ("artists", "unknown " + df["track_id"])):
+        df[col] = df[col].fillna(fill) if col in df else fill
     return Catalog.from_frame(df)
 
 
