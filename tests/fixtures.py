@@ -4,9 +4,13 @@ photo as a JPEG."""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import redis
 from PIL import Image
 from skimage import data as skdata
 
@@ -24,3 +28,19 @@ def astronaut_jpeg(quality: int = 90) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(skdata.astronaut()).save(buf, "JPEG", quality=quality)
     return buf.getvalue()
+
+
+# The gateway and browser tests share one Redis database; each run keeps to its own key prefix.
+REDIS_TEST_URL = "redis://127.0.0.1:6379/13"
+
+
+@contextlib.contextmanager
+def redis_key_prefix(name: str) -> Iterator[str]:
+    """A key prefix no other test run uses; only its keys are deleted afterwards."""
+    prefix = f"test-{name}-{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    client = redis.Redis.from_url(REDIS_TEST_URL)
+    keys = list(client.scan_iter(f"{prefix}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()

@@ -7,24 +7,21 @@ import contextlib
 import os
 import shutil
 import subprocess
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import redis
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 from skimage import data as skdata
 
-from tests.fixtures import write_music_data
+from tests.fixtures import REDIS_TEST_URL, redis_key_prefix, write_music_data
 from tests.procs import service
 
 CHROMIUM = "/usr/bin/chromium"
 # Generous: the services load models, and the machine may be busy with training.
 START_TIMEOUT_S = 300.0
-REDIS_DB_URL = "redis://127.0.0.1:6379/13"
 BASE_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync",
@@ -79,19 +76,13 @@ def recommender_url(music_env: dict[str, str]) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def redis_prefix() -> Iterator[str]:
-    """Real Redis, with a key prefix of this run's own; only those keys are deleted afterwards."""
-    prefix = f"test-e2e-{uuid.uuid4().hex[:12]}:"
-    yield prefix
-    client = redis.Redis.from_url(REDIS_DB_URL)
-    keys = list(client.scan_iter(f"{prefix}*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    with redis_key_prefix("e2e") as prefix:
+        yield prefix
 
 
 def gateway_env(emotion: str, recommender: str, redis_prefix: str, **extra: str) -> dict[str, str]:
     return {"GATEWAY_EMOTION_URL": emotion, "GATEWAY_RECOMMENDER_URL": recommender,
-            "REDIS_URL": REDIS_DB_URL, "GATEWAY_REDIS_PREFIX": redis_prefix, **extra}
+            "REDIS_URL": REDIS_TEST_URL, "GATEWAY_REDIS_PREFIX": redis_prefix, **extra}
 
 
 @pytest.fixture(scope="session")

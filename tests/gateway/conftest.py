@@ -5,7 +5,6 @@ reach its state."""
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -15,10 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
-from tests.fixtures import astronaut_jpeg, write_music_data
+from tests.fixtures import REDIS_TEST_URL, astronaut_jpeg, redis_key_prefix, write_music_data
 from tests.procs import service
 
-REDIS_DB_URL = "redis://127.0.0.1:6379/13"
 # Generous: the services load models, and the machine may be busy with training.
 START_TIMEOUT_S = 300.0
 
@@ -44,19 +42,13 @@ def face_jpeg() -> bytes:
 
 @pytest.fixture()
 def redis_prefix() -> Iterator[str]:
-    """A key prefix no other test or helper uses; only its keys are deleted afterwards."""
-    prefix = f"test-gateway-{uuid.uuid4().hex[:12]}:"
-    yield prefix
-    client = redis.Redis.from_url(REDIS_DB_URL)
-    keys = list(client.scan_iter(f"{prefix}*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    with redis_key_prefix("gateway") as prefix:
+        yield prefix
 
 
 @pytest.fixture()
 def redis_client() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(REDIS_DB_URL, decode_responses=True)
+    client = redis.Redis.from_url(REDIS_TEST_URL, decode_responses=True)
     yield client
     client.close()
 

@@ -11,7 +11,8 @@ import pytest
 import redis
 
 from services.gateway.cache import cache_key
-from tests.gateway.conftest import REDIS_DB_URL, GatewayFactory, metric
+from tests.fixtures import REDIS_TEST_URL
+from tests.gateway.conftest import GatewayFactory, metric
 from tests.gateway.faults import closed_url, hanging_url
 
 BASE = {"emotion": "happy", "limit": 5, "strategy": "match", "exclude": [], "seed": None}
@@ -44,7 +45,7 @@ def test_hits_and_misses_are_counted_and_stored_in_redis(
     make_gateway: GatewayFactory, emotion_url: str, recommender_url: str, redis_prefix: str,
     redis_client: redis.Redis,
 ) -> None:
-    with make_gateway(emotion_url=emotion_url, recommender_url=recommender_url, redis_url=REDIS_DB_URL,
+    with make_gateway(emotion_url=emotion_url, recommender_url=recommender_url, redis_url=REDIS_TEST_URL,
                       redis_prefix=redis_prefix, cache_ttl_s=120) as client:
         hits0 = metric(client, "gateway_recommend_cache_total", backend="redis", result="hit")
         misses0 = metric(client, "gateway_recommend_cache_total", backend="redis", result="miss")
@@ -73,7 +74,7 @@ def test_a_hit_does_not_reach_the_recommender(
     """A value planted in Redis under the key is what the gateway answers: proof it reads the cache."""
     planted = {"emotion": "fear", "strategy": "match", "tracks": []}
     redis_client.set(cache_key(redis_prefix, "fear", 3, "match", [], None), json.dumps(planted))
-    with make_gateway(emotion_url=closed_url(), recommender_url=recommender_url, redis_url=REDIS_DB_URL,
+    with make_gateway(emotion_url=closed_url(), recommender_url=recommender_url, redis_url=REDIS_TEST_URL,
                       redis_prefix=redis_prefix) as client:
         answer = client.get("/recommend", params={"emotion": "fear", "limit": 3})
     assert answer.json() == planted
@@ -82,7 +83,7 @@ def test_a_hit_does_not_reach_the_recommender(
 def test_errors_are_not_cached(
     make_gateway: GatewayFactory, recommender_url: str, redis_prefix: str, redis_client: redis.Redis,
 ) -> None:
-    with make_gateway(emotion_url=closed_url(), recommender_url=recommender_url, redis_url=REDIS_DB_URL,
+    with make_gateway(emotion_url=closed_url(), recommender_url=recommender_url, redis_url=REDIS_TEST_URL,
                       redis_prefix=redis_prefix) as client:
         assert client.get("/recommend", params={"emotion": "happy", "limit": 0}).status_code == 422
     assert list(redis_client.scan_iter(f"{redis_prefix}*")) == []

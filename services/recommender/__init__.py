@@ -1,0 +1,1 @@
+"""Recommender service: the catalog, the KNN mood model, and ranking."""
