@@ -39,12 +39,13 @@ from bench.memory import memory_mb, uvicorn_pid
 from services.__main__ import SERVICES
 from services.emotion.pipeline import EmotionPipeline
 from services.emotion.runtime import session_options
-from services.emotion.settings import MODEL_DIR, EmotionSettings
+from services.emotion.settings import EmotionSettings
 from services.recommender.settings import RecommenderSettings
 from tests.procs import free_port, service
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_BASELINE = MODEL_DIR / "baseline.onnx"
+# Where `make train-baseline` writes the original architecture (kept out of the service image).
+DEFAULT_BASELINE = REPO / "models" / "baseline" / "baseline.onnx"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/10"
 
 

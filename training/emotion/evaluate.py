@@ -20,6 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
+from scipy.special import softmax  # noqa: E402
 from sklearn.metrics import (  # noqa: E402
     ConfusionMatrixDisplay,
     accuracy_score,
@@ -37,20 +38,15 @@ from training.settings import settings  # noqa: E402
 FERPLUS_TO_FER = {0: 6, 1: 3, 2: 5, 3: 4, 4: 0, 5: 1, 6: 2}
 
 
-def softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(1, keepdims=True))
-    return e / e.sum(1, keepdims=True)
-
-
 def predict(sess: ort.InferenceSession, images: np.ndarray, flip: bool) -> np.ndarray:
     """Class probabilities; with flip, averaged with those of the mirrored faces."""
     name = sess.get_inputs()[0].name
     probs = []
     for i in range(0, len(images), 256):
         x = images[i : i + 256, None].astype(np.float32)
-        p = softmax(sess.run(None, {name: x})[0])
+        p = softmax(sess.run(None, {name: x})[0], axis=1)
         if flip:
-            p = (p + softmax(sess.run(None, {name: x[..., ::-1].copy()})[0])) / 2
+            p = (p + softmax(sess.run(None, {name: x[..., ::-1].copy()})[0], axis=1)) / 2
         probs.append(p)
     return np.concatenate(probs)
 
