@@ -42,14 +42,15 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check .
 
+# TRAIN_ARGS="--budget-minutes 120" trains as many epochs as fit two hours on this machine instead.
 train: install  ## trains, exports and evaluates the shipped emotion model (CONFIG=vgg7)
-	$(BIN)/python -m training.emotion.train --config $(CONFIG) --data $(DATA)/fer2013/fer2013.npz
+	$(BIN)/python -m training.emotion.train --config $(CONFIG) --data $(DATA)/fer2013/fer2013.npz $(TRAIN_ARGS)
 	$(BIN)/python -m training.emotion.export --run runs/$(CONFIG) --out $(MODEL)
 	$(BIN)/python -m training.emotion.evaluate --model $(MODEL) --data $(DATA)/fer2013/fer2013.npz \
 	    --out reports/emotion --card $(dir $(MODEL))card.json
 
 train-baseline: install  ## the prototype's architecture through the same pipeline
-	$(BIN)/python -m training.emotion.train --config original --data $(DATA)/fer2013/fer2013.npz
+	$(BIN)/python -m training.emotion.train --config original --data $(DATA)/fer2013/fer2013.npz $(TRAIN_ARGS)
 	$(BIN)/python -m training.emotion.export --run runs/original --out models/baseline/baseline.onnx
 	$(BIN)/python -m training.emotion.evaluate --model models/baseline/baseline.onnx \
 	    --data $(DATA)/fer2013/fer2013.npz --out reports/emotion-baseline --card models/baseline/baseline.card.json

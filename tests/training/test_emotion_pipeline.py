@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from services.common.contracts import EMOTIONS
+from training.emotion import data as fer
 from training.emotion import evaluate, export, train
 from training.emotion.augment import random_affine, random_erase
 from training.emotion.model import ARCHITECTURES, build
@@ -72,3 +73,32 @@ def test_ferplus_majority_drops_unusable_rows() -> None:
     labels, keep = evaluate.ferplus_majority(votes)
     assert keep.tolist() == [True, True, False, False]
     assert [EMOTIONS[i] for i in labels[:2]] == ["neutral", "happy"]
+
+
+def test_ferplus_targets_blend_the_label_with_the_crowd() -> None:
+    votes = np.array([
+        [0, 6, 4, 0, 0, 0, 0, 0, 0, 0],  # 60% happiness, 40% surprise
+        [0, 0, 0, 0, 0, 0, 0, 0, 0, 10],  # not a face: the label alone
+    ])
+    data = fer.FerData(np.zeros((2, 48, 48), np.uint8), np.array([3, 0]), np.array(["train"] * 2), votes)
+    t = train.targets(data, replace(train.CONFIGS["vgg7"], ferplus_weight=0.5))
+    happy, surprise, angry = (EMOTIONS.index(e) for e in ("happy", "surprise", "angry"))
+    assert t[0, happy] == pytest.approx(0.5 + 0.5 * 0.6) and t[0, surprise] == pytest.approx(0.2)
+    assert t[1, angry] == 1.0
+    assert torch.allclose(t.sum(1), torch.ones(2))
+    assert train.targets(data, train.CONFIGS["vgg7"]).tolist() == [3, 0]  # weight 0: plain labels
+
+
+def test_budget_sets_the_epoch_count_and_resume_keeps_it(synthetic_fer: Path, tmp_path: Path) -> None:
+    cfg = replace(train.CONFIGS["smoke"], limit=0, batch_size=30, ferplus_weight=0.3)
+    run = tmp_path / "run"
+    # A budget this small fits one epoch at most; max_epochs bounds a fast machine.
+    state = train.train(cfg, synthetic_fer, run, budget_minutes=0.01, max_epochs=3)
+    assert state["epoch"] == 1
+    ck = torch.load(run / "last.pt", weights_only=False)
+    assert ck["config"]["epochs"] == 1 and ck["config"]["ferplus_weight"] == 0.3
+    assert "CPU" in state["hardware"] or "CUDA" in state["hardware"]
+    assert export.train_command(ck["config"]) == (
+        f"python -m training.emotion.train with {ck['config']}")  # no named config matches
+    assert export.train_command({**ck["config"], **asdict(train.CONFIGS["vgg7"]), "epochs": 3}) == (
+        "python -m training.emotion.train --config vgg7 --epochs 3")

@@ -18,6 +18,9 @@ import numpy as np
 
 from services.common.contracts import EMOTIONS
 
+# FER+ vote columns (neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown, NF)
+# as FER2013 class indices; contempt has no FER2013 class.
+FERPLUS_TO_FER = {0: 6, 1: 3, 2: 5, 3: 4, 4: 0, 5: 1, 6: 2}
 USAGE_TO_SPLIT = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 FOLDER_TO_SPLIT = {"train": "train", "val": "val", "publictest": "val", "test": "test", "privatetest": "test"}
 
@@ -36,6 +39,18 @@ class FerData:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+
+def ferplus_shares(votes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """FER+ vote shares over the seven FER2013 classes, and a mask of rows where they mean something
+    (fewer than 5 "not a face" votes and at least one vote for a FER2013 class)."""
+    shares = np.zeros((len(votes), len(EMOTIONS)), np.float32)
+    for src, dst in FERPLUS_TO_FER.items():
+        shares[:, dst] = votes[:, src]
+    total = shares.sum(1)
+    usable = (votes[:, 9] < 5) & (total > 0)
+    shares[usable] /= total[usable, None]
+    return shares, usable
 
 
 def load_npz(path: Path) -> FerData:

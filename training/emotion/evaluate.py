@@ -33,10 +33,6 @@ from services.common.contracts import EMOTIONS  # noqa: E402
 from training.emotion import data as fer  # noqa: E402
 from training.settings import settings  # noqa: E402
 
-# FER+ vote columns (neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown, NF)
-# as FER2013 class indices; contempt has no FER2013 class.
-FERPLUS_TO_FER = {0: 6, 1: 3, 2: 5, 3: 4, 4: 0, 5: 1, 6: 2}
-
 
 def predict(sess: ort.InferenceSession, images: np.ndarray, flip: bool) -> np.ndarray:
     """Class probabilities; with flip, averaged with those of the mirrored faces."""
@@ -68,8 +64,8 @@ def ferplus_majority(votes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     unknown or NF)."""
     keep = votes[:, 9] < 5
     majority = votes.argmax(1)
-    keep &= np.isin(majority, list(FERPLUS_TO_FER))
-    labels = np.array([FERPLUS_TO_FER.get(int(m), -1) for m in majority])
+    keep &= np.isin(majority, list(fer.FERPLUS_TO_FER))
+    labels = np.array([fer.FERPLUS_TO_FER.get(int(m), -1) for m in majority])
     return labels, keep
 
 

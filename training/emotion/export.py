@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ import torch
 from services.common.contracts import EMOTIONS
 from training.emotion import data as fer
 from training.emotion.model import ARCHITECTURES, build, n_params
+from training.emotion.train import CONFIGS
 from training.settings import REPO, settings
 
 
@@ -35,7 +37,7 @@ def git_commit() -> str:
 
 
 def load_run(run: Path) -> tuple[torch.nn.Module, dict]:
-    ck = torch.load(run / "best.pt", weights_only=False)
+    ck = torch.load(run / "best.pt", weights_only=False, map_location="cpu")  # GPU-trained runs too
     model = build(ck["config"]["arch"])
     model.load_state_dict(ck["model"])
     return model.eval(), ck
@@ -61,6 +63,15 @@ def parity(model: torch.nn.Module, onnx_path: Path, x: np.ndarray) -> dict:
     got = sess.run(None, {"image": x})[0]
     return {"n": len(x), "max_abs_logit_diff": float(np.abs(ref - got).max()),
             "prediction_agreement": float((ref.argmax(1) == got.argmax(1)).mean())}
+
+
+def train_command(cfg: dict) -> str:
+    """The command that trains this config: the named config whose settings match, epochs overridden."""
+    for name, c in CONFIGS.items():
+        if {**asdict(c), "epochs": cfg["epochs"]} == cfg:
+            extra = "" if c.epochs == cfg["epochs"] else f" --epochs {cfg['epochs']}"
+            return f"python -m training.emotion.train --config {name}{extra}"
+    return f"python -m training.emotion.train with {cfg}"
 
 
 def main() -> None:
@@ -96,8 +107,8 @@ def main() -> None:
                      "selected_weights": "EMA" if ck.get("ema") else "raw",
                      "val_acc_at_selection": ck["val_acc"],
                      "training_minutes": round(history["seconds"] / 60, 1),
-                     "hardware": "2-core AVX2 CPU, fp32 (no GPU)",
-                     "command": f"python -m training.emotion.train --config {cfg['arch']}"},
+                     "hardware": history.get("hardware", "unknown"),
+                     "command": train_command(cfg)},
         "code_commit": git_commit(),
         "parity": check,
         "size_bytes": args.out.stat().st_size,

@@ -3,6 +3,7 @@
     python -m training.emotion.train --config vgg7             # the shipped model
     python -m training.emotion.train --config original         # the prototype's architecture, as baseline
     python -m training.emotion.train --config smoke            # CI: one short epoch on a few hundred images
+    python -m training.emotion.train --config vgg7 --budget-minutes 120   # as many epochs as fit 2 hours
 
 Runs are resumable: each epoch writes <out>/last.pt; rerunning the same command continues from it.
 The weights with the best validation accuracy (raw or EMA) go to <out>/best.pt. The test split is never
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import random
 import time
 from dataclasses import asdict, dataclass, replace
@@ -33,7 +35,7 @@ from training.settings import settings
 @dataclass(frozen=True)
 class Config:
     arch: str = "vgg7"
-    epochs: int = 30
+    epochs: int = 160
     batch_size: int = 128
     lr: float = 0.1  # peak of a one-cycle schedule (SGD, Nesterov momentum)
     weight_decay: float = 5e-4
@@ -43,13 +45,17 @@ class Config:
     zoom: float = 0.15
     shift: float = 0.1
     erase_p: float = 0.5
+    ferplus_weight: float = 0.0  # >0: targets mix the FER2013 label with this share of FER+ vote shares
     seed: int = 0
     limit: int = 0  # >0: use only this many images per split (smoke runs)
 
 
 CONFIGS = {
-    "vgg7": Config(),
-    "original": Config(arch="original", epochs=20),
+    # The shipped model: 160 epochs (5 min on an H200; about 10 h on the 2-core CPU).
+    "vgg7": Config(epochs=160),
+    "original": Config(arch="original", epochs=130),
+    # FER+ soft targets: better on the FER+ benchmark, worse on FER2013 (reports/emotion/experiments.md).
+    "vgg7-ferplus": Config(epochs=160, ferplus_weight=0.5),
     "smoke": Config(arch="vgg7", epochs=1, limit=300, batch_size=32),
 }
 
@@ -71,6 +77,27 @@ def to_tensors(d: fer.FerData, limit: int) -> tuple[torch.Tensor, torch.Tensor]:
     return x, torch.from_numpy(d.labels[: limit or None])
 
 
+def targets(d: fer.FerData, cfg: Config) -> torch.Tensor:
+    """Class indices, or with ferplus_weight > 0 class distributions: the FER2013 label blended with the
+    FER+ crowd's vote shares, which soften faces the crowd found ambiguous."""
+    labels = torch.from_numpy(d.labels[: cfg.limit or None])
+    if cfg.ferplus_weight <= 0:
+        return labels
+    if d.ferplus_votes is None:
+        raise ValueError("ferplus_weight needs FER+ votes in the data (the npz format has them)")
+    shares, usable = fer.ferplus_shares(d.ferplus_votes[: cfg.limit or None])
+    soft = F.one_hot(labels, len(fer.EMOTIONS)).float()
+    w = torch.from_numpy(usable).float().unsqueeze(1) * cfg.ferplus_weight
+    return (1 - w) * soft + w * torch.from_numpy(shares)
+
+
+def hardware(device: str) -> str:
+    if device == "cuda":
+        return f"{torch.cuda.get_device_name()} (CUDA, bf16 autocast)"
+    bf16 = "bf16 autocast" if use_bf16(device) else "fp32"
+    return f"{platform.machine()} CPU, {torch.get_num_threads()} threads, {bf16}"
+
+
 @torch.no_grad()
 def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: str) -> float:
     model.eval()
@@ -88,34 +115,102 @@ def save(obj: dict, path: Path) -> None:
     tmp.replace(path)
 
 
-def train(cfg: Config, data_path: Path, out: Path, stop_after: int = 0) -> dict:
-    """Trains (or resumes) a run; with stop_after > 0, returns after that many epochs of this call."""
-    out.mkdir(parents=True, exist_ok=True)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    seed_everything(cfg.seed)
-
-    ds = fer.load(data_path)
-    x_train, y_train = to_tensors(ds.subset("train"), cfg.limit)
-    x_val, y_val = to_tensors(ds.subset("val"), cfg.limit)
-
+def setup(cfg: Config, device: str) -> tuple[torch.nn.Module, AveragedModel, torch.optim.Optimizer]:
     # channels_last lets oneDNN pick faster convolution kernels on CPU (about 1.3x here).
     model = build(cfg.arch).to(device, memory_format=torch.channels_last)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
                           weight_decay=cfg.weight_decay)
+    return model, ema, opt
+
+
+def step(model: torch.nn.Module, opt: torch.optim.Optimizer, cfg: Config, x: torch.Tensor,
+         target: torch.Tensor, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """One augmented SGD step on a batch that already sits on the device; returns (logits, loss)."""
+    xb = random_erase(random_affine(x, cfg.rotate_deg, cfg.zoom, cfg.shift), cfg.erase_p)
+    xb = xb.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(device, dtype=torch.bfloat16, enabled=use_bf16(device)):
+        logits = model(xb)
+        loss = F.cross_entropy(logits.float(), target, label_smoothing=cfg.label_smoothing)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return logits, loss
+
+
+def epochs_for_budget(cfg: Config, minutes: float, x: torch.Tensor, target: torch.Tensor,
+                      x_val: torch.Tensor, y_val: torch.Tensor, device: str) -> int:
+    """Times a few steps and a validation pass of a throwaway model: the epochs that fit in `minutes`."""
+    model, ema, opt = setup(cfg, device)
+    batches = [torch.randint(len(x), (cfg.batch_size,), device=x.device) for _ in range(23)]
+    for idx in batches[:3]:  # warm-up: kernel selection, allocator
+        step(model, opt, cfg, x[idx], target[idx], device)
+    n = len(batches) - 3
+    t0 = time.perf_counter()
+    for idx in batches[3:]:
+        logits, loss = step(model, opt, cfg, x[idx], target[idx], device)
+        ema.update_parameters(model)
+        loss.item()  # the loop syncs once per step too
+    per_step = (time.perf_counter() - t0) / n
+    t0 = time.perf_counter()
+    accuracy(model, x_val, y_val, device)
+    per_eval = 2 * (time.perf_counter() - t0)  # raw and EMA weights
+    per_epoch = per_step * (len(x) // cfg.batch_size) + per_eval
+    epochs = max(1, int(minutes * 60 / per_epoch))
+    print(f"budget {minutes} min: {per_step * 1000:.1f} ms/step, {per_epoch:.1f} s/epoch -> {epochs} epochs")
+    return epochs
+
+
+def probe(cfg: Config, data_path: Path, minutes: float) -> int:
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    ds = fer.load(data_path)
+    x_train, _ = to_tensors(ds.subset("train"), cfg.limit)
+    x_val, y_val = to_tensors(ds.subset("val"), cfg.limit)
+    print(f"{cfg.arch} on {hardware(device)}")
+    seed_everything(cfg.seed)
+    return epochs_for_budget(cfg, minutes, x_train.to(device), targets(ds.subset("train"), cfg).to(device),
+                             x_val, y_val, device)
+
+
+def train(cfg: Config, data_path: Path, out: Path, stop_after: int = 0, budget_minutes: float = 0,
+          max_epochs: int = 0) -> dict:
+    """Trains (or resumes) a run; with stop_after > 0, returns after that many epochs of this call. With
+    budget_minutes, a fresh run first sets its epoch count to what fits the budget on this hardware (at
+    most max_epochs when that is > 0)."""
+    out.mkdir(parents=True, exist_ok=True)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.backends.cudnn.benchmark = True
+    ds = fer.load(data_path)
+    train_set = ds.subset("train")
+    x_train, y_train = to_tensors(train_set, cfg.limit)
+    x_val, y_val = to_tensors(ds.subset("val"), cfg.limit)
+    # The whole training set lives on the device: augmentation runs there, with no per-batch copy.
+    x_train, y_train = x_train.to(device), y_train.to(device)
+    t_train = targets(train_set, cfg).to(device)
+
+    last = out / "last.pt"
+    ck = torch.load(last, weights_only=False, map_location=device) if last.exists() else None
+    if ck is not None:  # a resumed run keeps the epoch count it started with (a budget may have set it)
+        cfg = replace(cfg, epochs=ck["config"]["epochs"])
+    elif budget_minutes:
+        seed_everything(cfg.seed)
+        fit = epochs_for_budget(cfg, budget_minutes, x_train, t_train, x_val, y_val, device)
+        cfg = replace(cfg, epochs=min(fit, max_epochs) if max_epochs else fit)
+    seed_everything(cfg.seed)
+    model, ema, opt = setup(cfg, device)
     steps = len(x_train) // cfg.batch_size
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps,
                                                 pct_start=0.15)
-    state = {"epoch": 0, "history": [], "best_val": -1.0, "seconds": 0.0}
+    state = {"epoch": 0, "history": [], "best_val": -1.0, "seconds": 0.0, "hardware": hardware(device)}
 
-    last = out / "last.pt"
-    if last.exists():
-        ck = torch.load(last, weights_only=False)
+    if ck is not None:
         model.load_state_dict(ck["model"])
         ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["opt"])
         sched.load_state_dict(ck["sched"])
         torch.set_rng_state(ck["rng"])
+        if device == "cuda" and "cuda_rng" in ck:
+            torch.cuda.set_rng_state(ck["cuda_rng"])
         state = ck["state"]
         print(f"resumed from epoch {state['epoch']}")
     print(f"{cfg.arch}: {n_params(model):,} parameters, {len(x_train)} train / {len(x_val)} val images, "
@@ -125,21 +220,14 @@ def train(cfg: Config, data_path: Path, out: Path, stop_after: int = 0) -> dict:
     for epoch in range(state["epoch"], last_epoch):
         t0 = time.time()
         model.train()
-        perm = torch.randperm(len(x_train))
+        perm = torch.randperm(len(x_train)).to(device)
         seen = correct = 0
         loss_sum = 0.0
         bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", mininterval=5)
         for s in bar:
             idx = perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
-            xb = random_erase(random_affine(x_train[idx], cfg.rotate_deg, cfg.zoom, cfg.shift), cfg.erase_p)
-            xb = xb.to(device, memory_format=torch.channels_last)
-            yb = y_train[idx].to(device)
-            with torch.autocast(device, dtype=torch.bfloat16, enabled=use_bf16(device)):
-                logits = model(xb)
-                loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            yb = y_train[idx]
+            logits, loss = step(model, opt, cfg, x_train[idx], t_train[idx], device)
             sched.step()
             ema.update_parameters(model)
             seen += len(yb)
@@ -162,6 +250,7 @@ def train(cfg: Config, data_path: Path, out: Path, stop_after: int = 0) -> dict:
         state["epoch"] = epoch + 1
         save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
               "sched": sched.state_dict(), "rng": torch.get_rng_state(), "state": state,
+              **({"cuda_rng": torch.cuda.get_rng_state()} if device == "cuda" else {}),
               "config": asdict(cfg)}, last)
         (out / "history.json").write_text(json.dumps({"config": asdict(cfg), **state}, indent=1))
     return state
@@ -172,16 +261,24 @@ def main() -> None:
     ap.add_argument("--config", default="vgg7", choices=sorted(CONFIGS))
     ap.add_argument("--data", type=Path, default=settings.data / "fer2013" / "fer2013.npz")
     ap.add_argument("--out", type=Path, help="run folder (default runs/<config>)")
-    ap.add_argument("--epochs", type=int, help="override the config's epoch count")
+    ap.add_argument("--epochs", type=int, help="override the config's epoch count (with a budget: the most)")
+    ap.add_argument("--budget-minutes", type=float, default=0,
+                    help="set the epoch count to what fits this many minutes on this hardware")
+    ap.add_argument("--probe", action="store_true",
+                    help="only time this config here: seconds per epoch, epochs in --budget-minutes (or 120)")
     ap.add_argument("--stop-after", type=int, default=0, help="stop after N epochs (resume later)")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = CONFIGS[args.config]
-    if args.epochs:
+    if args.probe:
+        probe(cfg, args.data, args.budget_minutes or 120)
+        return
+    if args.epochs and not args.budget_minutes:
         cfg = replace(cfg, epochs=args.epochs)
-    state = train(cfg, args.data, args.out or settings.runs / args.config, args.stop_after)
+    state = train(cfg, args.data, args.out or settings.runs / args.config, args.stop_after,
+                  args.budget_minutes, max_epochs=args.epochs or 0)
     print(f"best val accuracy {state['best_val']:.4f} after {state['seconds'] / 60:.1f} min of training")
 
 

@@ -1,0 +1,73 @@
+"""Compares training runs on the same footing: each run's best weights are exported to ONNX and evaluated.
+
+    python -m training.emotion.compare runs/gpu/vgg7-160 runs/gpu/original-130 ... \\
+        --out reports/emotion/experiments.md
+
+Writes a Markdown table (and JSON beside it) with each run's command, epochs, hardware and time, size and
+accuracies. Runs are ranked by validation accuracy, the split that chooses; test is reported, not used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from training.emotion import evaluate, export
+from training.emotion.model import n_params
+from training.settings import settings
+
+
+def compare(runs: list[Path], data: Path) -> list[dict]:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for run in runs:
+            model, ck = export.load_run(run)
+            onnx_path = Path(tmp) / f"{run.name}.onnx"
+            export.to_onnx(model, onnx_path, run.name)
+            r = evaluate.evaluate(onnx_path, data, Path(tmp) / run.name)
+            history = json.loads((run / "history.json").read_text())
+            rows.append({
+                "run": run.name, "command": export.train_command(ck["config"]),
+                "epochs": history["epoch"], "hardware": history.get("hardware", "unknown"),
+                "minutes": round(history["seconds"] / 60, 1), "parameters": n_params(model),
+                "onnx_mb": round(onnx_path.stat().st_size / 1e6, 1),
+                "val_single": r["val"]["single"]["accuracy"], "test_single": r["test"]["single"]["accuracy"],
+                "test_flip": r["test"]["flip"]["accuracy"],
+                "ferplus_test": r.get("ferplus_test", {}).get("single"),
+            })
+    return sorted(rows, key=lambda row: -row["val_single"])
+
+
+def markdown(rows: list[dict], note: str = "") -> str:
+    lines = ["# Emotion model experiments", "",
+             "Command: `python -m training.emotion.compare <run folders>` (writes this file and its JSON)",
+             "", "Ranked by validation accuracy (the split that chooses); test is reported only.",
+             *([note] if note else []), "",
+             "| run | command | epochs | hardware, minutes | params | ONNX MB | val | test | test, flip "
+             "| FER+ test |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        fp = f"{r['ferplus_test']:.2%}" if r["ferplus_test"] is not None else "-"
+        lines.append(f"| {r['run']} | `{r['command']}` | {r['epochs']} | {r['hardware']}, {r['minutes']} | "
+                     f"{r['parameters']:,} | {r['onnx_mb']} | {r['val_single']:.2%} | "
+                     f"{r['test_single']:.2%} | {r['test_flip']:.2%} | {fp} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", type=Path, nargs="+", help="run folders (best.pt + history.json)")
+    ap.add_argument("--data", type=Path, default=settings.data / "fer2013" / "fer2013.npz")
+    ap.add_argument("--out", type=Path, default=settings.reports / "emotion" / "experiments.md")
+    ap.add_argument("--note", default="", help="a sentence for the report (how the runs were made)")
+    args = ap.parse_args()
+    rows = compare(args.runs, args.data)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(markdown(rows, args.note))
+    args.out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
+    print(markdown(rows, args.note))
+
+
+if __name__ == "__main__":
+    main()
