@@ -36,6 +36,14 @@ class EmotionSettings(BaseSettings):
     min_face_px: int = Field(default=20, ge=1)
     max_faces: int = Field(default=20, ge=1)
 
+    # Region-of-interest detection for live video (the request's optional `boxes` field): the
+    # detector looks only within squares of track_scale x each previous box's longer side, scaled
+    # to at most track_max_side pixels, unless their union covers more than track_max_area of the
+    # frame (then the whole frame is cheaper to search than to crop and miss).
+    track_scale: float = Field(default=2.0, ge=1.0, le=8.0)
+    track_max_side: int = Field(default=160, ge=32, le=4096)
+    track_max_area: float = Field(default=0.5, gt=0, le=1)
+
     # Crop geometry matched to FER2013 framing: a square around the detector box, whose side is
     # crop_margin x the box's longer side, its centre moved down by crop_shift_y x box height.
     # See reports/detectors.md ("Crop margin") for how these were chosen.
