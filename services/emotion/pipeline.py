@@ -55,37 +55,45 @@ class EmotionPipeline:
         self.detector(np.zeros((480, 640), np.uint8))
         self.classifier(np.zeros((1, *self.classifier.size), np.float32))
 
-    def region(self, grey: np.ndarray, hint: list[BoxTuple]) -> BoxTuple | None:
-        """Where to look for the faces of the previous frame: the union of squares of
-        track_scale x each box's longer side around its centre, clipped to the frame; None (the whole
-        frame) when that would not be much smaller than the frame."""
+    def region(self, grey: np.ndarray, hint: list[BoxTuple]) -> tuple[BoxTuple, int] | None:
+        """Where to look for the faces of the previous frame, and at what detector input size: the
+        union of squares of track_scale x each box's longer side around its centre, clipped to the
+        frame, searched at track_max_side px or more, so that the smallest face is still
+        track_face_px in the detector input. None (search the whole frame) when that input would
+        be no smaller than the whole frame's."""
         height, width = grey.shape
         x0, y0, x1, y1 = width, height, 0, 0
         for x, y, w, h in hint:
+            if x + w <= 0 or y + h <= 0 or x >= width or y >= height:
+                raise ImageInputError(422, f"boxes: ({x}, {y}, {w}, {h}) lies outside the "
+                                           f"{width}x{height} image")
             half = max(w, h) * self.settings.track_scale / 2
             cx, cy = x + w / 2, y + h / 2
             x0, y0 = min(x0, int(cx - half)), min(y0, int(cy - half))
             x1, y1 = max(x1, int(np.ceil(cx + half))), max(y1, int(np.ceil(cy + half)))
-            if x + w <= 0 or y + h <= 0 or x >= width or y >= height:
-                raise ImageInputError(422, f"boxes: ({x}, {y}, {w}, {h}) lies outside the "
-                                           f"{width}x{height} image")
         x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
-        if (x1 - x0) * (y1 - y0) > self.settings.track_max_area * width * height:
+        longest = max(x1 - x0, y1 - y0)
+        smallest = min(max(w, h) for _, _, w, h in hint)
+        side = max(self.settings.track_max_side,
+                   int(np.ceil(longest * self.settings.track_face_px / smallest)))
+        if min(side, longest) >= min(self.settings.detect_max_side, max(width, height)):
             return None
-        return x0, y0, x1 - x0, y1 - y0
+        return (x0, y0, x1 - x0, y1 - y0), side
 
     def boxes(self, grey: np.ndarray, detect: bool,
               hint: list[BoxTuple] | None = None) -> tuple[list[BoxTuple], BoxTuple | None]:
         """Face boxes, largest first, and the region searched (None: the whole frame). Without
         detection the whole image is the one face. With a hint (the previous frame's boxes) only the
         region around them is searched, at a small detector input; when that finds fewer faces than
-        the hint had, a face moved out of it or was lost, and the whole frame is searched."""
+        the hint had, a face moved out of it or was lost, and the whole frame is searched. New faces
+        outside the region are not seen: a client sends no boxes every few frames to find them."""
         if not detect:
             return [(0, 0, grey.shape[1], grey.shape[0])], None
-        region = self.region(grey, hint) if hint else None
-        if region is not None:
+        where = self.region(grey, hint) if hint else None
+        if where is not None:
+            region, side = where
             rx, ry, rw, rh = region
-            found = self.detector(grey[ry:ry + rh, rx:rx + rw], self.settings.track_max_side)
+            found = self.detector(grey[ry:ry + rh, rx:rx + rw], side)
             if len(found) >= len(hint or ()):
                 return [(d.x + rx, d.y + ry, d.w, d.h) for d in found[: self.settings.max_faces]], region
         return [d.box for d in self.detector(grey)[: self.settings.max_faces]], None
