@@ -14,9 +14,9 @@ from services.common.contracts import ErrorResponse, PredictResponse
 from services.common.observability import instrument
 from services.emotion import metrics
 from services.emotion.imaging import ImageInputError
-from services.emotion.pipeline import EmotionPipeline
+from services.emotion.pipeline import EmotionPipeline, parse_boxes
 from services.emotion.settings import EmotionSettings
-from services.emotion.upload import FIELD, read_image_bytes
+from services.emotion.upload import BOXES_FIELD, FIELD, read_upload
 
 log = logging.getLogger("moodtunes.emotion")
 
@@ -27,7 +27,11 @@ _ERRORS: dict[int | str, dict] = {code: {"model": ErrorResponse, "description": 
 # The body is read by hand (see upload.py), so OpenAPI is told what it accepts.
 _PREDICT_BODY = {"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": {"type": "object", "required": [FIELD],
-                                       "properties": {FIELD: _IMAGE_SCHEMA}}},
+                                       "properties": {FIELD: _IMAGE_SCHEMA, BOXES_FIELD: {
+                                           "type": "string",
+                                           "description": "optional, live video: the previous "
+                                           "frame's faces[].box as a JSON list; only the region "
+                                           "around them is searched (see `region`)"}}}},
     "image/jpeg": {"schema": _IMAGE_SCHEMA},
     "image/png": {"schema": _IMAGE_SCHEMA},
     "image/webp": {"schema": _IMAGE_SCHEMA},
@@ -41,9 +45,14 @@ async def predict(
     pipeline: EmotionPipeline | None = request.app.state.pipeline
     if pipeline is None:
         return JSONResponse(status_code=503, content={"detail": "emotion model not loaded"})
-    data = await read_image_bytes(request, pipeline.settings.max_upload_bytes)
+    upload = await read_upload(request, pipeline.settings.max_upload_bytes)
+    hint = None
+    if upload.boxes is not None:
+        if not detect:
+            raise ImageInputError(422, f"'{BOXES_FIELD}' needs face detection: drop detect=false")
+        hint = parse_boxes(upload.boxes, pipeline.settings.max_faces)
     # ONNX Runtime and OpenCV release the GIL: frames run in parallel on the thread pool.
-    response = await run_in_threadpool(pipeline.predict, data, detect)
+    response = await run_in_threadpool(pipeline.predict, upload.image, detect, hint)
     metrics.record(response)
     return response
 

@@ -77,17 +77,30 @@ class CenterFaceDetector:
             _dynamic_model(weights or centerface_weights()), session_options(threads),
             providers=["CPUExecutionProvider"])
 
-    def _input_size(self, width: int, height: int) -> tuple[int, int]:
-        scale = min(1.0, self.max_side / max(width, height))
+    def _input_size(self, width: int, height: int, max_side: int | None = None) -> tuple[int, int]:
+        scale = min(1.0, (max_side or self.max_side) / max(width, height))
         return (max(_ALIGN, int(np.ceil(width * scale / _ALIGN)) * _ALIGN),
                 max(_ALIGN, int(np.ceil(height * scale / _ALIGN)) * _ALIGN))
 
-    def __call__(self, rgb: np.ndarray) -> list[Detection]:
-        """Faces in an RGB uint8 image, in its pixel coordinates, largest first."""
-        height, width = rgb.shape[:2]
-        in_w, in_h = self._input_size(width, height)
-        # A plain resize (not letterbox) to multiples of 32: the slight aspect change is undone below.
-        blob = cv2.dnn.blobFromImage(rgb, 1.0, (in_w, in_h), swapRB=False, crop=False)
+    def blob(self, image: np.ndarray, max_side: int | None = None) -> np.ndarray:
+        """The network input [1, 3, H, W] float32 for an RGB [H, W, 3] or grey [H, W] uint8 image."""
+        in_w, in_h = self._input_size(image.shape[1], image.shape[0], max_side)
+        # A plain resize (not letterbox) to multiples of 32: the slight aspect change is undone later.
+        if image.ndim == 3:
+            return cv2.dnn.blobFromImage(image, 1.0, (in_w, in_h), swapRB=False, crop=False)
+        # Grey: the same picture in all three channels (as a grey frame would arrive in RGB); only
+        # the small resized copy is replicated, so this is cheaper than converting the frame.
+        small = cv2.resize(image, (in_w, in_h), interpolation=cv2.INTER_LINEAR)
+        blob = np.empty((1, 3, in_h, in_w), np.float32)
+        blob[0] = small
+        return blob
+
+    def __call__(self, image: np.ndarray, max_side: int | None = None) -> list[Detection]:
+        """Faces in an RGB [H, W, 3] or grey [H, W] uint8 image, in its pixel coordinates, largest
+        first. max_side overrides the detector input's longer side for this call."""
+        height, width = image.shape[:2]
+        blob = self.blob(image, max_side)
+        in_h, in_w = blob.shape[2:]
         heatmap, scale, offset, _ = self.session.run(_OUTPUTS, {_INPUT: blob})
         rows, cols = np.nonzero(heatmap[0, 0] > self.threshold)
         if rows.size == 0:

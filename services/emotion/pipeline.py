@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -9,8 +10,36 @@ import numpy as np
 from services.common.contracts import Box, Face, PredictResponse
 from services.emotion.classifier import EmotionClassifier
 from services.emotion.detector import CenterFaceDetector
-from services.emotion.imaging import Limits, decode, face_crop, to_grey
+from services.emotion.imaging import ImageInputError, Limits, decode, face_crop
 from services.emotion.settings import EmotionSettings
+
+BoxTuple = tuple[int, int, int, int]
+
+
+def parse_boxes(raw: bytes, max_boxes: int) -> list[BoxTuple]:
+    """The `boxes` field: a JSON list of {"x", "y", "w", "h"} (a previous answer's faces[].box) or of
+    [x, y, w, h]. Anything else is the client's mistake: 422, never a silent full-frame run."""
+    try:
+        items = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ImageInputError(422, f"boxes: not JSON: {exc}") from exc
+    if not isinstance(items, list):
+        raise ImageInputError(422, "boxes: expected a JSON list of boxes")
+    if len(items) > max_boxes:
+        raise ImageInputError(422, f"boxes: at most {max_boxes} boxes, got {len(items)}")
+    out = []
+    for i, item in enumerate(items):
+        values = [item.get(k) for k in "xywh"] if isinstance(item, dict) else item
+        # bool is an int subclass in Python; true/false are not coordinates.
+        if (not isinstance(values, list) or len(values) != 4
+                or not all(isinstance(v, int) and not isinstance(v, bool) for v in values)):
+            raise ImageInputError(422, f"boxes[{i}]: expected {{\"x\", \"y\", \"w\", \"h\"}} or "
+                                       "[x, y, w, h] with integer values")
+        x, y, w, h = values
+        if w < 1 or h < 1:
+            raise ImageInputError(422, f"boxes[{i}]: width and height must be at least 1")
+        out.append((x, y, w, h))
+    return out
 
 
 class EmotionPipeline:
@@ -23,17 +52,53 @@ class EmotionPipeline:
             threshold=settings.detect_threshold, nms_iou=settings.nms_iou,
             min_face_px=settings.min_face_px)
         # ONNX Runtime allocates on the first run: pay that at startup, not on the first request.
-        self.detector(np.zeros((480, 640, 3), np.uint8))
+        self.detector(np.zeros((480, 640), np.uint8))
         self.classifier(np.zeros((1, *self.classifier.size), np.float32))
 
-    def boxes(self, rgb: np.ndarray, detect: bool) -> list[tuple[int, int, int, int]]:
-        """Face boxes, largest first; without detection the whole image is the one face."""
-        if not detect:
-            return [(0, 0, rgb.shape[1], rgb.shape[0])]
-        return [d.box for d in self.detector(rgb)[: self.settings.max_faces]]
+    def region(self, grey: np.ndarray, hint: list[BoxTuple]) -> tuple[BoxTuple, int] | None:
+        """Where to look for the faces of the previous frame, and at what detector input size: the
+        union of squares of track_scale x each box's longer side around its centre, clipped to the
+        frame, searched at track_max_side px or more, so that the smallest face is still
+        track_face_px in the detector input. None (search the whole frame) when that input would
+        be no smaller than the whole frame's."""
+        height, width = grey.shape
+        x0, y0, x1, y1 = width, height, 0, 0
+        for x, y, w, h in hint:
+            if x + w <= 0 or y + h <= 0 or x >= width or y >= height:
+                raise ImageInputError(422, f"boxes: ({x}, {y}, {w}, {h}) lies outside the "
+                                           f"{width}x{height} image")
+            half = max(w, h) * self.settings.track_scale / 2
+            cx, cy = x + w / 2, y + h / 2
+            x0, y0 = min(x0, int(cx - half)), min(y0, int(cy - half))
+            x1, y1 = max(x1, int(np.ceil(cx + half))), max(y1, int(np.ceil(cy + half)))
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+        longest = max(x1 - x0, y1 - y0)
+        smallest = min(max(w, h) for _, _, w, h in hint)
+        side = max(self.settings.track_max_side,
+                   int(np.ceil(longest * self.settings.track_face_px / smallest)))
+        if min(side, longest) >= min(self.settings.detect_max_side, max(width, height)):
+            return None
+        return (x0, y0, x1 - x0, y1 - y0), side
 
-    def crops(self, rgb: np.ndarray, boxes: list[tuple[int, int, int, int]], detect: bool) -> np.ndarray:
-        grey = to_grey(rgb)
+    def boxes(self, grey: np.ndarray, detect: bool,
+              hint: list[BoxTuple] | None = None) -> tuple[list[BoxTuple], BoxTuple | None]:
+        """Face boxes, largest first, and the region searched (None: the whole frame). Without
+        detection the whole image is the one face. With a hint (the previous frame's boxes) only the
+        region around them is searched, at a small detector input; when that finds fewer faces than
+        the hint had, a face moved out of it or was lost, and the whole frame is searched. New faces
+        outside the region are not seen: a client sends no boxes every few frames to find them."""
+        if not detect:
+            return [(0, 0, grey.shape[1], grey.shape[0])], None
+        where = self.region(grey, hint) if hint else None
+        if where is not None:
+            region, side = where
+            rx, ry, rw, rh = region
+            found = self.detector(grey[ry:ry + rh, rx:rx + rw], side)
+            if len(found) >= len(hint or ()):
+                return [(d.x + rx, d.y + ry, d.w, d.h) for d in found[: self.settings.max_faces]], region
+        return [d.box for d in self.detector(grey)[: self.settings.max_faces]], None
+
+    def crops(self, grey: np.ndarray, boxes: list[BoxTuple], detect: bool) -> np.ndarray:
         size = self.classifier.size
         # A caller-cropped face (detect=false) is taken as framed; detector boxes get FER framing.
         margin, shift = (self.settings.crop_margin, self.settings.crop_shift_y) if detect else (1.0, 0.0)
@@ -42,19 +107,23 @@ class EmotionPipeline:
             out[i] = face_crop(grey, box, size, margin, shift)
         return out
 
-    def predict(self, data: bytes, detect: bool = True) -> PredictResponse:
+    def predict(self, data: bytes, detect: bool = True,
+                hint: list[BoxTuple] | None = None) -> PredictResponse:
         t0 = time.perf_counter()
-        rgb = decode(data, self.limits)
+        # Everything downstream is grey: the emotion model reads grey crops, and the detector finds
+        # the same faces in grey (reports/detectors.md), so colour is never decoded.
+        grey = decode(data, self.limits, grey=True)
         t1 = time.perf_counter()
-        boxes = self.boxes(rgb, detect)
+        boxes, region = self.boxes(grey, detect, hint)
         t2 = time.perf_counter()
-        preds = self.classifier(self.crops(rgb, boxes, detect))
+        preds = self.classifier(self.crops(grey, boxes, detect))
         t3 = time.perf_counter()
         faces = [Face(box=Box(x=x, y=y, w=w, h=h), emotion=p.emotion, confidence=p.confidence,
                       probabilities=p.probabilities)
                  for (x, y, w, h), p in zip(boxes, preds, strict=True)]
         return PredictResponse(
-            faces=faces, width=rgb.shape[1], height=rgb.shape[0], model=self.classifier.name,
+            faces=faces, width=grey.shape[1], height=grey.shape[0], model=self.classifier.name,
+            region=None if region is None else Box(x=region[0], y=region[1], w=region[2], h=region[3]),
             timings_ms={"decode": (t1 - t0) * 1000, "detect": (t2 - t1) * 1000,
                         "classify": (t3 - t2) * 1000},
         )

@@ -26,15 +26,23 @@ class EmotionSettings(BaseSettings):
     # Checked from the image header before decoding: guards against decompression bombs.
     max_pixels: int = Field(default=25_000_000, ge=1)
 
-    # Face detector (CenterFace). The frame is scaled so its longer side is at most this many pixels
-    # before detection: 480 found every face of the photo set with no extra one, where 640 found
-    # fewer and costs ~1.8x the time (reports/detectors.md).
-    detect_max_side: int = Field(default=480, ge=32, le=4096)
+    # Face detector (CenterFace), fed the grey frame. The frame is scaled so its longer side is at
+    # most this many pixels before detection: in grey, 320 finds every face of the photo set with
+    # no extra one, as 480 does, at less than half the time (reports/detectors.md).
+    detect_max_side: int = Field(default=320, ge=32, le=4096)
     detect_threshold: float = Field(default=0.5, gt=0, lt=1)
     nms_iou: float = Field(default=0.3, gt=0, le=1)
     # Detections smaller than this (in original-image pixels) are too small to classify.
     min_face_px: int = Field(default=20, ge=1)
     max_faces: int = Field(default=20, ge=1)
+
+    # Region-of-interest detection for live video (the request's optional `boxes` field): the
+    # detector looks only within squares of track_scale x each previous box's longer side, scaled
+    # to track_max_side pixels, or more where the smallest face would be under track_face_px there;
+    # when that is no smaller than the whole frame's input, the whole frame is searched.
+    track_scale: float = Field(default=2.0, ge=1.0, le=8.0)
+    track_max_side: int = Field(default=160, ge=32, le=4096)
+    track_face_px: int = Field(default=48, ge=8, le=1024)
 
     # Crop geometry matched to FER2013 framing: a square around the detector box, whose side is
     # crop_margin x the box's longer side, its centre moved down by crop_shift_y x box height.

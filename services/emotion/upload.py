@@ -1,10 +1,13 @@
-"""Reads the uploaded image bytes from a request: a multipart field `image` or a raw image body.
+"""Reads an upload from a request: a multipart field `image` (plus the optional `boxes` field) or a
+raw image body.
 
 Starlette's own form parser spools files over 1 MB to a temporary file on disk; uploads must never
 touch disk, so the body is read into memory under a size cap and parsed with python-multipart here.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from fastapi import Request
 from python_multipart.exceptions import MultipartParseError
@@ -13,11 +16,21 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from services.emotion.imaging import SUPPORTED_MEDIA_TYPES, ImageInputError, too_large
 
 FIELD = "image"
+# Optional multipart field: the previous frame's face boxes, for region-of-interest detection.
+BOXES_FIELD = "boxes"
+# 20 boxes of four numbers as JSON fit easily; anything longer is not a box list.
+MAX_BOXES_BYTES = 4096
 # Room for the multipart boundaries and part headers around the image itself.
 MULTIPART_OVERHEAD = 64 * 1024
 
 
-def _multipart_field(body: bytes, boundary: bytes | None, name: str, max_bytes: int) -> bytes:
+@dataclass(frozen=True)
+class Upload:
+    image: bytes
+    boxes: bytes | None = None  # the raw `boxes` field, parsed by the pipeline's caller
+
+
+def _multipart_fields(body: bytes, boundary: bytes | None, max_bytes: int) -> Upload:
     if not boundary:
         raise ImageInputError(422, "multipart body without a boundary")
     parts: list[tuple[dict[bytes, bytes], bytearray]] = []
@@ -51,18 +64,25 @@ def _multipart_field(body: bytes, boundary: bytes | None, name: str, max_bytes: 
         parser.finalize()
     except MultipartParseError as exc:
         raise ImageInputError(422, f"malformed multipart body: {exc}") from exc
+    fields: dict[bytes, bytearray] = {}
     for headers, data in parts:
         _, options = parse_options_header(headers.get(b"content-disposition"))
-        if options.get(b"name") == name.encode():
-            if len(data) > max_bytes:
-                raise too_large(max_bytes)
-            return bytes(data)
-    raise ImageInputError(422, f"multipart body has no '{name}' field")
+        fields.setdefault(options.get(b"name", b""), data)
+    image = fields.get(FIELD.encode())
+    if image is None:
+        raise ImageInputError(422, f"multipart body has no '{FIELD}' field")
+    if len(image) > max_bytes:
+        raise too_large(max_bytes)
+    boxes = fields.get(BOXES_FIELD.encode())
+    if boxes is not None and len(boxes) > MAX_BOXES_BYTES:
+        raise ImageInputError(422, f"'{BOXES_FIELD}' field too long: at most {MAX_BOXES_BYTES} bytes")
+    return Upload(bytes(image), None if boxes is None else bytes(boxes))
 
 
-async def read_image_bytes(request: Request, max_bytes: int) -> bytes:
-    """The image's bytes. A raw body must declare an image type; a multipart file is judged later by
-    its bytes alone, since browsers and HTTP clients label file parts unreliably."""
+async def read_upload(request: Request, max_bytes: int) -> Upload:
+    """The image's bytes (and a multipart body's `boxes` field). A raw body must declare an image
+    type; a multipart file is judged later by its bytes alone, since browsers and HTTP clients label
+    file parts unreliably."""
     media, options = parse_options_header(request.headers.get("content-type"))
     media_type = media.decode("latin-1").lower()
     multipart = media_type == "multipart/form-data"
@@ -78,9 +98,9 @@ async def read_image_bytes(request: Request, max_bytes: int) -> bytes:
     if not body:
         raise ImageInputError(422, "empty body: send a JPEG, PNG or WebP image")
     if multipart:
-        return _multipart_field(bytes(body), options.get(b"boundary"), FIELD, max_bytes)
+        return _multipart_fields(bytes(body), options.get(b"boundary"), max_bytes)
     if media_type not in SUPPORTED_MEDIA_TYPES:
         raise ImageInputError(
             415, f"unsupported Content-Type {media_type or '(none)'}: send image/jpeg, image/png or "
                  f"image/webp, or multipart/form-data with an '{FIELD}' field")
-    return bytes(body)
+    return Upload(bytes(body))

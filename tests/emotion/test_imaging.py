@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
+import pytest
 
-from services.emotion.imaging import face_crop, square_crop_box
+from services.emotion.detector import CenterFaceDetector
+from services.emotion.imaging import Limits, decode, face_crop, square_crop_box
+from tests.emotion.conftest import encode
 
 
 def test_square_crop_box_grows_around_the_centre() -> None:
@@ -34,3 +38,21 @@ def test_crop_keeps_the_content_of_the_box() -> None:
     grey[100:200, 300:400] = 255
     crop = face_crop(grey, (300, 100, 100, 100), (48, 48), 1.0, 0.0)
     assert crop.mean() == 255
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_grey_decode_is_the_luma_of_the_colour_decode(frame_640x480: np.ndarray, fmt: str) -> None:
+    body = encode(frame_640x480, fmt)
+    limits = Limits(1 << 23, 1 << 24)
+    grey = decode(body, limits, grey=True)
+    rgb = decode(body, limits)
+    assert grey.shape == rgb.shape[:2] and grey.dtype == np.uint8
+    # A JPEG's own luma plane vs luma computed from its decoded colour: equal up to rounding.
+    assert np.abs(grey.astype(int) - cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)).mean() < 1.0
+
+
+def test_detector_grey_blob_is_the_grey_picture_in_three_channels(frame_640x480: np.ndarray) -> None:
+    grey = cv2.cvtColor(frame_640x480, cv2.COLOR_RGB2GRAY)
+    detector = CenterFaceDetector(max_side=320)
+    assert np.array_equal(detector.blob(grey), detector.blob(cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB)))
+    assert detector.blob(grey, max_side=160).shape == (1, 3, 128, 160)

@@ -42,9 +42,9 @@ def test_group_photos_find_most_faces(answers: dict[str, dict], name: str, faces
     assert areas == sorted(areas, reverse=True)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 4 target not met yet: the shipped model agrees on 14/18 photos (78%) at the FER-measured crop "
-    "margin 1.0; it reads several 'neutral' press photos as happy"))
+# Was a strict xfail at 14/18 (78%) with the detector at <= 480 px in colour. With the grey detector at
+# <= 320 px the boxes change by a few pixels and one more photo agrees: 15/18. One photo either way,
+# so this rests on the crop geometry as much as on the model.
 def test_emotion_agrees_with_labels_on_single_face_photos(answers: dict[str, dict]) -> None:
     """Depends on the trained model as much as on detection and crop geometry."""
     single = [a for a in answers.values() if a["n"] == 1]
