@@ -223,7 +223,17 @@ def baseline(frame: bytes, model_path: Path, n: int) -> dict[str, Any]:
     base_ms, ours_ms = p50_ms(sequential(original, n)), p50_ms(sequential(ours, n))
     return {"original_ms_p50": base_ms, "ours_ms_p50": ours_ms, "speedup": round(base_ms / ours_ms, 2),
             "original_faces": original(0), "ours_faces": ours(0), "model": str(model_path.name),
-            "requests": n}
+            "requests": n, "ours_card": card_summary(ours_pipeline.settings.card_file),
+            "original_card": card_summary(model_path.with_name(model_path.stem + ".card.json"))}
+
+
+def card_summary(path: Path) -> dict[str, Any]:
+    """Size and FER2013 test accuracy from a model card written by training.emotion.export/evaluate."""
+    if not path.exists():
+        return {}
+    card = json.loads(path.read_text())
+    return {"parameters": card["architecture"]["parameters"], "size_mb": round(card["size_bytes"] / 1e6, 1),
+            "test_single": card.get("metrics", {}).get("test_single")}
 
 
 def component_benches(plan: Plan, out: Path, note: str) -> dict[str, str]:
@@ -315,6 +325,17 @@ def markdown(r: dict[str, Any]) -> str:
             "",
             f"Ours is {b['speedup']}x the speed of the original per frame (original time / ours).",
         ]
+        oc, uc = b.get("original_card") or {}, b.get("ours_card") or {}
+        if oc.get("test_single") and uc.get("test_single"):
+            lines += [
+                "", "| model | parameters | ONNX MB | FER2013 test, single pass |", "|---|---:|---:|---:|",
+                f"| original architecture, trained by our pipeline | {oc['parameters']:,} | "
+                f"{oc['size_mb']} | {oc['test_single']:.2%} |",
+                f"| ours (emotion.onnx) | {uc['parameters']:,} | {uc['size_mb']} | "
+                f"{uc['test_single']:.2%} |",
+                "", f"Accuracy ratio ours / original: {uc['test_single'] / oc['test_single']:.3f}; "
+                f"size ratio {uc['size_mb'] / oc['size_mb']:.2f} (from the model cards).",
+            ]
     components = ", ".join(f"{k}: {v}" for k, v in r["components"].items()) or "skipped"
     lines += ["", f"Component benches (their own reports beside this file): {components}."]
     return "\n".join(lines) + "\n"
