@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/pip install -q -c requirements/constraints.txt
 DATA   ?= $(if $(MOODTUNES_DATA),$(MOODTUNES_DATA),../shared/data)
 MODEL  ?= services/emotion/model/emotion.onnx
-CONFIG ?= vgg7
+CONFIG ?= vgg7-tuned
 
 .PHONY: run test test-fast lint install install-run train train-baseline eval bench music clean
 
@@ -42,8 +42,8 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check .
 
-# TRAIN_ARGS="--budget-minutes 120" trains as many epochs as fit two hours on this machine instead.
-train: install  ## trains, exports and evaluates the shipped emotion model (CONFIG=vgg7)
+# CONFIG=vgg7 TRAIN_ARGS="--budget-minutes 120": one stage, as many epochs as fit two hours here.
+train: install  ## trains, exports and evaluates the shipped emotion model (CONFIG=vgg7-tuned)
 	$(BIN)/python -m training.emotion.train --config $(CONFIG) --data $(DATA)/fer2013/fer2013.npz $(TRAIN_ARGS)
 	$(BIN)/python -m training.emotion.export --run runs/$(CONFIG) --out $(MODEL)
 	$(BIN)/python -m training.emotion.evaluate --model $(MODEL) --data $(DATA)/fer2013/fer2013.npz \

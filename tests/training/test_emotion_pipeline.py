@@ -58,7 +58,7 @@ def test_smoke_train_export_evaluate(synthetic_fer: Path, tmp_path: Path) -> Non
     assert (out / "confusion_test.png").stat().st_size > 1000
     assert results["test"]["single"]["n"] == 60
     assert results["test"]["single"]["accuracy"] > 0.4
-    assert results["ferplus_test"]["n"] == 60
+    assert results["ferplus_test"]["n"] == 60 and results["ferplus_val"]["n"] == 60
     assert "| test | flip |" in (out / "report.md").read_text()
     json.loads((out / "metrics.json").read_text())
 
@@ -102,3 +102,16 @@ def test_budget_sets_the_epoch_count_and_resume_keeps_it(synthetic_fer: Path, tm
         f"python -m training.emotion.train with {ck['config']}")  # no named config matches
     assert export.train_command({**ck["config"], **asdict(train.CONFIGS["vgg7"]), "epochs": 3}) == (
         "python -m training.emotion.train --config vgg7 --epochs 3")
+
+
+def test_card_lists_the_stages_a_fine_tuned_run_started_from(tmp_path: Path) -> None:
+    first = tmp_path / "vgg7-ferplus"
+    first.mkdir()
+    cfg = asdict(train.CONFIGS["vgg7-ferplus"])
+    (first / "history.json").write_text(json.dumps(
+        {"config": cfg, "epoch": 107, "seconds": 240.0, "hardware": "GPU", "init": None}))
+    second = {"init": str(first / "best.pt")}
+    assert export.earlier_stages(second) == [{
+        "run": str(first), "command": "python -m training.emotion.train --config vgg7-ferplus", "epochs": 107,
+        "hardware": "GPU", "training_minutes": 4.0}]
+    assert export.earlier_stages({"init": str(tmp_path / "gone" / "best.pt")})[0]["history"] == "not found"

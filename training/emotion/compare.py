@@ -35,6 +35,7 @@ def compare(runs: list[Path], data: Path) -> list[dict]:
                 "onnx_mb": round(onnx_path.stat().st_size / 1e6, 1),
                 "val_single": r["val"]["single"]["accuracy"], "test_single": r["test"]["single"]["accuracy"],
                 "test_flip": r["test"]["flip"]["accuracy"],
+                "ferplus_val": r.get("ferplus_val", {}).get("single"),
                 "ferplus_test": r.get("ferplus_test", {}).get("single"),
             })
     return sorted(rows, key=lambda row: -row["val_single"])
@@ -46,9 +47,9 @@ def markdown(rows: list[dict], note: str = "") -> str:
              "", "Ranked by validation accuracy (the split that chooses); test is reported only.",
              *([note] if note else []), "",
              "| run | command | epochs | hardware, minutes | params | ONNX MB | val | test | test, flip "
-             "| FER+ test |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| FER+ val | FER+ test |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        fp = f"{r['ferplus_test']:.2%}" if r["ferplus_test"] is not None else "-"
+        fp = " | ".join(f"{r[k]:.2%}" if r[k] is not None else "-" for k in ("ferplus_val", "ferplus_test"))
         lines.append(f"| {r['run']} | `{r['command']}` | {r['epochs']} | {r['hardware']}, {r['minutes']} | "
                      f"{r['parameters']:,} | {r['onnx_mb']} | {r['val_single']:.2%} | "
                      f"{r['test_single']:.2%} | {r['test_flip']:.2%} | {fp} |")

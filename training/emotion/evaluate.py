@@ -88,10 +88,12 @@ def markdown(name: str, results: dict) -> str:
             s = results[split][mode]
             lines.append(f"| {split} | {mode} | {s['accuracy']:.2%} | {s['macro']['precision']:.3f} | "
                          f"{s['macro']['recall']:.3f} | {s['macro']['f1']:.3f} | {s['weighted']['f1']:.3f} |")
-    if "ferplus_test" in results:
-        fp = results["ferplus_test"]
-        lines += ["", f"FER+ majority-vote accuracy on test ({fp['n']} faces, NF >= 5 and contempt/unknown "
-                  f"majorities dropped): single {fp['single']:.2%}, flip {fp['flip']:.2%}"]
+    for split in ("val", "test"):
+        if f"ferplus_{split}" in results:
+            fp = results[f"ferplus_{split}"]
+            lines += ["", f"FER+ majority-vote accuracy on {split} ({fp['n']} faces, NF >= 5 and "
+                      f"contempt/unknown majorities dropped): single {fp['single']:.2%}, "
+                      f"flip {fp['flip']:.2%}"]
     lines += ["", "Per class, test, single pass:", "", "| class | precision | recall | F1 | support |",
               "|---|---|---|---|---|"]
     for e, s in results["test"]["single"]["per_class"].items():
@@ -113,10 +115,10 @@ def evaluate(model: Path, data_path: Path, out: Path) -> dict:
         for mode in ("single", "flip"):
             probs = predict(sess, part.images, flip=mode == "flip")
             results.setdefault(split, {})[mode] = scores(part.labels, probs.argmax(1))
-            if split == "test" and part.ferplus_votes is not None:
+            if part.ferplus_votes is not None:
                 labels, keep = ferplus_majority(part.ferplus_votes)
                 acc = float((probs.argmax(1)[keep] == labels[keep]).mean())
-                results.setdefault("ferplus_test", {"n": int(keep.sum())})[mode] = acc
+                results.setdefault(f"ferplus_{split}", {"n": int(keep.sum())})[mode] = acc
         plot_confusion(results[split]["single"]["confusion"], f"{name}, {split} (single pass)",
                        out / f"confusion_{split}.png")
     (out / "metrics.json").write_text(json.dumps(results, indent=1) + "\n")
@@ -134,8 +136,9 @@ def main() -> None:
     args = ap.parse_args()
     r = evaluate(args.model, args.data, args.out)
     summary = {f"{s}_{m}": round(r[s][m]["accuracy"], 4) for s in ("val", "test") for m in ("single", "flip")}
-    if "ferplus_test" in r:
-        summary["ferplus_test_single"] = round(r["ferplus_test"]["single"], 4)
+    for split in ("val", "test"):
+        if f"ferplus_{split}" in r:
+            summary[f"ferplus_{split}_single"] = round(r[f"ferplus_{split}"]["single"], 4)
     if args.card:
         card = json.loads(args.card.read_text())
         card["metrics"] = {**summary, "test_macro_f1": round(r["test"]["single"]["macro"]["f1"], 4),

@@ -1,6 +1,6 @@
 """Exports a training run to ONNX per the model contract and checks it against PyTorch.
 
-    python -m training.emotion.export --run runs/vgg7 --out services/emotion/model/emotion.onnx
+    python -m training.emotion.export --run runs/vgg7-tuned --out services/emotion/model/emotion.onnx
 
 Contract: input `image` float32 [N,1,48,48] of grey pixels 0..255 (normalisation is inside the graph),
 output `logits` [N,7] in FER2013 order, class names in the metadata key `classes`. The card (JSON, beside
@@ -23,7 +23,7 @@ import torch
 from services.common.contracts import EMOTIONS
 from training.emotion import data as fer
 from training.emotion.model import ARCHITECTURES, build, n_params
-from training.emotion.train import CONFIGS
+from training.emotion.train import CONFIGS, Config
 from training.settings import REPO, settings
 
 
@@ -67,6 +67,7 @@ def parity(model: torch.nn.Module, onnx_path: Path, x: np.ndarray) -> dict:
 
 def train_command(cfg: dict) -> str:
     """The command that trains this config: the named config whose settings match, epochs overridden."""
+    cfg = {**asdict(Config()), **cfg}  # runs from before a field existed have its default
     for name, c in CONFIGS.items():
         if {**asdict(c), "epochs": cfg["epochs"]} == cfg:
             extra = "" if c.epochs == cfg["epochs"] else f" --epochs {cfg['epochs']}"
@@ -74,9 +75,24 @@ def train_command(cfg: dict) -> str:
     return f"python -m training.emotion.train with {cfg}"
 
 
+def earlier_stages(history: dict) -> list[dict]:
+    """The runs a fine-tuned run started from, first stage first, as far as their histories are found."""
+    stages = []
+    while history.get("init"):
+        run = Path(history["init"]).parent
+        if not (run / "history.json").exists():
+            stages.append({"run": str(run), "history": "not found"})
+            break
+        history = json.loads((run / "history.json").read_text())
+        stages.append({"run": str(run), "command": train_command(history["config"]),
+                       "epochs": history["epoch"], "hardware": history.get("hardware", "unknown"),
+                       "training_minutes": round(history["seconds"] / 60, 1)})
+    return stages[::-1]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--run", type=Path, default=settings.runs / "vgg7")
+    ap.add_argument("--run", type=Path, default=settings.runs / "vgg7-tuned")
     ap.add_argument("--out", type=Path, default=settings.model_dir / "emotion.onnx")
     ap.add_argument("--data", type=Path, default=settings.data / "fer2013" / "fer2013.npz")
     ap.add_argument("--name", help="model name in the metadata and card (default: moodtunes-<arch>)")
@@ -108,7 +124,8 @@ def main() -> None:
                      "val_acc_at_selection": ck["val_acc"],
                      "training_minutes": round(history["seconds"] / 60, 1),
                      "hardware": history.get("hardware", "unknown"),
-                     "command": train_command(cfg)},
+                     "command": train_command(cfg),
+                     "earlier_stages": earlier_stages(history)},
         "code_commit": git_commit(),
         "parity": check,
         "size_bytes": args.out.stat().st_size,
