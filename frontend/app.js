@@ -9,6 +9,9 @@ const RETRY_MS = 2000;
 const TRACK_LIMIT = 10;
 const PHOTO_MAX_SIDE = 1600;
 const PHOTO_MAX_BYTES = 2 * 1024 * 1024;
+// Frames carry the previous frame's face boxes so the service searches only around them (much less
+// work); every FULL_SCAN_EVERY-th frame searches the whole picture so newcomers are found.
+const FULL_SCAN_EVERY = 5;
 
 const $ = (id) => document.getElementById(id);
 const els = {
@@ -35,6 +38,8 @@ const state = {
   lastSource: null,         // "camera" | "photo"
   problems: {},             // key -> message shown in the alert area
   trackRequests: 0,         // numbers the /recommend requests; only the latest may draw
+  frames: 0,                // camera frames sent since the camera started
+  faceBoxes: null,          // the last camera frame's faces[].box, or null
 };
 
 // ---------- small helpers ----------
@@ -376,6 +381,17 @@ async function captureFrame() {
   return new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.85));
 }
 
+// The frame as a raw JPEG body, or as a form with the previous frame's boxes when there are some.
+function frameBody(blob) {
+  if (!state.faceBoxes || state.frames % FULL_SCAN_EVERY === 0) {
+    return [blob, { "Content-Type": "image/jpeg", "X-Session-ID": state.session }];
+  }
+  const form = new FormData();
+  form.append("image", blob, "frame.jpg");
+  form.append("boxes", JSON.stringify(state.faceBoxes));
+  return [form, { "X-Session-ID": state.session }];
+}
+
 // One request at a time: the next frame leaves only after the previous answer came back.
 async function cameraLoop() {
   while (state.running) {
@@ -386,8 +402,9 @@ async function cameraLoop() {
     if (blob) {
       let recommend = state.override ? "never" : "auto";
       if (!state.override && state.forceRecommend) recommend = "always";
-      const result = await analyze(blob, { "Content-Type": "image/jpeg", "X-Session-ID": state.session },
-        frameQuery(recommend));
+      const result = await analyze(...frameBody(blob), frameQuery(recommend));
+      state.frames += 1;
+      state.faceBoxes = result && result.faces.length ? result.faces.map((f) => f.box) : null;
       ok = result !== null;
       if (result && state.running) {
         if (recommend === "always") state.forceRecommend = false;
@@ -435,6 +452,8 @@ async function startCamera() {
   await els.video.play().catch(() => {});
   stageMessage("");
   els.cameraToggle.textContent = "Stop camera";
+  state.frames = 0;
+  state.faceBoxes = null;
   state.running = true;
   state.forceRecommend = true;
   setStatus("Camera on.");
