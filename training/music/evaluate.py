@@ -1,6 +1,6 @@
 """Evaluates the mood KNN and the recommendations; writes reports/music/.
 
-    python -m training.music.evaluate [--labelled ...] [--catalog ...] [--out reports/music] [--repeats 3]
+    python -m training.music.evaluate [--labelled ...] [--catalog ...] [--out reports/music] [--repeats 5]
 
 Model: nested cross-validation (outer: repeated stratified 5-fold; inner: the hyper-parameter search of
 training.music.fit, run on each outer training part only), so the accuracy is honest for the whole
@@ -67,7 +67,8 @@ def nested_cv(df: pd.DataFrame, sets: dict[str, list[str]], repeats: int, grid: 
         if fold < 5:  # the first repeat covers every track once
             predicted[test] = pred
     return {"accuracy_mean": float(np.mean(scores)), "accuracy_std": float(np.std(scores)),
-            "folds": len(scores), "chosen": chosen, "y": y, "predicted": predicted.astype(str)}
+            "folds": len(scores), "scores": [float(a) for a in scores], "chosen": chosen,
+            "y": y, "predicted": predicted.astype(str)}
 
 
 def accuracy_vs_k(df: pd.DataFrame, config: KnnConfig, features: list[str], k_grid: list[int],
@@ -93,11 +94,17 @@ def model_report(labelled: pd.DataFrame, out: Path, repeats: int, grid: dict[str
         if df.empty:
             continue
         every = available_sets(df, ["audio9", "audio10"])
-        variants = {"original4": {"original4": FEATURE_SETS["original4"]}, "all": every}
+        # (feature sets, grid overrides); all_quantile is the previous grid (normal quantile map only),
+        # run on the same outer splits so the transform search's gain is a paired comparison.
+        variants: dict[str, tuple[dict[str, list[str]], dict[str, Any]]] = {
+            "original4": ({"original4": FEATURE_SETS["original4"]}, {}),
+            "all": (every, {}),
+            "all_quantile": (every, {"transforms": ("quantile",)}),
+        }
         res: dict[str, Any] = {"n": len(df), "classes": sorted(set(merged_labels(df["label"])))}
-        for variant, sets in variants.items():
+        for variant, (sets, overrides) in variants.items():
             t0 = time.perf_counter()
-            r = nested_cv(df, sets, repeats, grid)
+            r = nested_cv(df, sets, repeats, {**grid, **overrides})
             res[variant] = {k: v for k, v in r.items() if k not in ("y", "predicted")}
             res[variant]["seconds"] = time.perf_counter() - t0
             if variant == "all":
@@ -216,18 +223,24 @@ def write_markdown(out: Path, model: dict[str, Any], recs: dict[str, Any], comma
         "# Music mood model and recommendations", "", f"Command: `{command}`", "",
         "## Mood KNN: nested cross-validated accuracy", "",
         "Outer: repeated stratified 5-fold; inner: 3-fold search (training.music.fit's grid) over feature "
-        "set, Minkowski p and k for a distance-weighted KNN on quantile-normalised features. Reference "
-        "(data README, StandardScaler + uniform KNN): data_moods 72.5% (4 features) / 78.0% (12 features), "
-        "combined 67.9%; the original prototype 62.24%.", "",
+        "set, transform (quantile to a normal, or percentile ranks), Minkowski p and k for a "
+        "distance-weighted KNN; the outer folds only score. The last row of each set is the previous grid "
+        "(quantile map only) on the same outer folds. Reference (data README, StandardScaler + uniform KNN): "
+        "data_moods 72.5% (4 features) / 78.0% (12 features), combined 67.9%; the original prototype 62.24%.",
+        "",
         "| set | classes | features | accuracy (mean ± std over outer folds) |",
         "|---|---|---|---|",
     ]
+    names = {"original4": "valence, energy, tempo, loudness", "all": "all available",
+             "all_quantile": "all available, previous grid (quantile only)"}
     for name, res in model.items():
-        for variant in ("original4", "all"):
+        for variant, feats in names.items():
             r = res[variant]
-            feats = "valence, energy, tempo, loudness" if variant == "original4" else "all available"
             lines.append(f"| {name} ({res['n']}) | {len(res['classes'])} | {feats} | "
                          f"{_pct(r['accuracy_mean'])} ± {_pct(r['accuracy_std'])} ({r['folds']} folds) |")
+        gain = np.subtract(res["all"]["scores"], res["all_quantile"]["scores"])
+        lines.append(f"| {name}: transform search minus previous grid, paired | | | {_pct(gain.mean())} "
+                     f"± {_pct(gain.std(ddof=1) / np.sqrt(len(gain)))} (standard error) |")
     lines += ["", "Configuration chosen most often (all features):", ""]
     for name, res in model.items():
         lines.append(f"- {name}: `{json.dumps(res['most_chosen'])}`")
@@ -274,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--catalog", type=Path, default=settings.catalog_path)
     parser.add_argument("--config", type=Path, default=MODEL_CONFIG)
     parser.add_argument("--out", type=Path, default=REPORTS)
-    parser.add_argument("--repeats", type=int, default=2, help="outer CV repeats")
+    parser.add_argument("--repeats", type=int, default=5, help="outer CV repeats")
     parser.add_argument("--seeds", type=int, default=20, help="seeded lists per emotion and strategy")
     parser.add_argument("--splits", type=int, default=3, help="held-out splits for precision@10")
     parser.add_argument("--k", default=",".join(map(str, K_GRID)), help="k values the nested search tries")
