@@ -168,21 +168,25 @@ class Ranker:
                                               for s in sorted(set(stage_of))]))
         else:
             short = np.arange(ranked.shape[1])
-        ranked, unit = ranked[:, short], pool.unit[short]
-        free = available[short]
-        max_similarity = np.zeros(len(short))
+        # Work on the shortlist only: relevance once, then per pick one matrix-vector product and a few
+        # vector ops (a taken artist's tracks are knocked out through the pool-to-shortlist map).
+        relevance = (1 - self.diversity) * ranked[:, short]
+        unit = pool.unit[short]
+        to_short = np.full(len(pool.index), -1, dtype=np.intp)
+        to_short[short] = np.arange(len(short))
+        penalty = np.zeros(len(short))
+        value = np.empty(len(short))
         picked: list[tuple[int, float]] = []
         for stage in stage_of:
-            value = np.where(free, (1 - self.diversity) * ranked[stage] - self.diversity * max_similarity,
-                             -np.inf)
-            j = int(np.argmax(value))
-            if not np.isfinite(value[j]):
+            np.subtract(relevance[stage], penalty, out=value)
+            j = int(value.argmax())
+            if value[j] == -np.inf:
                 return picked, False
             position = short[j]
             picked.append((int(pool.index[position]), float(pool.scores[stage, position])))
-            available[pool.same_artist[position]] = False
-            free = available[short]
-            max_similarity = np.maximum(max_similarity, unit @ unit[j])
+            same = to_short[pool.same_artist[position]]
+            relevance[:, same[same >= 0]] = -np.inf
+            np.maximum(penalty, self.diversity * (unit @ unit[j]), out=penalty)
         return picked, True
 
     def recommend_dicts(self, emotion: Emotion, strategy: Strategy, limit: int,
