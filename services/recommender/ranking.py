@@ -169,13 +169,16 @@ class Ranker:
         else:
             short = np.arange(ranked.shape[1])
         # Work on the shortlist only: relevance once, then per pick one matrix-vector product and a few
-        # vector ops (a taken artist's tracks are knocked out through the pool-to-shortlist map).
-        relevance = (1 - self.diversity) * ranked[:, short]
-        unit = pool.unit[short]
-        to_short = np.full(len(pool.index), -1, dtype=np.intp)
-        to_short[short] = np.arange(len(short))
-        penalty = np.zeros(len(short))
-        value = np.empty(len(short))
+        # in-place vector ops. Column n is a sink: pool tracks off the shortlist map there when an artist
+        # is knocked out, so no filtering is needed.
+        n = len(short)
+        relevance = np.full((len(ranked), n + 1), -np.inf)
+        relevance[:, :n] = (1 - self.diversity) * ranked[:, short]
+        unit_t = np.zeros((pool.unit.shape[1], n + 1))  # [d, n + 1]: a pick's similarities are one gemv
+        unit_t[:, :n] = pool.unit[short].T
+        to_short = np.full(len(pool.index), n, dtype=np.intp)
+        to_short[short] = np.arange(n)
+        penalty, value, similarity = np.zeros(n + 1), np.empty(n + 1), np.empty(n + 1)
         picked: list[tuple[int, float]] = []
         for stage in stage_of:
             np.subtract(relevance[stage], penalty, out=value)
@@ -184,9 +187,10 @@ class Ranker:
                 return picked, False
             position = short[j]
             picked.append((int(pool.index[position]), float(pool.scores[stage, position])))
-            same = to_short[pool.same_artist[position]]
-            relevance[:, same[same >= 0]] = -np.inf
-            np.maximum(penalty, self.diversity * (unit @ unit[j]), out=penalty)
+            relevance[:, to_short[pool.same_artist[position]]] = -np.inf
+            np.dot(unit_t[:, j], unit_t, out=similarity)
+            similarity *= self.diversity
+            np.maximum(penalty, similarity, out=penalty)
         return picked, True
 
     def recommend_dicts(self, emotion: Emotion, strategy: Strategy, limit: int,
