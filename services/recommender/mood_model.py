@@ -14,6 +14,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
+from sklearn.base import TransformerMixin
 from sklearn.neighbors import KNeighborsClassifier, NeighborhoodComponentsAnalysis
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import PowerTransformer, QuantileTransformer, StandardScaler
@@ -26,11 +27,16 @@ MOODS: tuple[str, ...] = ("angry", "calm", "energetic", "happy", "sad")
 LABEL_MERGE: dict[str, str] = {"neutral": "calm"}
 
 
+# quantile: each feature mapped to a standard normal; percentile: to its rank in 0..1 (uniform), so a
+# Manhattan distance counts the share of labelled tracks lying between two values, tails not stretched.
+TransformName = Literal["standard", "power", "quantile", "percentile"]
+
+
 class KnnConfig(BaseModel):
     """Hyper-parameters of the mood KNN; `python -m training.music.fit` picks them by cross-validation."""
 
     features: list[str] = Field(default_factory=lambda: list(FEATURES))
-    transform: Literal["standard", "power", "quantile"] = "quantile"
+    transform: TransformName = "quantile"
     nca: bool = False
     k: int = Field(default=25, ge=1)
     p: Literal[1, 2] = 2  # Minkowski power: 1 Manhattan, 2 Euclidean
@@ -41,14 +47,25 @@ class KnnConfig(BaseModel):
         return cls.model_validate(json.loads(path.read_text())) if path.exists() else cls()
 
 
+def make_transform(name: TransformName, random_state: int = 0) -> TransformerMixin:
+    """A fresh, unfitted feature transform by name (also the search space of training.music.fit)."""
+    if name == "standard":
+        return StandardScaler()
+    if name == "power":
+        return PowerTransformer()
+    return QuantileTransformer(n_quantiles=200, random_state=random_state,
+                               output_distribution="normal" if name == "quantile" else "uniform")
+
+
+def transform_name(transform: object) -> TransformName:
+    """Inverse of make_transform, for a transform found by a grid search."""
+    if isinstance(transform, QuantileTransformer):
+        return "quantile" if transform.output_distribution == "normal" else "percentile"
+    return "power" if isinstance(transform, PowerTransformer) else "standard"
+
+
 def build_pipeline(config: KnnConfig, random_state: int = 0) -> Pipeline:
-    transforms = {
-        "standard": StandardScaler(),
-        "power": PowerTransformer(),
-        "quantile": QuantileTransformer(n_quantiles=200, output_distribution="normal",
-                                        random_state=random_state),
-    }
-    steps: list[tuple[str, object]] = [("transform", transforms[config.transform])]
+    steps: list[tuple[str, object]] = [("transform", make_transform(config.transform, random_state))]
     if config.nca:
         steps.append(("nca", NeighborhoodComponentsAnalysis(random_state=random_state, max_iter=100)))
     # Brute force beats trees for a few thousand training points in a handful of dimensions.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -60,11 +61,19 @@ class Pool:
     scores: np.ndarray  # [stages, m]
     unit: np.ndarray  # [m, d] unit-length embeddings, for similarity between picks
     same_artist: list[np.ndarray]  # pool positions sharing an artist with each candidate
+    spread: float  # std of every catalog track's scores: the unit of a seed's perturbation
+
+
+# The greedy pick only looks at the best SHORTLIST_PER_TRACK * limit + SHORTLIST_EXTRA candidates of
+# each waypoint (after a seed's perturbation): scanning a pool of thousands for every pick was most of a
+# request's time, and tracks that far down never win a pick unless exclusions use up the shortlist,
+# which then grows.
+SHORTLIST_PER_TRACK, SHORTLIST_EXTRA = 4, 40
 
 
 class Ranker:
-    def __init__(self, catalog: Catalog, model: MoodModel, pool_size: int = 300,
-                 diversity: float = 0.3, seed_noise: float = 0.15) -> None:
+    def __init__(self, catalog: Catalog, model: MoodModel, pool_size: int = 1000,
+                 diversity: float = 0.3, seed_noise: float = 0.3) -> None:
         self.catalog = catalog
         self.model = model
         self.diversity = diversity
@@ -102,9 +111,14 @@ class Ranker:
             for key in ks:
                 by_artist.setdefault(key, []).append(j)
         same = [np.array(sorted({p for key in ks for p in by_artist[key]}), dtype=np.intp) for ks in keys]
-        return Pool(index=rows, scores=scores[:, rows], unit=unit, same_artist=same)
+        # The seed's noise is in units of the score spread over the whole catalog, not over the pool:
+        # a seed may then trade a track for one up to about that much less fitting, whatever the pool size,
+        # and a held-out evaluation set gets the same perturbation as the 70k catalog.
+        return Pool(index=rows, scores=scores[:, rows], unit=unit, same_artist=same,
+                    spread=float(scores.std()))
 
-    def _build_tracks(self, rows: np.ndarray) -> dict[int, Track]:
+    def _build_tracks(self, rows: np.ndarray) -> dict[int, dict[str, Any]]:
+        """Every pooled track as a JSON-ready dict in Track's field order (score filled per request)."""
         shown = [FEATURES.index(f) for f in SHOWN_FEATURES]
         features = self.catalog.features[rows]
         rounded = np.round(features[:, shown], 4).tolist()
@@ -114,14 +128,13 @@ class Ranker:
         for i, row in enumerate(rows.tolist()):
             track_id, pop = self.catalog.ids[row], self.catalog.popularity[row]
             named = dict(zip(FEATURES, features[i].tolist(), strict=True))
-            # Rows were validated on load; skipping pydantic validation keeps start-up short.
-            tracks[row] = Track.model_construct(
-                id=track_id, name=self.catalog.names[row], artists=self.catalog.artists[row],
-                album=self.catalog.albums[row], url=spotify_url(track_id), score=0.0,
-                reason=reason(named, self.model.classes[best[i]], float(proba[i, best[i]])),
-                popularity=None if np.isnan(pop) else float(pop),
-                features=dict(zip(SHOWN_FEATURES, rounded[i], strict=True)),
-            )
+            tracks[row] = {
+                "id": track_id, "name": self.catalog.names[row], "artists": self.catalog.artists[row],
+                "album": self.catalog.albums[row], "url": spotify_url(track_id), "score": 0.0,
+                "reason": reason(named, self.model.classes[best[i]], float(proba[i, best[i]])),
+                "popularity": None if np.isnan(pop) else float(pop),
+                "features": dict(zip(SHOWN_FEATURES, rounded[i], strict=True)),
+            }
         return tracks
 
     def rank(self, emotion: Emotion, strategy: Strategy, limit: int,
@@ -135,24 +148,59 @@ class Ranker:
         scores = pool.scores
         if seed is not None:
             # Same seed, same perturbation: variety across seeds, reproducibility within one.
-            noise = np.random.default_rng(seed).normal(0.0, self.seed_noise * scores.std(), scores.shape[1])
+            noise = np.random.default_rng(seed).normal(0.0, self.seed_noise * pool.spread, scores.shape[1])
             scores = scores + noise
         stages = len(scores)
-        max_similarity = np.zeros(len(pool.index))
+        stage_of = [round(i / (limit - 1) * (stages - 1)) if limit > 1 else 0 for i in range(limit)]
+        size = SHORTLIST_PER_TRACK * limit + SHORTLIST_EXTRA
+        while True:
+            picked, complete = self._greedy(pool, scores, available.copy(), stage_of, size)
+            if complete or size >= len(pool.index):
+                return picked
+            size *= 4  # exclusions or shared artists used the shortlist up: look further down
+
+    def _greedy(self, pool: Pool, scores: np.ndarray, available: np.ndarray, stage_of: list[int],
+                size: int) -> tuple[list[tuple[int, float]], bool]:
+        """Maximal marginal relevance over the shortlist; True when it filled the list."""
+        ranked = np.where(available, scores, -np.inf)
+        if size < ranked.shape[1]:
+            short = np.unique(np.concatenate([np.argpartition(-ranked[s], size - 1)[:size]
+                                              for s in sorted(set(stage_of))]))
+        else:
+            short = np.arange(ranked.shape[1])
+        # Work on the shortlist only: relevance once, then per pick one matrix-vector product and a few
+        # in-place vector ops. Column n is a sink: pool tracks off the shortlist map there when an artist
+        # is knocked out, so no filtering is needed.
+        n = len(short)
+        relevance = np.full((len(ranked), n + 1), -np.inf)
+        relevance[:, :n] = (1 - self.diversity) * ranked[:, short]
+        unit_t = np.zeros((pool.unit.shape[1], n + 1))  # [d, n + 1]: a pick's similarities are one gemv
+        unit_t[:, :n] = pool.unit[short].T
+        to_short = np.full(len(pool.index), n, dtype=np.intp)
+        to_short[short] = np.arange(n)
+        penalty, value, similarity = np.zeros(n + 1), np.empty(n + 1), np.empty(n + 1)
         picked: list[tuple[int, float]] = []
-        for position in range(limit):
-            stage = round(position / (limit - 1) * (stages - 1)) if limit > 1 else 0
-            value = (1 - self.diversity) * scores[stage] - self.diversity * max_similarity
-            value = np.where(available, value, -np.inf)
-            j = int(np.argmax(value))
-            if not np.isfinite(value[j]):
-                break
-            picked.append((int(pool.index[j]), float(pool.scores[stage, j])))
-            available[pool.same_artist[j]] = False
-            max_similarity = np.maximum(max_similarity, pool.unit @ pool.unit[j])
-        return picked
+        for stage in stage_of:
+            np.subtract(relevance[stage], penalty, out=value)
+            j = int(value.argmax())
+            if value[j] == -np.inf:
+                return picked, False
+            position = short[j]
+            picked.append((int(pool.index[position]), float(pool.scores[stage, position])))
+            relevance[:, to_short[pool.same_artist[position]]] = -np.inf
+            np.dot(unit_t[:, j], unit_t, out=similarity)
+            similarity *= self.diversity
+            np.maximum(penalty, similarity, out=penalty)
+        return picked, True
+
+    def recommend_dicts(self, emotion: Emotion, strategy: Strategy, limit: int,
+                        exclude: frozenset[str] = frozenset(),
+                        seed: int | None = None) -> list[dict[str, Any]]:
+        """The list as JSON-ready dicts (the route serialises these without a pydantic round trip)."""
+        return [{**self._tracks[row], "score": round(score, 4)}
+                for row, score in self.rank(emotion, strategy, limit, exclude, seed)]
 
     def recommend(self, emotion: Emotion, strategy: Strategy, limit: int,
                   exclude: frozenset[str] = frozenset(), seed: int | None = None) -> list[Track]:
-        return [self._tracks[row].model_copy(update={"score": round(score, 4)})
-                for row, score in self.rank(emotion, strategy, limit, exclude, seed)]
+        tracks = self.recommend_dicts(emotion, strategy, limit, exclude, seed)
+        return [Track.model_construct(**t) for t in tracks]

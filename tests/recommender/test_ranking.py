@@ -100,3 +100,21 @@ def test_skips_unservable_rows() -> None:
     catalog = Catalog.from_frame(df)
     assert len(catalog) == 15 and catalog.skipped == 5
     assert all(len(i) == 22 for i in catalog.ids)
+
+
+def test_exclusions_beyond_the_shortlist_still_fill_the_list(ranker: Ranker) -> None:
+    # The 150 best fits played: more than the greedy pick's first shortlist (4 * limit + 40) holds.
+    pool = ranker.pools[(Emotion.happy, Strategy.match)]
+    played = frozenset(ranker.catalog.ids[r] for r in pool.index[np.argsort(-pool.scores[0])[:150]])
+    tracks = ranker.recommend(Emotion.happy, Strategy.match, 10, exclude=played)
+    assert len(tracks) == 10 and not played & {t.id for t in tracks}
+
+
+def test_seeded_lists_stay_near_the_target(ranker: Ranker) -> None:
+    """A seed varies the list, but its tracks fit about as well as the unseeded list's."""
+    def mean_fit(seed: int | None) -> float:
+        return float(np.mean([s for _, s in ranker.rank(Emotion.sad, Strategy.match, 10, seed=seed)]))
+
+    best = mean_fit(None)
+    seeded = [mean_fit(seed) for seed in range(10)]
+    assert min(seeded) > best - 0.1 and np.mean(seeded) > best - 0.05
