@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -246,9 +247,10 @@ def markdown(results: dict[str, dict], n_photos: int, track: list[dict]) -> str:
         f"Photos: the {n_photos} photos of shared/data/photos, counted against labels.csv n_faces_approx "
         "(18 single-face photos, df_couple 2, df_selfie_many 7: 27 faces).",
         "Every detector runs on one core; `<=N px` = the frame is scaled down so its longer side is at "
-        "most N before detection. Timings were taken while the machine was busy with model training, "
-        "so they are pessimistic, but all detectors ran under the same load. `grey` = the detector "
-        "sees the grey picture in all three channels, as the service runs it.",
+        "most N before detection. All detectors ran under the same conditions; the machine's 1-minute "
+        f"load average at the end was {os.getloadavg()[0]:.1f} (2 cores: above ~1, other work was "
+        "running and timings are pessimistic). `grey` = the detector sees the grey picture in all three "
+        "channels, as the service runs it.",
         "",
         "## Photos",
         "",
