@@ -58,6 +58,12 @@ def fake_webcam(face_png: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def music_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A small synthetic catalog; the real one when taking the README's screenshot (real track names)."""
+    data = os.environ.get("MOODTUNES_DATA")
+    if os.environ.get("MOODTUNES_README_SCREENSHOT") and data:
+        music = Path(data) / "music"
+        return {"RECOMMENDER_CATALOG_PATH": str(music / "catalog.parquet"),
+                "RECOMMENDER_LABELLED_PATH": str(music / "mood_labelled.parquet")}
     catalog, labelled = write_music_data(tmp_path_factory.mktemp("music"))
     return {"RECOMMENDER_CATALOG_PATH": str(catalog), "RECOMMENDER_LABELLED_PATH": str(labelled)}
 
