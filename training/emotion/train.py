@@ -154,7 +154,7 @@ def epochs_for_budget(cfg: Config, minutes: float, x: torch.Tensor, target: torc
     n = len(batches) - 3
     t0 = time.perf_counter()
     for idx in batches[3:]:
-        logits, loss = step(model, opt, cfg, x[idx], target[idx], device)
+        _, loss = step(model, opt, cfg, x[idx], target[idx], device)
         ema.update_parameters(model)
         loss.item()  # the loop syncs once per step too
     per_step = (time.perf_counter() - t0) / n
@@ -168,6 +168,7 @@ def epochs_for_budget(cfg: Config, minutes: float, x: torch.Tensor, target: torc
 
 
 def probe(cfg: Config, data_path: Path, minutes: float) -> int:
+    """`--probe`: what an epoch of this config costs on this hardware, and how many fit in `minutes`."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     ds = fer.load(data_path)
     x_train, _ = to_tensors(ds.subset("train"), cfg.limit)
