@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
+from pydantic import TypeAdapter, ValidationError
 
 from services.common.contracts import Box, Face, PredictResponse
 from services.emotion.classifier import EmotionClassifier
@@ -16,30 +16,25 @@ from services.emotion.settings import EmotionSettings
 BoxTuple = tuple[int, int, int, int]
 
 
+# The boxes a client sends back are the answer's own faces[].box: the shared Box schema reads them.
+_BOX_LIST = TypeAdapter(list[Box])
+
+
 def parse_boxes(raw: bytes, max_boxes: int) -> list[BoxTuple]:
-    """The `boxes` field: a JSON list of {"x", "y", "w", "h"} (a previous answer's faces[].box) or of
-    [x, y, w, h]. Anything else is the client's mistake: 422, never a silent full-frame run."""
+    """The `boxes` field: a JSON list of {"x", "y", "w", "h"} (a previous answer's faces[].box) with
+    integer values. Anything else is the client's mistake: 422, never a silent full-frame run."""
     try:
-        items = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ImageInputError(422, f"boxes: not JSON: {exc}") from exc
-    if not isinstance(items, list):
-        raise ImageInputError(422, "boxes: expected a JSON list of boxes")
-    if len(items) > max_boxes:
-        raise ImageInputError(422, f"boxes: at most {max_boxes} boxes, got {len(items)}")
-    out = []
-    for i, item in enumerate(items):
-        values = [item.get(k) for k in "xywh"] if isinstance(item, dict) else item
-        # bool is an int subclass in Python; true/false are not coordinates.
-        if (not isinstance(values, list) or len(values) != 4
-                or not all(isinstance(v, int) and not isinstance(v, bool) for v in values)):
-            raise ImageInputError(422, f"boxes[{i}]: expected {{\"x\", \"y\", \"w\", \"h\"}} or "
-                                       "[x, y, w, h] with integer values")
-        x, y, w, h = values
-        if w < 1 or h < 1:
+        boxes = _BOX_LIST.validate_json(raw, strict=True)  # strict: 1.5, "4" and true are no pixels
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
+        raise ImageInputError(422, f"boxes{where}: {err['msg']}") from exc
+    if len(boxes) > max_boxes:
+        raise ImageInputError(422, f"boxes: at most {max_boxes} boxes, got {len(boxes)}")
+    for i, box in enumerate(boxes):
+        if box.w < 1 or box.h < 1:
             raise ImageInputError(422, f"boxes[{i}]: width and height must be at least 1")
-        out.append((x, y, w, h))
-    return out
+    return [(box.x, box.y, box.w, box.h) for box in boxes]
 
 
 class EmotionPipeline:
