@@ -4,7 +4,7 @@
 
 The frame is a 640x480 JPEG with one face, made from scikit-image's astronaut photo. For each
 concurrency it reports p50/p99 latency as the client sees it, requests per second, and the server's
-own split into decode / detect / classify (the response's timings_ms), for each EMOTION_THREADS
+own split into decode / detect / classify (the response's timings_ms), for each EMOTION_SOLO_THREADS
 value given. "full frame" requests are raw JPEG bodies; "tracked" requests are multipart with the
 `boxes` field (the face box of a full-frame answer, as a live client sends its previous frame's
 boxes), so only the region around the face is searched. It also times the emotion model alone on
@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
 import io
 import json
 import os
 import platform
+import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import cv2
 import httpx
@@ -46,49 +49,65 @@ def frame_jpeg() -> bytes:
     return buf.getvalue()
 
 
-async def load(url: str, body: bytes, requests: int, concurrency: int,
-               boxes: str | None = None) -> dict[str, object]:
+def load(url: str, body: bytes, content_type: str, requests: int, concurrency: int) -> dict[str, object]:
+    """`concurrency` clients, each on its own keep-alive connection, post `requests` frames in all.
+    The clients are stdlib http.client in threads: httpx's async client costs ~2 ms of its own per
+    request on this machine (see `client_floor_ms`), which would be counted as server latency."""
+    where = urlsplit(url)
     latencies: list[float] = []
     stages: dict[str, list[float]] = {s: [] for s in STAGES}
     faces: list[int] = []
     regions: list[bool] = []
     errors = 0
-    queue = iter(range(requests))
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    lock = threading.Lock()
+    left = requests
+    ready = threading.Barrier(concurrency + 1)
 
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
-        async def post() -> httpx.Response:
-            if boxes is None:
-                return await client.post("/predict", content=body, headers={"Content-Type": "image/jpeg"})
-            return await client.post("/predict", files={"image": ("frame.jpg", body, "image/jpeg")},
-                                     data={"boxes": boxes})
+    def worker() -> None:
+        nonlocal errors, left
+        conn = http.client.HTTPConnection(where.hostname, where.port, timeout=30)
 
-        async def worker() -> None:
-            nonlocal errors
-            for _ in queue:
-                start = time.perf_counter()
-                r = await post()
-                elapsed = time.perf_counter() - start
-                if r.status_code != 200:
+        def post() -> tuple[int, bytes]:
+            conn.request("POST", "/predict", body=body, headers={"Content-Type": content_type})
+            answer = conn.getresponse()
+            return answer.status, answer.read()
+
+        for _ in range(5):  # warm-up, not counted
+            post()
+        ready.wait()
+        while True:
+            with lock:
+                if left == 0:
+                    break
+                left -= 1
+            start = time.perf_counter()
+            status, data = post()
+            elapsed = time.perf_counter() - start
+            with lock:
+                if status != 200:
                     errors += 1
                     continue
                 latencies.append(elapsed * 1000)
-                answer = r.json()
+                answer = json.loads(data)
                 faces.append(len(answer["faces"]))
                 regions.append(answer.get("region") is not None)
                 for s in STAGES:
                     stages[s].append(answer["timings_ms"][s])
+        conn.close()
 
-        for _ in range(min(10, requests)):  # warm-up, not counted
-            await post()
-        wall = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        wall = time.perf_counter() - wall
+    workers = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for t in workers:
+        t.start()
+    ready.wait()
+    wall = time.perf_counter()
+    for t in workers:
+        t.join()
+    wall = time.perf_counter() - wall
 
     lat = np.array(latencies)
     return {
-        "mode": "full frame" if boxes is None else "tracked", "concurrency": concurrency,
-        "requests": requests, "errors": errors,
+        "mode": "full frame" if content_type.startswith("image/") else "tracked",
+        "concurrency": concurrency, "requests": requests, "errors": errors,
         "answered_from_region": int(sum(regions)),
         "faces_per_frame": float(np.mean(faces)) if faces else 0.0,
         "latency_ms": {"p50": float(np.percentile(lat, 50)), "p90": float(np.percentile(lat, 90)),
@@ -97,6 +116,44 @@ async def load(url: str, body: bytes, requests: int, concurrency: int,
         "server_ms_p50": {s: float(np.median(v)) for s, v in stages.items()},
         "server_ms_mean": {s: float(np.mean(v)) for s, v in stages.items()},
     }
+
+
+def client_floor_ms(url: str, repeats: int = 300) -> dict[str, float]:
+    """Round trip of GET /healthz (no work in the route): what HTTP, the framework and each client
+    add to every request, here and with httpx's async client (which the gateway uses)."""
+    where = urlsplit(url)
+    conn = http.client.HTTPConnection(where.hostname, where.port, timeout=30)
+
+    def plain() -> None:
+        conn.request("GET", "/healthz")
+        conn.getresponse().read()
+
+    async def with_httpx() -> list[float]:
+        async with httpx.AsyncClient(base_url=url) as client:
+            times = []
+            for i in range(repeats + 20):
+                start = time.perf_counter()
+                await client.get("/healthz")
+                if i >= 20:
+                    times.append((time.perf_counter() - start) * 1000)
+            return times
+
+    times = []
+    for i in range(repeats + 20):
+        start = time.perf_counter()
+        plain()
+        if i >= 20:
+            times.append((time.perf_counter() - start) * 1000)
+    conn.close()
+    return {"http_client_p50": float(np.median(times)),
+            "httpx_async_p50": float(np.median(asyncio.run(with_httpx())))}
+
+
+def multipart(body: bytes, boxes: str) -> tuple[bytes, str]:
+    """The tracked request as a browser sends it: the frame and its `boxes` field."""
+    request = httpx.Request("POST", "http://service/predict",
+                            files={"image": ("frame.jpg", body, "image/jpeg")}, data={"boxes": boxes})
+    return request.read(), request.headers["Content-Type"]
 
 
 def first_boxes(body: bytes) -> str:
@@ -110,7 +167,7 @@ def pipeline_cpu(body: bytes, max_side: int, boxes: str | None = None,
     """The service's pipeline in this process: wall and CPU time (thread_time) per frame. With one
     ONNX Runtime thread all work runs in the calling thread, so CPU time is what a frame costs
     on an idle core, even while other processes load the machine."""
-    pipeline = EmotionPipeline(EmotionSettings(threads=1, detect_max_side=max_side))
+    pipeline = EmotionPipeline(EmotionSettings(threads=1, solo_threads=0, detect_max_side=max_side))
     hint = None if boxes is None else [tuple(b.values()) for b in json.loads(boxes)]
     for _ in range(10):
         pipeline.predict(body, hint=hint)
@@ -146,26 +203,32 @@ def model_per_face(repeats: int = 300) -> dict[str, float]:
 
 
 def markdown(result: dict) -> str:
+    floor = result["client_floor_ms"]
     lines = [
         "# Emotion service benchmark",
         "",
         "Command: `.venv/bin/python -m bench.emotion_bench` (writes this file and emotion_bench.json).",
         f"Frame: 640x480 JPEG ({result['frame_bytes']} bytes), one face (scikit-image astronaut). "
-        f"Server: one uvicorn process per EMOTION_THREADS value, detector input <= "
-        f"{result['detect_max_side']} px for the full frame. Model: {result['model']['model']}.",
+        f"Server: one uvicorn process per EMOTION_SOLO_THREADS value (EMOTION_THREADS=1), detector "
+        f"input <= {result['detect_max_side']} px for the full frame. Model: {result['model']['model']}.",
+        "**solo threads**: ONNX Runtime threads for a request that runs alone (no other in flight); "
+        "0 = always one thread per request.",
         "**full frame**: raw JPEG body, the whole frame searched. **tracked**: multipart with the "
         f"`boxes` field `{result['boxes']}` (the full-frame answer's box, as a live client sends its "
         "previous frame's boxes): only the region around it is searched.",
         f"Machine: {result['machine']}. {result['note']}",
+        f"Clients: stdlib http.client, one keep-alive connection each. The floor, GET /healthz round "
+        f"trip p50: {floor['http_client_p50']:.2f} ms with it, {floor['httpx_async_p50']:.2f} ms with "
+        "httpx's async client (so this bench does not use httpx: its own time would count as latency).",
         "",
-        "| mode | EMOTION_THREADS | concurrency | requests | errors | answered from the region | "
+        "| mode | solo threads | concurrency | requests | errors | answered from the region | "
         "p50 ms | p90 ms | p99 ms | req/s | server decode / detect / classify ms (p50) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["runs"]:
         lat, st = r["latency_ms"], r["server_ms_p50"]
         lines.append(
-            f"| {r['mode']} | {r['threads']} | {r['concurrency']} | {r['requests']} | {r['errors']} | "
+            f"| {r['mode']} | {r['solo_threads']} | {r['concurrency']} | {r['requests']} | {r['errors']} | "
             f"{r['answered_from_region']} | {lat['p50']:.1f} | {lat['p90']:.1f} | {lat['p99']:.1f} | "
             f"{r['requests_per_s']:.1f} | {st['decode']:.1f} / {st['detect']:.1f} / {st['classify']:.1f} |")
     m = result["model"]
@@ -181,7 +244,7 @@ def markdown(result: dict) -> str:
               f"{r['cpu_ms_p50']:.1f} | {r['cpu_ms_min']:.1f} |"
               for name, r in result["in_process"].items()]
     first = {r["mode"]: r for r in result["runs"] if r["concurrency"] == 1
-             and r["threads"] == result["threads"][0]}
+             and r["solo_threads"] == result["solo_threads"][0]}
     lines += [""] + [
         f"Target: p50 <= 15 ms at concurrency 1 -> {mode}: "
         f"{'met' if r['latency_ms']['p50'] <= 15 else 'NOT met'} in this run "
@@ -193,30 +256,35 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
-    parser.add_argument("--threads", type=int, nargs="+", default=[EmotionSettings().threads, 2],
-                        help="EMOTION_THREADS values to compare; the first is the service default")
+    parser.add_argument("--solo-threads", type=int, nargs="+",
+                        default=[EmotionSettings().solo_threads, 0],
+                        help="EMOTION_SOLO_THREADS values to compare; the first is the service default")
     parser.add_argument("--detect-max-side", type=int, default=EmotionSettings().detect_max_side)
     parser.add_argument("--note", default="", help="context for the report, e.g. machine load")
     parser.add_argument("--out", type=Path, default=REPO / "reports")
     args = parser.parse_args(argv)
     body = frame_jpeg()
     boxes = first_boxes(body)
+    tracked_body, tracked_type = multipart(body, boxes)
     runs = []
-    for threads in args.threads:
-        env = {"EMOTION_THREADS": str(threads), "EMOTION_DETECT_MAX_SIDE": str(args.detect_max_side)}
+    floor = {}
+    for solo in args.solo_threads:
+        env = {"EMOTION_THREADS": "1", "EMOTION_SOLO_THREADS": str(solo),
+               "EMOTION_DETECT_MAX_SIDE": str(args.detect_max_side)}
         with service("services.emotion.app:app", env=env, timeout=180) as url:
-            for mode_boxes in (None, boxes):
+            floor = floor or client_floor_ms(url)
+            for request, content_type in ((body, "image/jpeg"), (tracked_body, tracked_type)):
                 for c in args.concurrency:
-                    run = asyncio.run(load(url, body, args.requests, c, mode_boxes))
-                    runs.append({"threads": threads, **run})
+                    run = load(url, request, content_type, args.requests, c)
+                    runs.append({"solo_threads": solo, **run})
     load_avg = os.getloadavg()
     in_process = {f"full frame <={side}": pipeline_cpu(body, side)
-                  for side in sorted({320, 480, args.detect_max_side})}
+                  for side in sorted({256, 320, 480, args.detect_max_side})}
     in_process[f"tracked <={EmotionSettings().track_max_side}"] = pipeline_cpu(
         body, args.detect_max_side, boxes)
     result = {
-        "frame_bytes": len(body), "threads": args.threads, "boxes": boxes,
-        "detect_max_side": args.detect_max_side,
+        "frame_bytes": len(body), "solo_threads": args.solo_threads, "boxes": boxes,
+        "detect_max_side": args.detect_max_side, "client_floor_ms": floor,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                    f"load average {load_avg[0]:.1f} at the end of the HTTP runs",
         "note": args.note, "runs": runs, "model": model_per_face(), "in_process": in_process,

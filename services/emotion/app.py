@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from services.common.contracts import ErrorResponse, PredictResponse
 from services.common.observability import instrument
@@ -41,7 +41,7 @@ _PREDICT_BODY = {"requestBody": {"required": True, "content": {
 async def predict(
     request: Request,
     detect: bool = Query(True, description="false: the whole image is one face crop"),
-) -> PredictResponse | JSONResponse:
+) -> Response:
     pipeline: EmotionPipeline | None = request.app.state.pipeline
     if pipeline is None:
         return JSONResponse(status_code=503, content={"detail": "emotion model not loaded"})
@@ -54,7 +54,9 @@ async def predict(
     # ONNX Runtime and OpenCV release the GIL: frames run in parallel on the thread pool.
     response = await run_in_threadpool(pipeline.predict, upload.image, detect, hint)
     metrics.record(response)
-    return response
+    # Serialised by pydantic directly: FastAPI's own path re-validates the model through dicts,
+    # which cost ~0.5 ms per frame (response_model still documents the schema).
+    return Response(response.model_dump_json(), media_type="application/json")
 
 
 async def _bad_image(_: Request, exc: ImageInputError) -> JSONResponse:

@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from services.common.contracts import EMOTIONS
-from services.emotion.runtime import session_options
+from services.emotion.runtime import Model
 
 
 class ModelError(RuntimeError):
@@ -43,14 +42,15 @@ def _model_name(card_file: Path, model_path: Path) -> str:
 
 
 class EmotionClassifier:
-    def __init__(self, model_path: Path, card_file: Path, threads: int = 1) -> None:
+    def __init__(self, model_path: Path, card_file: Path, threads: int = 1,
+                 solo_threads: int = 0) -> None:
         if not model_path.is_file():
             raise ModelError(f"emotion model not found at {model_path} (set EMOTION_MODEL_PATH)")
         try:
-            self.session = ort.InferenceSession(str(model_path), session_options(threads),
-                                                providers=["CPUExecutionProvider"])
+            self.model = Model(model_path, threads, solo_threads)
         except Exception as exc:  # ORT raises its own exception types for bad graphs
             raise ModelError(f"cannot load the emotion model {model_path}: {exc}") from exc
+        self.session = self.model.shared
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelError(f"{model_path}: expected one input and one output, "
@@ -68,14 +68,14 @@ class EmotionClassifier:
             raise ModelError(f"{model_path}: output must be [N,{len(EMOTIONS)}], got {outputs[0].shape}")
         self.name = _model_name(card_file, model_path)
 
-    def logits(self, crops: np.ndarray) -> np.ndarray:
+    def logits(self, crops: np.ndarray, alone: bool = False) -> np.ndarray:
         """Raw model outputs for float32 grey crops [N, H, W]."""
-        return self.session.run(None, {self.input_name: crops[:, None, :, :]})[0]
+        return self.model.run(None, {self.input_name: crops[:, None, :, :]}, alone)[0]
 
-    def __call__(self, crops: np.ndarray) -> list[Prediction]:
+    def __call__(self, crops: np.ndarray, alone: bool = False) -> list[Prediction]:
         if len(crops) == 0:
             return []
-        logits = self.logits(crops).astype(np.float64)
+        logits = self.logits(crops, alone).astype(np.float64)
         exp = np.exp(logits - logits.max(axis=1, keepdims=True))
         probs = exp / exp.sum(axis=1, keepdims=True)
         result = []

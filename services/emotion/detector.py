@@ -13,10 +13,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx.tools.update_model_dims import update_inputs_outputs_dims
 
-from services.emotion.runtime import session_options
+from services.emotion.runtime import Model
 
 # CenterFace predicts on a 4x-strided grid; its input sides must be multiples of 32.
 _STRIDE = 4
@@ -68,14 +67,13 @@ class Detection:
 
 class CenterFaceDetector:
     def __init__(self, threads: int = 1, max_side: int = 640, threshold: float = 0.5,
-                 nms_iou: float = 0.3, min_face_px: int = 20, weights: Path | None = None) -> None:
+                 nms_iou: float = 0.3, min_face_px: int = 20, weights: Path | None = None,
+                 solo_threads: int = 0) -> None:
         self.max_side = max_side
         self.threshold = threshold
         self.nms_iou = nms_iou
         self.min_face_px = min_face_px
-        self.session = ort.InferenceSession(
-            _dynamic_model(weights or centerface_weights()), session_options(threads),
-            providers=["CPUExecutionProvider"])
+        self.model = Model(_dynamic_model(weights or centerface_weights()), threads, solo_threads)
 
     def _input_size(self, width: int, height: int, max_side: int | None = None) -> tuple[int, int]:
         scale = min(1.0, (max_side or self.max_side) / max(width, height))
@@ -95,13 +93,15 @@ class CenterFaceDetector:
         blob[0] = small
         return blob
 
-    def __call__(self, image: np.ndarray, max_side: int | None = None) -> list[Detection]:
+    def __call__(self, image: np.ndarray, max_side: int | None = None,
+                 alone: bool = False) -> list[Detection]:
         """Faces in an RGB [H, W, 3] or grey [H, W] uint8 image, in its pixel coordinates, largest
-        first. max_side overrides the detector input's longer side for this call."""
+        first. max_side overrides the detector input's longer side for this call; alone: no other
+        request is in flight (see runtime.Model)."""
         height, width = image.shape[:2]
         blob = self.blob(image, max_side)
         in_h, in_w = blob.shape[2:]
-        heatmap, scale, offset, _ = self.session.run(_OUTPUTS, {_INPUT: blob})
+        heatmap, scale, offset, _ = self.model.run(_OUTPUTS, {_INPUT: blob}, alone)
         rows, cols = np.nonzero(heatmap[0, 0] > self.threshold)
         if rows.size == 0:
             return []

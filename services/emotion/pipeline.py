@@ -11,6 +11,7 @@ from services.common.contracts import Box, Face, PredictResponse
 from services.emotion.classifier import EmotionClassifier
 from services.emotion.detector import CenterFaceDetector
 from services.emotion.imaging import ImageInputError, Limits, decode, face_crop
+from services.emotion.runtime import InFlight
 from services.emotion.settings import EmotionSettings
 
 BoxTuple = tuple[int, int, int, int]
@@ -41,14 +42,17 @@ class EmotionPipeline:
     def __init__(self, settings: EmotionSettings) -> None:
         self.settings = settings
         self.limits = Limits(settings.max_upload_bytes, settings.max_pixels)
-        self.classifier = EmotionClassifier(settings.model_path, settings.card_file, settings.threads)
+        self.classifier = EmotionClassifier(settings.model_path, settings.card_file, settings.threads,
+                                            settings.solo_threads)
         self.detector = CenterFaceDetector(
             threads=settings.threads, max_side=settings.detect_max_side,
             threshold=settings.detect_threshold, nms_iou=settings.nms_iou,
-            min_face_px=settings.min_face_px)
+            min_face_px=settings.min_face_px, solo_threads=settings.solo_threads)
+        self.in_flight = InFlight()
         # ONNX Runtime allocates on the first run: pay that at startup, not on the first request.
-        self.detector(np.zeros((480, 640), np.uint8))
-        self.classifier(np.zeros((1, *self.classifier.size), np.float32))
+        for alone in (False, True):
+            self.detector(np.zeros((480, 640), np.uint8), alone=alone)
+            self.classifier(np.zeros((1, *self.classifier.size), np.float32), alone=alone)
 
     def region(self, grey: np.ndarray, hint: list[BoxTuple]) -> tuple[BoxTuple, int] | None:
         """Where to look for the faces of the previous frame, and at what detector input size: the
@@ -75,8 +79,8 @@ class EmotionPipeline:
             return None
         return (x0, y0, x1 - x0, y1 - y0), side
 
-    def boxes(self, grey: np.ndarray, detect: bool,
-              hint: list[BoxTuple] | None = None) -> tuple[list[BoxTuple], BoxTuple | None]:
+    def boxes(self, grey: np.ndarray, detect: bool, hint: list[BoxTuple] | None = None,
+              alone: bool = False) -> tuple[list[BoxTuple], BoxTuple | None]:
         """Face boxes, largest first, and the region searched (None: the whole frame). Without
         detection the whole image is the one face. With a hint (the previous frame's boxes) only the
         region around them is searched, at a small detector input; when that finds fewer faces than
@@ -88,10 +92,10 @@ class EmotionPipeline:
         if where is not None:
             region, side = where
             rx, ry, rw, rh = region
-            found = self.detector(grey[ry:ry + rh, rx:rx + rw], side)
+            found = self.detector(grey[ry:ry + rh, rx:rx + rw], side, alone)
             if len(found) >= len(hint or ()):
                 return [(d.x + rx, d.y + ry, d.w, d.h) for d in found[: self.settings.max_faces]], region
-        return [d.box for d in self.detector(grey)[: self.settings.max_faces]], None
+        return [d.box for d in self.detector(grey, alone=alone)[: self.settings.max_faces]], None
 
     def crops(self, grey: np.ndarray, boxes: list[BoxTuple], detect: bool) -> np.ndarray:
         size = self.classifier.size
@@ -104,15 +108,16 @@ class EmotionPipeline:
 
     def predict(self, data: bytes, detect: bool = True,
                 hint: list[BoxTuple] | None = None) -> PredictResponse:
-        t0 = time.perf_counter()
-        # Everything downstream is grey: the emotion model reads grey crops, and the detector finds
-        # the same faces in grey (reports/detectors.md), so colour is never decoded.
-        grey = decode(data, self.limits, grey=True)
-        t1 = time.perf_counter()
-        boxes, region = self.boxes(grey, detect, hint)
-        t2 = time.perf_counter()
-        preds = self.classifier(self.crops(grey, boxes, detect))
-        t3 = time.perf_counter()
+        with self.in_flight.enter() as alone:
+            t0 = time.perf_counter()
+            # Everything downstream is grey: the emotion model reads grey crops, and the detector
+            # finds the same faces in grey (reports/detectors.md), so colour is never decoded.
+            grey = decode(data, self.limits, grey=True)
+            t1 = time.perf_counter()
+            boxes, region = self.boxes(grey, detect, hint, alone)
+            t2 = time.perf_counter()
+            preds = self.classifier(self.crops(grey, boxes, detect), alone)
+            t3 = time.perf_counter()
         faces = [Face(box=Box(x=x, y=y, w=w, h=h), emotion=p.emotion, confidence=p.confidence,
                       probabilities=p.probabilities)
                  for (x, y, w, h), p in zip(boxes, preds, strict=True)]

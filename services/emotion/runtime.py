@@ -1,16 +1,66 @@
-"""ONNX Runtime session options shared by the detector and the classifier."""
+"""ONNX Runtime sessions shared by the detector and the classifier, and the in-flight count that
+decides how many cores a request may use."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 import onnxruntime as ort
 
 
-def session_options(threads: int) -> ort.SessionOptions:
+def session_options(threads: int, spin: bool = True) -> ort.SessionOptions:
     opts = ort.SessionOptions()
     # Few intra-op threads: concurrent requests run in parallel on the thread pool instead.
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if not spin:
+        # Workers that spin after a run would take the core from the next request's decode.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3
     return opts
+
+
+class Model:
+    """One ONNX model in two sessions: `shared` with `threads` intra-op threads, for requests that
+    run beside others (each on its own core), and `solo` with `solo_threads`, for a request that has
+    the machine to itself: its latency is then split over the idle cores instead of waiting on one."""
+
+    def __init__(self, model: bytes | Path, threads: int, solo_threads: int = 0) -> None:
+        source = model if isinstance(model, bytes) else str(model)
+        self.shared = ort.InferenceSession(source, session_options(threads),
+                                           providers=["CPUExecutionProvider"])
+        self.solo = self.shared
+        if solo_threads > threads:
+            self.solo = ort.InferenceSession(source, session_options(solo_threads, spin=False),
+                                             providers=["CPUExecutionProvider"])
+
+    def run(self, outputs: Sequence[str] | None, feeds: dict[str, np.ndarray],
+            alone: bool = False) -> list[Any]:
+        return (self.solo if alone else self.shared).run(outputs, feeds)
+
+
+class InFlight:
+    """Counts the requests being processed, so that each knows whether it runs alone."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def enter(self) -> Iterator[bool]:
+        """Yields True when no other request is in flight as this one starts."""
+        with self._lock:
+            self._count += 1
+            alone = self._count == 1
+        try:
+            yield alone
+        finally:
+            with self._lock:
+                self._count -= 1

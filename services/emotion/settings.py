@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field
@@ -21,15 +22,21 @@ class EmotionSettings(BaseSettings):
     # ONNX Runtime intra-op threads per session. One keeps a request on one core, so concurrent
     # requests (served from the thread pool) use the other cores instead of fighting over them.
     threads: int = Field(default=1, ge=1, le=64)
+    # Threads for a request that arrives while no other is in flight (a live view at one frame at a
+    # time): it may use every core. 0 or <= threads: always `threads`. Costs a second session per
+    # model (about 25 MB of memory). See reports/emotion_bench.md.
+    solo_threads: int = Field(default_factory=lambda: len(os.sched_getaffinity(0)), ge=0, le=64)
 
     max_upload_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
     # Checked from the image header before decoding: guards against decompression bombs.
     max_pixels: int = Field(default=25_000_000, ge=1)
 
     # Face detector (CenterFace), fed the grey frame. The frame is scaled so its longer side is at
-    # most this many pixels before detection: in grey, 320 finds every face of the photo set with
-    # no extra one, as 480 does, at less than half the time (reports/detectors.md).
-    detect_max_side: int = Field(default=320, ge=32, le=4096)
+    # most this many pixels before detection: in grey, 256 finds every face of the photo set with
+    # no extra one, as 320 and 480 do, at 60% of 320's time; what it gives up is the smallest faces
+    # (a 7-person group photo shrunk into a 640x480 frame: 5 of its 7 faces instead of 6; see
+    # reports/detectors.md). Raise it for small faces in large photos, at a cost per frame.
+    detect_max_side: int = Field(default=256, ge=32, le=4096)
     detect_threshold: float = Field(default=0.5, gt=0, lt=1)
     nms_iou: float = Field(default=0.3, gt=0, le=1)
     # Detections smaller than this (in original-image pixels) are too small to classify.

@@ -58,9 +58,9 @@ def test_several_faces_largest_first_in_one_batch(client: TestClient, three_head
     calls: list[int] = []
     real_logits = pipeline.classifier.logits
 
-    def counting(crops: np.ndarray) -> np.ndarray:
+    def counting(crops: np.ndarray, alone: bool = False) -> np.ndarray:
         calls.append(len(crops))
-        return real_logits(crops)
+        return real_logits(crops, alone)
 
     pipeline.classifier.logits = counting
     try:

@@ -1,0 +1,66 @@
+"""How many cores a request gets: all of them when it runs alone, one when others are in flight."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from services.emotion.pipeline import EmotionPipeline
+from services.emotion.runtime import InFlight, Model
+from services.emotion.settings import EmotionSettings
+
+
+def test_in_flight_says_alone_only_to_a_lone_request() -> None:
+    flight = InFlight()
+    with flight.enter() as first:
+        with flight.enter() as second:
+            assert first and not second
+        with flight.enter() as third:  # the first is still in flight
+            assert not third
+    with flight.enter() as later:
+        assert later
+
+
+def test_solo_session_has_more_threads_and_does_not_spin() -> None:
+    settings = EmotionSettings()
+    model = Model(settings.model_path, threads=1, solo_threads=2)
+    shared, solo = model.shared.get_session_options(), model.solo.get_session_options()
+    assert shared.intra_op_num_threads == 1 and solo.intra_op_num_threads == 2
+    assert solo.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    crops = np.random.default_rng(0).uniform(0, 255, (2, 1, 48, 48)).astype(np.float32)
+    name = model.shared.get_inputs()[0].name
+    np.testing.assert_allclose(model.run(None, {name: crops}, alone=True)[0],
+                               model.run(None, {name: crops})[0], rtol=1e-4, atol=1e-4)
+
+
+def test_no_second_session_without_more_threads() -> None:
+    model = Model(EmotionSettings().model_path, threads=2, solo_threads=2)
+    assert model.solo is model.shared
+
+
+def test_pipeline_uses_the_solo_session_only_for_a_lone_request(face_jpeg: bytes) -> None:
+    pipeline = EmotionPipeline(EmotionSettings(solo_threads=2))
+    seen: list[bool] = []
+    second_entered = threading.Event()
+    real_run = pipeline.detector.model.run
+
+    def run(outputs, feeds, alone=False):  # type: ignore[no-untyped-def]
+        seen.append(alone)
+        if alone:  # the first request waits in the detector until the second one has started
+            second_entered.wait(10)
+        else:
+            second_entered.set()
+        return real_run(outputs, feeds, alone)
+
+    pipeline.detector.model.run = run  # type: ignore[method-assign]
+    first = threading.Thread(target=pipeline.predict, args=(face_jpeg,))
+    first.start()
+    while not seen:
+        time.sleep(0.001)
+    pipeline.predict(face_jpeg)
+    first.join(10)
+    assert seen == [True, False]
+    pipeline.predict(face_jpeg)
+    assert seen == [True, False, True]
