@@ -213,7 +213,7 @@ def baseline(frame: bytes, model_path: Path, n: int) -> dict[str, Any]:
             session.run(None, {graph_input.name: crop[None, None]})
         return len(faces)
 
-    ours_pipeline = EmotionPipeline(EmotionSettings(threads=1))
+    ours_pipeline = EmotionPipeline(EmotionSettings(threads=1, solo_threads=0))
 
     def ours(_: int) -> int:
         return len(ours_pipeline.predict(frame, True).faces)
