@@ -94,7 +94,7 @@ def detectors() -> dict[str, Callable[[], Detect]]:
         found["mtcnn (<=640 px)"] = mtcnn
     for side in (320, 480, 640):
         found[f"centerface (<={side} px)"] = lambda side=side: centerface(side)
-    for side in (256, 320, 480):
+    for side in (256, 320, 480, 640):
         found[f"centerface grey (<={side} px)"] = lambda side=side: centerface(side, grey=True)
     return found
 

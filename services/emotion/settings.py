@@ -31,12 +31,16 @@ class EmotionSettings(BaseSettings):
     # Checked from the image header before decoding: guards against decompression bombs.
     max_pixels: int = Field(default=25_000_000, ge=1)
 
-    # Face detector (CenterFace), fed the grey frame. The frame is scaled so its longer side is at
-    # most this many pixels before detection: in grey, 256 finds every face of the photo set with
-    # no extra one, as 320 and 480 do, at 60% of 320's time; what it gives up is the smallest faces
-    # (a 7-person group photo shrunk into a 640x480 frame: 5 of its 7 faces instead of 6; see
-    # reports/detectors.md). Raise it for small faces in large photos, at a cost per frame.
+    # Face detector (CenterFace), fed the grey frame, scaled so its longer side is at most
+    # detect_max_side pixels for a video frame (no more than video_max_side a side, as the page
+    # sends), photo_detect_max_side for a larger image (a photo). In grey, 256 finds every face of
+    # the photo set with no extra one, as 320 and 480 do, at 60% of 320's time; what it gives up is
+    # the smallest faces (a 7-person group photo shrunk into a 640x480 frame: 5 of its 7 faces
+    # instead of 6). Photos are single requests where small faces matter more than milliseconds:
+    # 640 finds faces a third the size that 256 needs (reports/detectors.md).
     detect_max_side: int = Field(default=256, ge=32, le=4096)
+    video_max_side: int = Field(default=640, ge=32)
+    photo_detect_max_side: int = Field(default=640, ge=32, le=4096)
     detect_threshold: float = Field(default=0.5, gt=0, lt=1)
     nms_iou: float = Field(default=0.3, gt=0, le=1)
     # Detections smaller than this (in original-image pixels) are too small to classify.

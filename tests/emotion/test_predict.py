@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from services.common.contracts import EMOTIONS, PredictResponse
-from tests.emotion.conftest import encode
+from services.emotion.pipeline import EmotionPipeline
+from services.emotion.settings import EmotionSettings
+from tests.emotion.conftest import HEAD, encode
 
 
 def post_raw(client: TestClient, body: bytes, ctype: str = "image/jpeg", query: str = ""):
@@ -138,3 +141,20 @@ def test_large_multipart_upload_never_touches_disk(client: TestClient, monkeypat
     r = client.post("/predict", files={"image": ("big.jpg", body, "image/jpeg")})
     assert r.status_code == 200, r.text
     assert (r.json()["width"], r.json()["height"]) == (1200, 1000)
+
+
+def test_photos_are_searched_finer_than_video_frames(astronaut: np.ndarray) -> None:
+    """A 1600x1200 photo (what the page uploads at most) with one small head: found with the
+    photo detector input, missed when the photo is searched at the video frames' input size."""
+    head = astronaut[HEAD]
+    canvas = np.full((1200, 1600, 3), 120, np.uint8)
+    small = cv2.resize(head, (round(head.shape[1] * 150 / head.shape[0]), 150),
+                       interpolation=cv2.INTER_AREA)
+    canvas[500:650, 700:700 + small.shape[1]] = small
+    photo = encode(canvas, quality=90)
+    as_photo = EmotionPipeline(EmotionSettings()).predict(photo)
+    assert len(as_photo.faces) == 1
+    box = as_photo.faces[0].box
+    assert 700 <= box.x + box.w / 2 <= 700 + small.shape[1] and 500 <= box.y + box.h / 2 <= 650
+    settings = EmotionSettings(photo_detect_max_side=EmotionSettings().detect_max_side)
+    assert EmotionPipeline(settings).predict(photo).faces == []
