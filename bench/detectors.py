@@ -112,7 +112,7 @@ def tracked(photos: list[tuple[str, np.ndarray, int]], shift: float) -> dict[str
     photos fitted into 640x480: the previous frame's boxes are the full-frame detections moved by
     `shift` x their size (right and up), as if each face had moved between frames. Counts the faces
     found again inside the region (no fallback) that match a full-frame box (IoU >= 0.5)."""
-    pipeline = EmotionPipeline(EmotionSettings(threads=1))
+    pipeline = EmotionPipeline(EmotionSettings(threads=1, solo_threads=0))
     frames = [cv2.cvtColor(fit(rgb, (640, 480)), cv2.COLOR_RGB2GRAY) for _, rgb, _ in photos]
     pipeline.boxes(frames[0], True)  # warm-up
     faces = matched = in_region = frames_with_faces = too_wide = 0

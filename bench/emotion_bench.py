@@ -221,7 +221,7 @@ def markdown(result: dict) -> str:
         "Command: `.venv/bin/python -m bench.emotion_bench` (writes this file and emotion_bench.json).",
         f"Frame: 640x480 JPEG ({result['frame_bytes']} bytes), one face (scikit-image astronaut). "
         f"Servers: one uvicorn process per EMOTION_SOLO_THREADS value (EMOTION_THREADS=1), all "
-        "running at once; at concurrency 1 the requests come in rounds that alternate between them "
+        "running at once; the requests come in rounds that alternate between them "
         "(the p50 column pools every round; each round's own p50 beside it). Detector "
         f"input <= {result['detect_max_side']} px for the full frame. Model: {result['model']['model']}.",
         "**solo threads**: ONNX Runtime threads for a request that runs alone (no other in flight); "
@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--rounds", type=int, default=5,
-                        help="rounds of --requests at concurrency 1, alternating between configurations")
+                        help="rounds of --requests per row, alternating between configurations")
     parser.add_argument("--solo-threads", type=int, nargs="+",
                         default=[EmotionSettings().solo_threads, 0],
                         help="EMOTION_SOLO_THREADS values to compare; the first is the service default")
@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
                                             ("tracked", tracked_body, tracked_type)):
             for c in args.concurrency:
                 rounds: dict[int, list[dict]] = {solo: [] for solo in args.solo_threads}
-                for _ in range(args.rounds if c == 1 else 1):
+                for _ in range(args.rounds):
                     for solo, url in urls.items():
                         rounds[solo].append(load(url, request, content_type, args.requests, c))
                 runs += [{"solo_threads": solo, **summary(mode, c, rs)} for solo, rs in rounds.items()]
