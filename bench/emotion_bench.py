@@ -1,6 +1,6 @@
 """Latency and throughput of the emotion service's POST /predict, against a real uvicorn process.
 
-    .venv/bin/python -m bench.emotion_bench [--requests 200] [--concurrency 1 8]
+    .venv/bin/python -m bench.emotion_bench [--requests 200] [--rounds 5] [--concurrency 1 8]
 
 The frame is a 640x480 JPEG with one face, made from scikit-image's astronaut photo. For each
 concurrency it reports p50/p99 latency as the client sees it, requests per second, and the server's
