@@ -48,7 +48,7 @@ class EmotionPipeline:
             threads=settings.threads, max_side=settings.detect_max_side,
             threshold=settings.detect_threshold, nms_iou=settings.nms_iou,
             min_face_px=settings.min_face_px, solo_threads=settings.solo_threads)
-        self.in_flight = InFlight()
+        self.in_flight = InFlight(settings.solo_threads)
         # ONNX Runtime allocates on the first run: pay that at startup, not on the first request.
         for alone in (False, True):
             self.detector(np.zeros((480, 640), np.uint8), alone=alone)

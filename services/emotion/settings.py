@@ -22,10 +22,10 @@ class EmotionSettings(BaseSettings):
     # ONNX Runtime intra-op threads per session. One keeps a request on one core, so concurrent
     # requests (served from the thread pool) use the other cores instead of fighting over them.
     threads: int = Field(default=1, ge=1, le=64)
-    # Threads for a request that arrives while no other is in flight (a live view at one frame at a
-    # time): it may use the idle cores, up to 4 (a frame's small convolutions split no further
-    # usefully). 0 or <= threads: always `threads`. Costs a second session per model (about 25 MB
-    # of memory). See reports/emotion_bench.md.
+    # Threads for a request that arrives while no other is in flight and the machine has that many
+    # cores free (a live view's frame on a quiet server): up to 4 (a frame's small convolutions split
+    # no further usefully). 0 or <= threads: always `threads`. Costs a second session per model
+    # (about 25 MB of memory). See runtime.InFlight and reports/emotion_bench.md.
     solo_threads: int = Field(default_factory=lambda: min(4, len(os.sched_getaffinity(0))), ge=0, le=64)
 
     max_upload_bytes: int = Field(default=8 * 1024 * 1024, ge=1)

@@ -1,4 +1,4 @@
-"""How many cores a request gets: all of them when it runs alone, one when others are in flight."""
+"""How many cores a request gets: several when it runs alone on an idle machine, else one."""
 
 from __future__ import annotations
 
@@ -6,14 +6,17 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
+from services.emotion import runtime
 from services.emotion.pipeline import EmotionPipeline
 from services.emotion.runtime import InFlight, Model
 from services.emotion.settings import EmotionSettings
 
 
-def test_in_flight_says_alone_only_to_a_lone_request() -> None:
-    flight = InFlight()
+def test_in_flight_says_alone_only_to_a_lone_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runtime, "free_cores", lambda cores: cores)
+    flight = InFlight(solo_threads=2, cores=2)
     with flight.enter() as first:
         with flight.enter() as second:
             assert first and not second
@@ -21,6 +24,24 @@ def test_in_flight_says_alone_only_to_a_lone_request() -> None:
             assert not third
     with flight.enter() as later:
         assert later
+    with InFlight(solo_threads=0, cores=2).enter() as alone:  # no solo session configured
+        assert not alone
+
+
+def test_no_solo_run_while_other_processes_keep_the_cores_busy(monkeypatch: pytest.MonkeyPatch) -> None:
+    flight = InFlight(solo_threads=2, cores=4)
+    monkeypatch.setattr(runtime, "free_cores", lambda cores: 1)
+    with flight.enter() as alone:
+        assert not alone
+    monkeypatch.setattr(runtime, "free_cores", lambda cores: 2)
+    with flight.enter() as alone:
+        assert alone
+
+
+def test_free_cores_reads_the_kernels_runnable_count() -> None:
+    # This thread is running, so at most every core is free and, on an idle test machine, at least
+    # one; without /proc the function answers `cores`.
+    assert 0 <= runtime.free_cores(64) <= 64
 
 
 def test_solo_session_has_more_threads_and_does_not_spin() -> None:
@@ -40,7 +61,9 @@ def test_no_second_session_without_more_threads() -> None:
     assert model.solo is model.shared
 
 
-def test_pipeline_uses_the_solo_session_only_for_a_lone_request(face_jpeg: bytes) -> None:
+def test_pipeline_uses_the_solo_session_only_for_a_lone_request(
+        face_jpeg: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runtime, "free_cores", lambda cores: 64)  # whatever else CI runs
     pipeline = EmotionPipeline(EmotionSettings(solo_threads=2))
     seen: list[bool] = []
     second_entered = threading.Event()
