@@ -8,6 +8,7 @@ import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
 from services.common.contracts import Box, Face, PredictResponse
+from services.emotion import metrics
 from services.emotion.classifier import EmotionClassifier
 from services.emotion.detector import CenterFaceDetector
 from services.emotion.imaging import ImageInputError, Limits, decode, face_crop
@@ -117,6 +118,8 @@ class EmotionPipeline:
     def predict(self, data: bytes, detect: bool = True,
                 hint: list[BoxTuple] | None = None) -> PredictResponse:
         with self.in_flight.enter() as alone:
+            if alone:
+                metrics.SOLO_RUNS.inc()
             t0 = time.perf_counter()
             # Everything downstream is grey: the emotion model reads grey crops, and the detector
             # finds the same faces in grey (reports/detectors.md), so colour is never decoded.

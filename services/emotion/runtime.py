@@ -22,8 +22,8 @@ def session_options(threads: int, spin: bool = True) -> ort.SessionOptions:
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if not spin:
-        # Spinning workers hold their core after each run: the detector's and the classifier's
-        # solo sessions then fought over the cores (34 ms per frame instead of 15, emotion_bench).
+        # Spinning workers hold their core after each run: in a trial, the detector's and the
+        # classifier's solo sessions then fought over the cores and a frame took twice as long.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3
     return opts
@@ -64,9 +64,9 @@ class InFlight:
     """Counts the requests being processed, so that each knows whether it may use more cores: only
     when it is the only one in flight and the machine has `solo_threads` cores free. The second
     condition matters where other processes share the cores (the gateway and the recommender on one
-    machine): there a request split over busy cores waits on preempted workers at every layer. In a
-    16-client load test through the gateway, 10% of requests ran solo on the in-flight count alone and
-    throughput was 6-8% below one thread per request in both rounds; with the free-core check none do.
+    machine): there a request split over busy cores waits on preempted workers at every layer. On
+    the in-flight count alone, a trial of the gateway load test ran a tenth of its frames solo, at
+    lower throughput; with the check, nearly none run solo under that load (reports/solo_load.md).
     """
 
     def __init__(self, solo_threads: int = 0, cores: int | None = None) -> None:

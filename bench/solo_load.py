@@ -1,0 +1,88 @@
+"""Solo threads under load: the gateway load test against two whole stacks, one whose emotion service
+may run a lone request on several cores (the default) and one that never does (EMOTION_SOLO_THREADS=0),
+in alternating rounds. Reports requests/s and latency per round, and how many frames ran solo (the
+emotion service's emotion_solo_runs_total).
+
+    .venv/bin/python -m bench.solo_load [--rounds 4] [--duration 20] [--clients 16]
+
+Writes reports/solo_load.json and reports/solo_load.md. Needs the real catalog (MOODTUNES_DATA or the
+recommender's default paths) and Redis is not used (in-process cache), as in `make run` without Redis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench.load import run_load
+from services.__main__ import SERVICES
+from services.emotion.settings import EmotionSettings
+from tests.procs import free_port, service
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def solo_runs(emotion_url: str) -> float:
+    text = httpx.get(f"{emotion_url}/metrics", timeout=10).text
+    return sum(s.value for family in text_string_to_metric_families(text)
+               for s in family.samples if s.name == "emotion_solo_runs_total")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds per round")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--out", type=Path, default=REPO / "reports")
+    args = parser.parse_args(argv)
+    configs = [EmotionSettings().solo_threads, 0]
+    rows = []
+    with contextlib.ExitStack() as stack:
+        recommender = stack.enter_context(service(SERVICES["recommender"][0], free_port(), timeout=300))
+        stacks = {}
+        for solo in configs:
+            emotion = stack.enter_context(service(
+                SERVICES["emotion"][0], free_port(), env={"EMOTION_SOLO_THREADS": str(solo)}, timeout=300))
+            gateway = stack.enter_context(service(SERVICES["gateway"][0], free_port(), env={
+                "GATEWAY_EMOTION_URL": emotion, "GATEWAY_RECOMMENDER_URL": recommender,
+                "REDIS_URL": ""}, timeout=300))
+            stacks[solo] = (emotion, gateway)
+        for round_no in range(args.rounds):
+            # A-B, then B-A: whichever runs second in a round must not always be the same one.
+            for solo in configs if round_no % 2 == 0 else configs[::-1]:
+                emotion, gateway = stacks[solo]
+                before = solo_runs(emotion)
+                result = asyncio.run(run_load(gateway, args.clients, args.duration))
+                rows.append({"round": round_no + 1, "solo_threads": solo,
+                             "requests": result["requests"], "errors": result["errors"],
+                             "requests_per_s": result["requests_per_s"],
+                             "latency_ms": result["latency_ms"],
+                             "solo_runs": solo_runs(emotion) - before})
+    args.out.mkdir(exist_ok=True)
+    (args.out / "solo_load.json").write_text(json.dumps(rows, indent=2) + "\n")
+    lines = ["# Solo threads under load", "",
+             f"Command: `.venv/bin/python -m bench.solo_load --rounds {args.rounds} --duration "
+             f"{args.duration:.0f} --clients {args.clients}`. {args.clients} clients send 640x480 "
+             "frames to the gateway's POST /analyze; each configuration is a whole stack (emotion, "
+             "gateway) beside one recommender, all on this machine; rounds alternate, the order too. "
+             f"Load average at the end: {os.getloadavg()[0]:.1f}.", "",
+             "| round | EMOTION_SOLO_THREADS | requests | errors | requests/s | p50 ms | p95 ms | "
+             "frames run solo |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['round']} | {r['solo_threads']} | {r['requests']} | {r['errors']} | "
+              f"{r['requests_per_s']} | {r['latency_ms']['p50']} | {r['latency_ms']['p95']} | "
+              f"{r['solo_runs']:.0f} |" for r in rows]
+    text = "\n".join(lines) + "\n"
+    (args.out / "solo_load.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
