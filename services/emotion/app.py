@@ -54,8 +54,8 @@ async def predict(
     # ONNX Runtime and OpenCV release the GIL: frames run in parallel on the thread pool.
     response = await run_in_threadpool(pipeline.predict, upload.image, detect, hint)
     metrics.record(response)
-    # Serialised by pydantic directly: FastAPI's own path re-validates the model through dicts,
-    # which cost ~0.5 ms per frame (response_model still documents the schema).
+    # Serialised by pydantic directly: FastAPI's own path would validate the model again through
+    # dicts, on every frame (response_model still documents the schema).
     return Response(response.model_dump_json(), media_type="application/json")
 
 

@@ -48,13 +48,12 @@ class Model:
         return (self.solo if alone else self.shared).run(outputs, feeds)
 
 
-def free_cores(cores: int) -> int:
+def free_cores(cores: int, loadavg: Path = Path("/proc/loadavg")) -> int:
     """Cores with nothing to run at this instant, counting the calling thread's as free: from the
     kernel's count of runnable tasks (/proc/loadavg, 4th field, host-wide in a container). Where
     that is not readable, every core counts as free."""
     try:
-        with open("/proc/loadavg", "rb") as f:
-            runnable = int(f.read().split()[3].split(b"/")[0])
+        runnable = int(loadavg.read_bytes().split()[3].split(b"/")[0])
     except (OSError, IndexError, ValueError):
         return cores
     return cores - max(0, runnable - 1)
@@ -65,8 +64,8 @@ class InFlight:
     when it is the only one in flight and the machine has `solo_threads` cores free. The second
     condition matters where other processes share the cores (the gateway and the recommender on one
     machine): there a request split over busy cores waits on preempted workers at every layer. On
-    the in-flight count alone, a trial of the gateway load test ran a tenth of its frames solo, at
-    lower throughput; with the check, nearly none run solo under that load (reports/solo_load.md).
+    the in-flight count alone, frames of the gateway load test ran solo too, and throughput suffered
+    in a trial; with the check, nearly none run solo under that load (reports/solo_load.md).
     """
 
     def __init__(self, solo_threads: int = 0, cores: int | None = None) -> None:

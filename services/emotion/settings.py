@@ -25,7 +25,7 @@ class EmotionSettings(BaseSettings):
     # Threads for a request that arrives while no other is in flight and the machine has that many
     # cores free (a live view's frame on a quiet server): up to 4 (a frame's small convolutions split
     # no further usefully). 0 or <= threads: always `threads`. Costs a second session per model
-    # (about 25 MB of memory). See runtime.InFlight and reports/emotion_bench.md.
+    # (more memory). See runtime.InFlight and reports/emotion_bench.md.
     solo_threads: int = Field(default_factory=lambda: min(4, len(os.sched_getaffinity(0))), ge=0, le=64)
 
     max_upload_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
@@ -35,10 +35,10 @@ class EmotionSettings(BaseSettings):
     # Face detector (CenterFace), fed the grey frame, scaled so its longer side is at most
     # detect_max_side pixels for a video frame (no more than video_max_side a side, as the page
     # sends), photo_detect_max_side for a larger image (a photo). In grey, 256 finds every face of
-    # the photo set with no extra one, as 320 and 480 do, at 60% of 320's time; what it gives up is
-    # the smallest faces (a 7-person group photo shrunk into a 640x480 frame: 5 of its 7 faces
-    # instead of 6). Photos are single requests where small faces matter more than milliseconds:
-    # 640 finds faces a third the size that 256 needs (reports/detectors.md).
+    # the photo set with no extra one, as 320 and 480 do, in two thirds of 320's time; what it gives
+    # up is the smallest faces (of the photos fitted into 640x480 frames it finds 93% of the faces,
+    # 320 finds 96%). Photos are single requests where small faces matter more than milliseconds:
+    # at 640 a face can be 2.5 times smaller than at 256 (reports/detectors.md).
     detect_max_side: int = Field(default=256, ge=32, le=4096)
     video_max_side: int = Field(default=640, ge=32)
     photo_detect_max_side: int = Field(default=640, ge=32, le=4096)

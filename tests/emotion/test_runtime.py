@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -38,10 +39,15 @@ def test_no_solo_run_while_other_processes_keep_the_cores_busy(monkeypatch: pyte
         assert alone
 
 
-def test_free_cores_reads_the_kernels_runnable_count() -> None:
-    # This thread is running, so at most every core is free and, on an idle test machine, at least
-    # one; without /proc the function answers `cores`.
-    assert 0 <= runtime.free_cores(64) <= 64
+def test_free_cores_reads_the_kernels_runnable_count(tmp_path: Path) -> None:
+    loadavg = tmp_path / "loadavg"
+    loadavg.write_text("0.52 0.58 0.59 3/187 4242\n")  # 3 runnable: this thread and 2 others
+    assert runtime.free_cores(4, loadavg) == 2
+    loadavg.write_text("0.10 0.20 0.30 1/187 4242\n")
+    assert runtime.free_cores(2, loadavg) == 2
+    loadavg.write_text("garbage")
+    assert runtime.free_cores(2, loadavg) == 2  # unreadable: no reason to hold back
+    assert runtime.free_cores(2, tmp_path / "missing") == 2
 
 
 def test_solo_session_has_more_threads_and_does_not_spin() -> None:
