@@ -88,15 +88,16 @@ def fer_framing(data_dir: Path, n: int, detector: CenterFaceDetector,
 
 
 def photo_sweep(data_dir: Path, detector: CenterFaceDetector, classifier: EmotionClassifier,
-                shifts: list[float]) -> list[dict[str, float]]:
+                shifts: list[float], settings: EmotionSettings) -> list[dict[str, float]]:
     labels = pd.read_csv(data_dir / "photos" / "labels.csv")
     single = labels[labels.n_faces_approx == 1]
     greys, boxes, truth = [], [], []
     for row in single.itertuples():
         rgb = cv2.cvtColor(cv2.imread(str(data_dir / "photos" / row.filename)), cv2.COLOR_BGR2RGB)
-        found = detector(rgb)
+        grey = to_grey(rgb)
+        found = detector(grey, settings.detect_side(grey.shape[1], grey.shape[0]))  # as the service
         if found:
-            greys.append(to_grey(rgb))
+            greys.append(grey)
             boxes.append(found[0].box)
             truth.append(EMOTIONS.index(row.emotion))
     out = []
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     classifier = EmotionClassifier(settings.model_path, settings.card_file, threads=2)
     detector = CenterFaceDetector(threads=2, max_side=settings.detect_max_side)
     fer = fer_framing(args.data, args.n, detector, classifier)
-    photos = photo_sweep(args.data, detector, classifier, fer["shifts"])
+    photos = photo_sweep(args.data, detector, classifier, fer["shifts"], settings)
     args.out.mkdir(exist_ok=True)
     (args.out / "crop_margin.json").write_text(
         json.dumps({"model": classifier.name, "fer": fer, "photos": photos}, indent=2) + "\n")

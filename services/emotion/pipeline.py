@@ -55,13 +55,6 @@ class EmotionPipeline:
             self.detector(np.zeros((480, 640), np.uint8), alone=alone)
             self.classifier(np.zeros((1, *self.classifier.size), np.float32), alone=alone)
 
-    def detect_side(self, width: int, height: int) -> int:
-        """The detector input's longer side for a whole image: small for video frames, larger for
-        photos (see settings)."""
-        if max(width, height) <= self.settings.video_max_side:
-            return self.settings.detect_max_side
-        return self.settings.photo_detect_max_side
-
     def region(self, grey: np.ndarray, hint: list[BoxTuple]) -> tuple[BoxTuple, int] | None:
         """Where to look for the faces of the previous frame, and at what detector input size: the
         union of squares of track_scale x each box's longer side around its centre, clipped to the
@@ -83,7 +76,7 @@ class EmotionPipeline:
         smallest = min(max(w, h) for _, _, w, h in hint)
         side = max(self.settings.track_max_side,
                    int(np.ceil(longest * self.settings.track_face_px / smallest)))
-        if min(side, longest) >= min(self.detect_side(width, height), max(width, height)):
+        if min(side, longest) >= min(self.settings.detect_side(width, height), max(width, height)):
             return None
         return (x0, y0, x1 - x0, y1 - y0), side
 
@@ -103,7 +96,7 @@ class EmotionPipeline:
             found = self.detector(grey[ry:ry + rh, rx:rx + rw], side, alone)
             if len(found) >= len(hint or ()):
                 return [(d.x + rx, d.y + ry, d.w, d.h) for d in found[: self.settings.max_faces]], region
-        side = self.detect_side(grey.shape[1], grey.shape[0])
+        side = self.settings.detect_side(grey.shape[1], grey.shape[0])
         return [d.box for d in self.detector(grey, side, alone)[: self.settings.max_faces]], None
 
     def crops(self, grey: np.ndarray, boxes: list[BoxTuple], detect: bool) -> np.ndarray:

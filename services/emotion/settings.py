@@ -62,6 +62,13 @@ class EmotionSettings(BaseSettings):
     crop_margin: float = Field(default=1.0, gt=0.3, le=3.0)
     crop_shift_y: float = Field(default=0.0, ge=-0.5, le=0.5)
 
+    def detect_side(self, width: int, height: int) -> int:
+        """The detector input's longer side for a whole image: small for a video frame, larger for
+        a photo."""
+        if max(width, height) <= self.video_max_side:
+            return self.detect_max_side
+        return self.photo_detect_max_side
+
     @property
     def card_file(self) -> Path:
         return self.card_path or self.model_path.with_name("card.json")
