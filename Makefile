@@ -5,9 +5,10 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/pip install -q -c requirements/constraints.txt
 DATA   ?= $(if $(MOODTUNES_DATA),$(MOODTUNES_DATA),../shared/data)
 MODEL  ?= services/emotion/model/emotion.onnx
+INT8   := $(MODEL:.onnx=.int8.onnx)
 CONFIG ?= vgg7-tuned
 
-.PHONY: run test test-fast lint install install-run train train-baseline eval bench music clean
+.PHONY: run test test-fast lint install install-run train quantize train-baseline eval bench music clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,11 +44,18 @@ lint: install
 	$(BIN)/ruff check .
 
 # CONFIG=vgg7 TRAIN_ARGS="--budget-minutes 120": one stage, as many epochs as fit two hours here.
-train: install  ## trains, exports and evaluates the shipped emotion model (CONFIG=vgg7-tuned)
+train: install  ## trains, exports, quantizes and evaluates the shipped emotion model (CONFIG=vgg7-tuned)
 	$(BIN)/python -m training.emotion.train --config $(CONFIG) --data $(DATA)/fer2013/fer2013.npz $(TRAIN_ARGS)
 	$(BIN)/python -m training.emotion.export --run runs/$(CONFIG) --out $(MODEL)
 	$(BIN)/python -m training.emotion.evaluate --model $(MODEL) --data $(DATA)/fer2013/fer2013.npz \
 	    --out reports/emotion --card $(dir $(MODEL))card.json
+	$(MAKE) quantize
+
+# The service runs the int8 model made from MODEL (training/emotion/quantize.py says how).
+quantize: install  ## int8 model from MODEL, calibrated on FER2013 train faces, and its evaluation
+	$(BIN)/python -m training.emotion.quantize --model $(MODEL) --out $(INT8) --data $(DATA)/fer2013/fer2013.npz
+	$(BIN)/python -m training.emotion.evaluate --model $(INT8) --data $(DATA)/fer2013/fer2013.npz \
+	    --out reports/emotion-int8 --card $(INT8:.onnx=.card.json)
 
 train-baseline: install  ## the prototype's architecture through the same pipeline
 	$(BIN)/python -m training.emotion.train --config original --data $(DATA)/fer2013/fer2013.npz $(TRAIN_ARGS)

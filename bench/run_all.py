@@ -223,7 +223,8 @@ def baseline(frame: bytes, model_path: Path, n: int) -> dict[str, Any]:
     base_ms, ours_ms = p50_ms(sequential(original, n)), p50_ms(sequential(ours, n))
     return {"original_ms_p50": base_ms, "ours_ms_p50": ours_ms, "speedup": round(base_ms / ours_ms, 2),
             "original_faces": original(0), "ours_faces": ours(0), "model": str(model_path.name),
-            "requests": n, "ours_card": card_summary(ours_pipeline.settings.card_file),
+            "requests": n, "ours_model": ours_pipeline.settings.model_path.name,
+            "ours_card": card_summary(ours_pipeline.settings.card_file),
             "original_card": card_summary(model_path.with_name(model_path.stem + ".card.json"))}
 
 
@@ -321,7 +322,7 @@ def markdown(r: dict[str, Any]) -> str:
             "| pipeline | ms per frame (p50) | faces found |",
             "|---|---:|---:|",
             f"| original (Haar 1.3/5 + {b['model']}) | {b['original_ms_p50']} | {b['original_faces']} |",
-            f"| ours (CenterFace + emotion.onnx) | {b['ours_ms_p50']} | {b['ours_faces']} |",
+            f"| ours (CenterFace + {b['ours_model']}) | {b['ours_ms_p50']} | {b['ours_faces']} |",
             "",
             f"Ours is {b['speedup']}x the speed of the original per frame (original time / ours).",
         ]
@@ -331,7 +332,7 @@ def markdown(r: dict[str, Any]) -> str:
                 "", "| model | parameters | ONNX MB | FER2013 test, single pass |", "|---|---:|---:|---:|",
                 f"| original architecture, trained by our pipeline | {oc['parameters']:,} | "
                 f"{oc['size_mb']} | {oc['test_single']:.2%} |",
-                f"| ours (emotion.onnx) | {uc['parameters']:,} | {uc['size_mb']} | "
+                f"| ours ({b['ours_model']}) | {uc['parameters']:,} | {uc['size_mb']} | "
                 f"{uc['test_single']:.2%} |",
                 "", f"Accuracy ratio ours / original: {uc['test_single'] / oc['test_single']:.3f}; "
                 f"size ratio {uc['size_mb'] / oc['size_mb']:.2f} (from the model cards).",

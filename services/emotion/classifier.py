@@ -24,6 +24,14 @@ class Prediction:
     probabilities: dict[str, float]
 
 
+def card_path(model_path: Path) -> Path:
+    """The card beside a model: card.json for emotion.onnx (the export's default name), else
+    <stem>.card.json (emotion.int8.onnx -> emotion.int8.card.json)."""
+    if model_path.name == "emotion.onnx":
+        return model_path.with_name("card.json")
+    return model_path.with_name(model_path.stem + ".card.json")
+
+
 def _model_name(card_file: Path, model_path: Path) -> str:
     try:
         card = json.loads(card_file.read_text())

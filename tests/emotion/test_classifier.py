@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from services.common.contracts import EMOTIONS
 from services.emotion.app import create_app
-from services.emotion.classifier import EmotionClassifier, ModelError
+from services.emotion.classifier import EmotionClassifier, ModelError, card_path
 from services.emotion.settings import EmotionSettings
 
 
@@ -58,6 +59,29 @@ def test_real_model_contract() -> None:
     opts = clf.session.get_session_options()
     assert opts.intra_op_num_threads == 1
     assert opts.graph_optimization_level.name == "ORT_ENABLE_ALL"
+
+
+def test_cards_sit_beside_their_models(tmp_path: Path) -> None:
+    assert card_path(tmp_path / "emotion.onnx") == tmp_path / "card.json"
+    assert card_path(tmp_path / "emotion.int8.onnx") == tmp_path / "emotion.int8.card.json"
+    assert card_path(tmp_path / "baseline.onnx") == tmp_path / "baseline.card.json"
+
+
+def test_the_service_runs_the_int8_model_made_from_the_shipped_float_model() -> None:
+    settings = EmotionSettings()
+    assert settings.model_path.name == "emotion.int8.onnx"
+    card = json.loads(settings.card_file.read_text())
+    source = settings.model_path.with_name(card["quantization"]["source"])
+    assert hashlib.sha256(source.read_bytes()).hexdigest()[:12] == card["quantization"]["source_sha256"]
+    assert card["quantization"]["parity_val_vs_float"]["prediction_agreement"] >= 0.98
+    float_card = json.loads(card_path(source).read_text())
+    # Measured by evaluate --card on the same test split: no accuracy given up for the speed.
+    assert card["metrics"]["test_single"] >= float_card["metrics"]["test_single"] - 0.005
+    # Same answers as the float model on random crops, up to int8 rounding.
+    crops = np.random.default_rng(3).uniform(0, 255, (16, 48, 48)).astype(np.float32)
+    ref = EmotionClassifier(source, card_path(source)).logits(crops)
+    got = EmotionClassifier(settings.model_path, settings.card_file).logits(crops)
+    assert np.abs(ref - got).max() < 1.0
 
 
 def test_batch_equals_one_by_one() -> None:

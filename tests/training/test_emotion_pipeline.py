@@ -7,13 +7,14 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
 
 from services.common.contracts import EMOTIONS
 from training.emotion import data as fer
-from training.emotion import evaluate, export, train
+from training.emotion import evaluate, export, quantize, train
 from training.emotion.augment import random_affine, random_erase
 from training.emotion.model import ARCHITECTURES, build
 
@@ -61,6 +62,16 @@ def test_smoke_train_export_evaluate(synthetic_fer: Path, tmp_path: Path) -> Non
     assert results["ferplus_test"]["n"] == 60 and results["ferplus_val"]["n"] == 60
     assert "| test | flip |" in (out / "report.md").read_text()
     json.loads((out / "metrics.json").read_text())
+
+    int8 = tmp_path / "emotion.int8.onnx"
+    faces = fer.load(synthetic_fer).subset("train").images
+    quantize.quantize(onnx_path, int8, faces[:64])
+    meta = ort.InferenceSession(str(int8)).get_modelmeta().custom_metadata_map
+    assert meta["classes"] == ",".join(EMOTIONS) and meta["name"] == "smoke-int8"
+    assert "QuantizeLinear" in {n.op_type for n in onnx.load(str(int8)).graph.node}
+    assert int8.stat().st_size < onnx_path.stat().st_size / 2
+    check = quantize.parity(onnx_path, int8, fer.load(synthetic_fer).subset("test").images)
+    assert check["n"] == 60 and check["prediction_agreement"] >= 0.9
 
 
 def test_ferplus_majority_drops_unusable_rows() -> None:

@@ -21,6 +21,7 @@ import onnxruntime as ort
 import torch
 
 from services.common.contracts import EMOTIONS
+from services.emotion.classifier import card_path
 from training.emotion import data as fer
 from training.emotion.model import ARCHITECTURES, build, n_params
 from training.emotion.train import CONFIGS, Config
@@ -130,10 +131,9 @@ def main() -> None:
         "parity": check,
         "size_bytes": args.out.stat().st_size,
     }
-    card_path = args.out.with_name(args.out.stem + ".card.json") if args.out.stem != "emotion" \
-        else args.out.with_name("card.json")
-    card_path.write_text(json.dumps(card, indent=2) + "\n")
-    print(json.dumps({"onnx": str(args.out), "card": str(card_path), **check}))
+    card_file = card_path(args.out)
+    card_file.write_text(json.dumps(card, indent=2) + "\n")
+    print(json.dumps({"onnx": str(args.out), "card": str(card_file), **check}))
     if check["prediction_agreement"] < 0.99 or check["max_abs_logit_diff"] > 1e-3:
         raise SystemExit("ONNX output differs from PyTorch")
 
