@@ -42,7 +42,7 @@ def fer_on_canvas(face: np.ndarray) -> np.ndarray:
     canvas = np.full((CANVAS, CANVAS), 128, np.uint8)
     o = (CANVAS - big.shape[0]) // 2
     canvas[o:o + big.shape[0], o:o + big.shape[1]] = big
-    return cv2.cvtColor(canvas, cv2.COLOR_GRAY2RGB)
+    return canvas
 
 
 def fer_framing(data_dir: Path, n: int, detector: CenterFaceDetector,
@@ -67,7 +67,7 @@ def fer_framing(data_dir: Path, n: int, detector: CenterFaceDetector,
     kept_idx = np.array(kept)
     shifts = sorted({0.0, round(float(np.median(shift_y)), 2)})
     sweep = []
-    greys = [cv2.cvtColor(fer_on_canvas(images[i]), cv2.COLOR_RGB2GRAY) for i in kept]
+    greys = [fer_on_canvas(images[i]) for i in kept]
     for shift in shifts:
         for m in MARGINS:
             crops = np.stack([face_crop(g, b, classifier.size, m, shift)

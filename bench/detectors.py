@@ -7,7 +7,9 @@ Ground truth is a face count per photo (labels.csv n_faces_approx), not boxes: a
 min(detections, faces), its "extra" is max(0, detections - faces). Frames are the photos fitted into
 320x240 ... 1280x720 on a grey canvas, the single-face photos tilted by +-25 degrees, and face-free
 pictures shipped with scikit-image (a cat, a coffee cup, a rocket, textures...) where every detection
-is false. --draw writes the photos with their boxes to test-output/detectors/ for a look by eye.
+is false. Face sizes: each single-face photo's face, scaled to a given height and pasted into the
+face-free pictures at 640x480, searched at the service's detector input sizes: the smallest face each
+size still finds. --draw writes the photos with their boxes to test-output/detectors/ for a look by eye.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ SERVICE = EmotionSettings()
 REPORTS = REPO / "reports"
 FRAME_SIZES = [(320, 240), (640, 480), (960, 540), (1280, 720)]
 TILT_DEG = 25
+FACE_HEIGHTS = (32, 40, 48, 56, 64, 80, 96)
+SWEEP_SIDES = (160, 192, 224, 256, 320)
 NO_FACE = ["chelsea", "coffee", "rocket", "brick", "grass", "gravel", "hubble_deep_field",
            "immunohistochemistry", "colorwheel", "page"]
 
@@ -95,7 +99,7 @@ def yunet(max_side: int = 640) -> Detect:
 
 
 def centerface(max_side: int, grey: bool = False) -> Detect:
-    model = CenterFaceDetector(threads=1, max_side=max_side)
+    model = CenterFaceDetector(threads=1, max_side=max_side, grey=grey)
     if grey:
         # The service decodes JPEGs straight to grey; here the conversion is part of the timing.
         return lambda rgb: [d.box for d in model(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))]
@@ -199,6 +203,45 @@ def timed(detect: Detect, rgb: np.ndarray) -> tuple[int, float]:
     return len(boxes), (time.perf_counter() - start) * 1000
 
 
+def face_sizes(photos: list[tuple[str, np.ndarray, int]], empty: list[np.ndarray],
+               seed: int = 0) -> dict[str, object]:
+    """How small a face the service's detector finds in a 640x480 frame at each input size: the face
+    of every single-face photo (its box found at the photo-mode size), with as much context again
+    around it, scaled so the box is h px tall and pasted at a random place into each face-free
+    picture. A face counts as found when a detection overlaps its box with IoU >= 0.4."""
+    detector = CenterFaceDetector(threads=1)
+    grey_backs = [cv2.resize(cv2.cvtColor(b, cv2.COLOR_RGB2GRAY), (640, 480), interpolation=cv2.INTER_AREA)
+                  for b in empty]
+    faces = []
+    for _, rgb, n in photos:
+        if n != 1:
+            continue
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        box = detector(grey, SERVICE.photo_detect_max_side)[0]
+        cx, cy, side = box.x + box.w / 2, box.y + box.h / 2, max(box.w, box.h)
+        x0, y0 = int(max(0, cx - side)), int(max(0, cy - side))
+        x1, y1 = int(min(grey.shape[1], cx + side)), int(min(grey.shape[0], cy + side))
+        faces.append((grey[y0:y1, x0:x1], (box.x - x0, box.y - y0, box.w, box.h)))
+    rng = np.random.default_rng(seed)
+    found: dict[int, dict[int, int]] = {side: {} for side in SWEEP_SIDES}
+    for height in FACE_HEIGHTS:
+        for patch, (fx, fy, fw, fh) in faces:
+            scale = height / fh
+            small = cv2.resize(patch, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            for back in grey_backs:
+                frame = back.copy()
+                ox = int(rng.integers(0, 640 - small.shape[1]))
+                oy = int(rng.integers(0, 480 - small.shape[0]))
+                frame[oy:oy + small.shape[0], ox:ox + small.shape[1]] = small
+                truth = (round(ox + fx * scale), round(oy + fy * scale), round(fw * scale), height)
+                for side in SWEEP_SIDES:
+                    hit = any(iou(truth, d.box) >= 0.4 for d in detector(frame, side))
+                    found[side][height] = found[side].get(height, 0) + hit
+    return {"frames_per_height": len(faces) * len(grey_backs),
+            "found": {str(side): {str(h): n for h, n in by_height.items()}
+                      for side, by_height in found.items()}}
+
+
 def score(counts: list[tuple[int, int]]) -> dict[str, float]:
     """counts: (detections, true faces) per image."""
     faces = sum(n for _, n in counts)
@@ -255,7 +298,7 @@ def evaluate(name: str, detect: Detect, photos: list[tuple[str, np.ndarray, int]
     return result
 
 
-def markdown(results: dict[str, dict], n_photos: int, track: list[dict]) -> str:
+def markdown(results: dict[str, dict], n_photos: int, track: list[dict], sizes: dict) -> str:
     lines = [
         "# Face detector comparison",
         "",
@@ -265,8 +308,9 @@ def markdown(results: dict[str, dict], n_photos: int, track: list[dict]) -> str:
         "Every detector runs on one core; `<=N px` = the frame is scaled down so its longer side is at "
         "most N before detection. All detectors ran under the same conditions; the machine's 1-minute "
         f"load average at the end was {os.getloadavg()[0]:.1f} (2 cores: above ~1, other work was "
-        "running and timings are pessimistic). `grey` = the detector sees the grey picture in all three "
-        "channels, as the service runs it.",
+        "running and timings are pessimistic). `grey` = the detector is fed the grey picture, as the "
+        "service runs it (its first convolution's three input kernels added up: the same detections as "
+        "the grey picture in all three channels).",
         f"The service runs `centerface grey` at <= {SERVICE.detect_max_side} px for images up to "
         f"{SERVICE.video_max_side} px a side (video frames) and at <= {SERVICE.photo_detect_max_side} px "
         "for larger ones (photos).",
@@ -290,6 +334,14 @@ def markdown(results: dict[str, dict], n_photos: int, track: list[dict]) -> str:
         for size, f in r["frames"].items():
             lines.append(f"| {name} | {size} | {f['recall']:.0%} | {f['extra_on_face_frames']} | "
                          f"{f['false_on_face_free_frames']} | {f['ms_median']:.1f} | {f['ms_p90']:.1f} |")
+    n = sizes["frames_per_height"]
+    lines += ["", "## Face sizes (the service's detector, grey, in 640x480 frames)", "",
+              f"Each single-face photo's face scaled to a height, pasted into each face-free picture at "
+              f"a random place: {n} frames per height. Share found (IoU >= 0.4) by detector input:", "",
+              "| face height px | " + " | ".join(f"<= {s} px" for s in SWEEP_SIDES) + " |",
+              "|---|" + "---|" * len(SWEEP_SIDES)]
+    lines += [f"| {h} | " + " | ".join(f"{sizes['found'][str(s)][str(h)] / n:.0%}" for s in SWEEP_SIDES)
+              + " |" for h in FACE_HEIGHTS]
     lines += ["", "## Region-of-interest detection (the `boxes` field)", "",
               "The photos fitted into 640x480 frames; the previous frame's boxes are the service's "
               "full-frame detections moved right and up by a fraction of their size. Only the region "
@@ -341,11 +393,14 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = evaluate(name, factory(), photos, empty, draw)
     print("evaluating the region-of-interest path ...", file=sys.stderr)
     track = [tracked(photos, shift) for shift in (0.0, 0.25, 0.5)]
+    print("sweeping face sizes ...", file=sys.stderr)
+    sizes = face_sizes(photos, empty)
     args.out.mkdir(exist_ok=True)
     (args.out / "detectors.json").write_text(
-        json.dumps({**results, "tracked": track}, indent=2) + "\n")
-    (args.out / "detectors.md").write_text(markdown(results, len(photos), track))
-    print(markdown(results, len(photos), track))
+        json.dumps({**results, "tracked": track, "face_sizes": sizes}, indent=2) + "\n")
+    text = markdown(results, len(photos), track, sizes)
+    (args.out / "detectors.md").write_text(text)
+    print(text)
     return 0
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import onnx
+from onnx import numpy_helper
 from onnx.tools.update_model_dims import update_inputs_outputs_dims
 
 from services.emotion.runtime import Model
@@ -35,17 +36,26 @@ def centerface_weights() -> Path:
     return path
 
 
-def _dynamic_model(path: Path) -> bytes:
+def _dynamic_model(path: Path, grey: bool) -> bytes:
     """The shipped graph has a fixed 10x3x32x32 input and lists its weights as graph inputs (an old
-    exporter habit that blocks constant folding); make batch and size symbolic, weights constant."""
+    exporter habit that blocks constant folding); make batch and size symbolic, weights constant.
+    grey: a one-channel input. The network starts with a convolution on the raw pixels, so a grey
+    picture in all three channels gives the same sums as the grey channel alone convolved with the
+    three channels' kernels added up: the same detections, without making and reading two copies."""
     model = onnx.load(str(path))
-    weights = {init.name for init in model.graph.initializer}
+    weights = {init.name: init for init in model.graph.initializer}
     kept = [i for i in model.graph.input if i.name not in weights]
     del model.graph.input[:]
     model.graph.input.extend(kept)
+    if grey:
+        first = next(n for n in model.graph.node if _INPUT in n.input)
+        kernel = weights[first.input[1]]
+        folded = numpy_helper.to_array(kernel).sum(axis=1, keepdims=True)
+        kernel.CopyFrom(numpy_helper.from_array(folded.astype(np.float32), kernel.name))
+        next(i for i in model.graph.input if i.name == _INPUT).type.tensor_type.shape.dim[1].dim_value = 1
     model = update_inputs_outputs_dims(
         model,
-        {_INPUT: ["B", 3, "H", "W"]},
+        {_INPUT: ["B", 1 if grey else 3, "H", "W"]},
         {"537": ["B", 1, "h", "w"], "538": ["B", 2, "h", "w"], "539": ["B", 2, "h", "w"],
          "540": ["B", 10, "h", "w"]},
     )
@@ -68,12 +78,14 @@ class Detection:
 class CenterFaceDetector:
     def __init__(self, threads: int = 1, max_side: int = 640, threshold: float = 0.5,
                  nms_iou: float = 0.3, min_face_px: int = 20, weights: Path | None = None,
-                 solo_threads: int = 0) -> None:
+                 solo_threads: int = 0, grey: bool = True) -> None:
+        """grey: takes grey [H, W] images (what the service decodes); False: RGB [H, W, 3]."""
+        self.grey = grey
         self.max_side = max_side
         self.threshold = threshold
         self.nms_iou = nms_iou
         self.min_face_px = min_face_px
-        self.model = Model(_dynamic_model(weights or centerface_weights()), threads, solo_threads)
+        self.model = Model(_dynamic_model(weights or centerface_weights(), grey), threads, solo_threads)
 
     def _input_size(self, width: int, height: int, max_side: int | None = None) -> tuple[int, int]:
         scale = min(1.0, (max_side or self.max_side) / max(width, height))
@@ -81,22 +93,18 @@ class CenterFaceDetector:
                 max(_ALIGN, int(np.ceil(height * scale / _ALIGN)) * _ALIGN))
 
     def blob(self, image: np.ndarray, max_side: int | None = None) -> np.ndarray:
-        """The network input [1, 3, H, W] float32 for an RGB [H, W, 3] or grey [H, W] uint8 image."""
+        """The network input [1, C, H, W] float32 for a grey [H, W] or RGB [H, W, 3] uint8 image."""
+        if image.ndim != (2 if self.grey else 3):
+            raise ValueError(f"this detector takes {'grey [H, W]' if self.grey else 'RGB [H, W, 3]'} "
+                             f"images, got shape {image.shape}")
         in_w, in_h = self._input_size(image.shape[1], image.shape[0], max_side)
         # A plain resize (not letterbox) to multiples of 32: the slight aspect change is undone later.
-        if image.ndim == 3:
-            return cv2.dnn.blobFromImage(image, 1.0, (in_w, in_h), swapRB=False, crop=False)
-        # Grey: the same picture in all three channels (as a grey frame would arrive in RGB); only
-        # the small resized copy is replicated, so this is cheaper than converting the frame.
-        small = cv2.resize(image, (in_w, in_h), interpolation=cv2.INTER_LINEAR)
-        blob = np.empty((1, 3, in_h, in_w), np.float32)
-        blob[0] = small
-        return blob
+        return cv2.dnn.blobFromImage(image, 1.0, (in_w, in_h), swapRB=False, crop=False)
 
     def __call__(self, image: np.ndarray, max_side: int | None = None,
                  alone: bool = False) -> list[Detection]:
-        """Faces in an RGB [H, W, 3] or grey [H, W] uint8 image, in its pixel coordinates, largest
-        first. max_side overrides the detector input's longer side for this call; alone: no other
+        """Faces in a grey [H, W] (grey=False: RGB [H, W, 3]) uint8 image, in its pixel coordinates,
+        largest first. max_side overrides the detector input's longer side for this call; alone: no other
         request is in flight (see runtime.Model)."""
         height, width = image.shape[:2]
         blob = self.blob(image, max_side)

@@ -51,8 +51,13 @@ def test_grey_decode_is_the_luma_of_the_colour_decode(frame_640x480: np.ndarray,
     assert np.abs(grey.astype(int) - cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)).mean() < 1.0
 
 
-def test_detector_grey_blob_is_the_grey_picture_in_three_channels(frame_640x480: np.ndarray) -> None:
+def test_grey_detector_finds_what_the_colour_graph_finds_in_the_grey_picture(
+        frame_640x480: np.ndarray) -> None:
+    # The grey graph folds the first convolution's three input channels into one.
     grey = cv2.cvtColor(frame_640x480, cv2.COLOR_RGB2GRAY)
-    detector = CenterFaceDetector(max_side=320)
-    assert np.array_equal(detector.blob(grey), detector.blob(cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB)))
-    assert detector.blob(grey, max_side=160).shape == (1, 3, 128, 160)
+    mono, colour = CenterFaceDetector(max_side=320), CenterFaceDetector(max_side=320, grey=False)
+    found = mono(grey)
+    assert found and found == colour(cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB))
+    assert mono.blob(grey, max_side=160).shape == (1, 1, 128, 160)
+    with pytest.raises(ValueError, match="grey"):
+        mono(frame_640x480)
