@@ -1,16 +1,14 @@
 """Latency and throughput of the emotion service's POST /predict, against a real uvicorn process.
 
     .venv/bin/python -m bench.emotion_bench [--requests 200] [--rounds 5] [--concurrency 1 8]
-        [--configs 2:inline 2:pool 0:pool]
 
 The frame is a 640x480 JPEG with one face, made from scikit-image's astronaut photo. For each
 concurrency it reports p50/p99 latency as the client sees it, requests per second, and the server's
-own split into decode / detect / classify (the response's timings_ms), for each configuration given
-(EMOTION_SOLO_THREADS and EMOTION_INLINE_WHEN_IDLE, see Config). "full frame" requests are raw JPEG
-bodies; "tracked" requests are multipart with the `boxes` field (the face box of a full-frame
-answer, as a live client sends its previous frame's boxes), so only the region around the face is
-searched. It also times the emotion model alone on one core (ONNX Runtime, intra_op_num_threads=1)
-per face.
+own split into decode / detect / classify (the response's timings_ms), for each EMOTION_SOLO_THREADS
+value given. "full frame" requests are raw JPEG bodies; "tracked" requests are multipart with the
+`boxes` field (the face box of a full-frame answer, as a live client sends its previous frame's
+boxes), so only the region around the face is searched. It also times the emotion model alone on
+one core (ONNX Runtime, intra_op_num_threads=1) per face.
 Writes reports/emotion_bench.json and reports/emotion_bench.md.
 """
 
@@ -26,7 +24,6 @@ import os
 import platform
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -44,28 +41,6 @@ from tests.procs import service
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("decode", "detect", "classify")
-
-
-@dataclass(frozen=True)
-class Config:
-    """A server configuration: solo threads (0: one thread per request) and whether a request that
-    arrives while none is in flight runs on the event loop (inline) or the thread pool."""
-    solo_threads: int
-    inline: bool
-
-    @classmethod
-    def parse(cls, text: str) -> Config:
-        solo, _, where = text.partition(":")
-        if where not in ("inline", "pool"):
-            raise argparse.ArgumentTypeError(f"{text!r}: expected SOLO:inline or SOLO:pool")
-        return cls(int(solo), where == "inline")
-
-    def __str__(self) -> str:
-        return f"{self.solo_threads}:{'inline' if self.inline else 'pool'}"
-
-    def env(self) -> dict[str, str]:
-        return {"EMOTION_SOLO_THREADS": str(self.solo_threads),
-                "EMOTION_INLINE_WHEN_IDLE": str(self.inline).lower()}
 
 
 def frame_jpeg() -> bytes:
@@ -245,14 +220,12 @@ def markdown(result: dict) -> str:
         "",
         "Command: `.venv/bin/python -m bench.emotion_bench` (writes this file and emotion_bench.json).",
         f"Frame: 640x480 JPEG ({result['frame_bytes']} bytes), one face (scikit-image astronaut). "
-        f"Servers: one uvicorn process per configuration (EMOTION_THREADS=1), all "
+        f"Servers: one uvicorn process per EMOTION_SOLO_THREADS value (EMOTION_THREADS=1), all "
         "running at once; the requests come in rounds that alternate between them "
         "(the p50 column pools every round; each round's own p50 beside it). Detector "
         f"input <= {result['detect_max_side']} px for the full frame. Model: {result['model']['model']}.",
-        "**config** `S:W`: S = solo threads, ONNX Runtime threads for a request that runs alone (no "
-        "other in flight; 0 = always one thread per request); W = where a request that arrives while "
-        "none is in flight runs, `inline` on the event loop's thread or the thread `pool`. The first "
-        "row of each group is the service default.",
+        "**solo threads**: ONNX Runtime threads for a request that runs alone (no other in flight); "
+        "0 = always one thread per request.",
         "**full frame**: raw JPEG body, the whole frame searched. **tracked**: multipart with the "
         f"`boxes` field `{result['boxes']}` (the full-frame answer's box, as a live client sends its "
         "previous frame's boxes): only the region around it is searched.",
@@ -261,7 +234,7 @@ def markdown(result: dict) -> str:
         f"trip p50: {floor['http_client_p50']:.2f} ms with it, {floor['httpx_async_p50']:.2f} ms with "
         "httpx's async client (so this bench does not use httpx: its own time would count as latency).",
         "",
-        "| mode | config | concurrency | requests | errors | answered from the region | "
+        "| mode | solo threads | concurrency | requests | errors | answered from the region | "
         "p50 ms | p90 ms | p99 ms | p50 of each round | req/s | "
         "server decode / detect / classify ms (p50) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -269,7 +242,7 @@ def markdown(result: dict) -> str:
     for r in result["runs"]:
         lat, st = r["latency_ms"], r["server_ms_p50"]
         lines.append(
-            f"| {r['mode']} | {r['config']} | {r['concurrency']} | {r['requests']} | {r['errors']} | "
+            f"| {r['mode']} | {r['solo_threads']} | {r['concurrency']} | {r['requests']} | {r['errors']} | "
             f"{r['answered_from_region']} | {lat['p50']:.1f} | {lat['p90']:.1f} | {lat['p99']:.1f} | "
             f"{', '.join(f'{x:.1f}' for x in r['round_p50_ms'])} | {r['requests_per_s']:.1f} | "
             f"{st['decode']:.1f} / {st['detect']:.1f} / {st['classify']:.1f} |")
@@ -286,7 +259,7 @@ def markdown(result: dict) -> str:
               f"{r['cpu_ms_p50']:.1f} | {r['cpu_ms_min']:.1f} |"
               for name, r in result["in_process"].items()]
     first = {r["mode"]: r for r in result["runs"] if r["concurrency"] == 1
-             and r["config"] == result["configs"][0]}
+             and r["solo_threads"] == result["solo_threads"][0]}
     lines += [""] + [
         f"Target: p50 <= 15 ms at concurrency 1 -> {mode}: "
         f"{'met' if r['latency_ms']['p50'] <= 15 else 'NOT met'} in this run "
@@ -302,12 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--rounds", type=int, default=5,
                         help="rounds of --requests per row, alternating between configurations")
-    default = EmotionSettings()
-    parser.add_argument("--configs", type=Config.parse, nargs="+",
-                        default=[Config(default.solo_threads, default.inline_when_idle),
-                                 Config(default.solo_threads, False), Config(0, False)],
-                        help="SOLO:inline or SOLO:pool configurations to compare; the first is the "
-                             "service default")
+    parser.add_argument("--solo-threads", type=int, nargs="+",
+                        default=[EmotionSettings().solo_threads, 0],
+                        help="EMOTION_SOLO_THREADS values to compare; the first is the service default")
     parser.add_argument("--detect-max-side", type=int, default=EmotionSettings().detect_max_side)
     parser.add_argument("--note", default="", help="context for the report, e.g. machine load")
     parser.add_argument("--out", type=Path, default=REPO / "reports")
@@ -318,28 +288,28 @@ def main(argv: list[str] | None = None) -> int:
     # Every configuration's server runs at once and the rounds alternate between them, so that
     # all see the same moments of a machine whose speed drifts (shared host).
     with contextlib.ExitStack() as stack:
-        urls = {config: stack.enter_context(service(
+        urls = {solo: stack.enter_context(service(
                     "services.emotion.app:app", timeout=180,
-                    env={"EMOTION_THREADS": "1", **config.env(),
+                    env={"EMOTION_THREADS": "1", "EMOTION_SOLO_THREADS": str(solo),
                          "EMOTION_DETECT_MAX_SIDE": str(args.detect_max_side)}))
-                for config in args.configs}
-        floor = client_floor_ms(urls[args.configs[0]])
+                for solo in args.solo_threads}
+        floor = client_floor_ms(urls[args.solo_threads[0]])
         runs = []
         for mode, request, content_type in (("full frame", body, "image/jpeg"),
                                             ("tracked", tracked_body, tracked_type)):
             for c in args.concurrency:
-                rounds: dict[Config, list[dict]] = {config: [] for config in args.configs}
+                rounds: dict[int, list[dict]] = {solo: [] for solo in args.solo_threads}
                 for _ in range(args.rounds):
-                    for config, url in urls.items():
-                        rounds[config].append(load(url, request, content_type, args.requests, c))
-                runs += [{"config": str(config), **summary(mode, c, rs)} for config, rs in rounds.items()]
+                    for solo, url in urls.items():
+                        rounds[solo].append(load(url, request, content_type, args.requests, c))
+                runs += [{"solo_threads": solo, **summary(mode, c, rs)} for solo, rs in rounds.items()]
     load_avg = os.getloadavg()
     in_process = {f"full frame <={side}": pipeline_cpu(body, side)
                   for side in sorted({256, 320, 480, args.detect_max_side})}
     in_process[f"tracked <={EmotionSettings().track_max_side}"] = pipeline_cpu(
         body, args.detect_max_side, boxes)
     result = {
-        "frame_bytes": len(body), "configs": [str(c) for c in args.configs], "boxes": boxes,
+        "frame_bytes": len(body), "solo_threads": args.solo_threads, "boxes": boxes,
         "detect_max_side": args.detect_max_side, "client_floor_ms": floor,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                    f"load average {load_avg[0]:.1f} at the end of the HTTP runs",

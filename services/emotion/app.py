@@ -51,16 +51,8 @@ async def predict(
         if not detect:
             raise ImageInputError(422, f"'{BOXES_FIELD}' needs face detection: drop detect=false")
         hint = parse_boxes(upload.boxes, pipeline.settings.max_faces)
-    if pipeline.settings.inline_when_idle and pipeline.in_flight.idle:
-        # Nothing else in flight: the frame runs here, on the event loop's thread. Handing it to a
-        # worker thread and back costs about a millisecond on a small VM (a thread woken on an idle
-        # core), a tenth of a frame. Meanwhile the loop is blocked for this one frame: a request
-        # arriving then waits for it, much as it would wait for the cores, which a lone frame uses
-        # all of (runtime.InFlight). reports/emotion_bench.md compares both ways.
-        response = pipeline.predict(upload.image, detect, hint)
-    else:
-        # ONNX Runtime and OpenCV release the GIL: frames run in parallel on the thread pool.
-        response = await run_in_threadpool(pipeline.predict, upload.image, detect, hint)
+    # ONNX Runtime and OpenCV release the GIL: frames run in parallel on the thread pool.
+    response = await run_in_threadpool(pipeline.predict, upload.image, detect, hint)
     metrics.record(response)
     # Serialised by pydantic directly: FastAPI's own path would validate the model again through
     # dicts, on every frame (response_model still documents the schema).

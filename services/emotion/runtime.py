@@ -74,11 +74,6 @@ class InFlight:
         self._count = 0
         self._lock = threading.Lock()
 
-    @property
-    def idle(self) -> bool:
-        """No request in flight."""
-        return self._count == 0
-
     @contextmanager
     def enter(self) -> Iterator[bool]:
         """Yields True when this request may run on solo_threads cores."""

@@ -32,10 +32,6 @@ class EmotionSettings(BaseSettings):
     # (more memory). See runtime.InFlight and reports/emotion_bench.md.
     solo_threads: int = Field(default_factory=lambda: min(4, len(os.sched_getaffinity(0))), ge=0, le=64)
 
-    # A request that arrives while none is in flight runs on the event loop's thread instead of the
-    # thread pool, saving the hand-off (see app.predict). False: always the thread pool.
-    inline_when_idle: bool = True
-
     max_upload_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
     # Checked from the image header before decoding: guards against decompression bombs.
     max_pixels: int = Field(default=25_000_000, ge=1)

@@ -1,18 +1,14 @@
-"""How many cores a request gets (several when it runs alone on an idle machine, else one), and
-which thread runs it (the event loop's when it is alone, else the thread pool's)."""
+"""How many cores a request gets: several when it runs alone on an idle machine, else one."""
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 
-from services.emotion import app as app_module
 from services.emotion import runtime
 from services.emotion.pipeline import EmotionPipeline
 from services.emotion.runtime import InFlight, Model
@@ -97,34 +93,3 @@ def test_pipeline_uses_the_solo_session_only_for_a_lone_request(
     assert seen == [True, False]
     pipeline.predict(face_jpeg)
     assert seen == [True, False, True]
-
-
-@pytest.mark.parametrize(("inline", "busy", "pooled"), [
-    (True, False, 0),   # a lone request runs on the event loop's thread
-    (True, True, 1),    # another in flight: the thread pool, so both run at once
-    (False, False, 1),  # inline turned off: always the pool
-])
-def test_only_a_lone_request_skips_the_thread_pool(
-        face_jpeg: bytes, monkeypatch: pytest.MonkeyPatch, inline: bool, busy: bool, pooled: int) -> None:
-    handed: list[object] = []
-    real = app_module.run_in_threadpool
-
-    async def counting(func, *args):  # type: ignore[no-untyped-def]
-        handed.append(func)
-        return await real(func, *args)
-
-    monkeypatch.setattr(app_module, "run_in_threadpool", counting)
-    with TestClient(app_module.create_app(EmotionSettings(inline_when_idle=inline))) as client:
-        pipeline = client.app.state.pipeline  # type: ignore[attr-defined]
-        with pipeline.in_flight.enter() if busy else contextlib.nullcontext():
-            response = client.post("/predict", content=face_jpeg, headers={"Content-Type": "image/jpeg"})
-        assert response.status_code == 200 and len(response.json()["faces"]) == 1
-        assert pipeline.in_flight.idle
-    assert len(handed) == pooled
-
-
-def test_a_bad_upload_run_inline_is_still_a_clean_4xx(face_jpeg: bytes) -> None:
-    with TestClient(app_module.create_app(EmotionSettings(inline_when_idle=True))) as client:
-        response = client.post("/predict", content=face_jpeg[:2000], headers={"Content-Type": "image/jpeg"})
-        assert response.status_code == 422 and "truncated" in response.json()["detail"]
-        assert client.app.state.pipeline.in_flight.idle  # type: ignore[attr-defined]
