@@ -10,7 +10,8 @@ QuantizeLinear/DequantizeLinear pairs, which ONNX Runtime fuses into integer con
 
 reduce_range (7-bit weights): on x86 CPUs without VNNI (AVX2, as on the machine this was made on),
 ONNX Runtime multiplies uint8 x int8 pairs with an instruction whose 16-bit sums saturate. With full
-8-bit weights the test accuracy fell from 70.3% to 67.1% in a trial; with 7 bits it did not move.
+8-bit weights (--full-range, reports/emotion-int8-full-range/) FER2013 test accuracy falls by about 3
+points; with 7 bits it does not move (reports/emotion-int8/).
 
 The card (beside the output, `<stem>.card.json`) records the source model, the method and the
 parity with the float model on the val split; `evaluate --card` adds the metrics.
@@ -48,19 +49,20 @@ class _Faces(CalibrationDataReader):
         return next(self.batches, None)
 
 
-def quantize(model: Path, out: Path, calibration: np.ndarray) -> None:
+def quantize(model: Path, out: Path, calibration: np.ndarray, reduce_range: bool = True) -> None:
     """Writes the int8 model; calibration: uint8 grey faces [N, 48, 48]. The float model's metadata
-    (class names, name) is carried over, with the name suffixed -int8."""
+    (class names, name) is carried over, with the name suffixed -int8 (-int8-full-range without
+    reduce_range)."""
     source = onnx.load(str(model))
     input_name = source.graph.input[0].name
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(model), str(prepared), skip_symbolic_shape=True)
         quantize_static(str(prepared), str(out), _Faces(input_name, calibration),
-                        quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
+                        quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=reduce_range,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     props = {p.key: p.value for p in source.metadata_props}
-    props["name"] = props.get("name", model.stem) + "-int8"
+    props["name"] = props.get("name", model.stem) + ("-int8" if reduce_range else "-int8-full-range")
     quantized = onnx.load(str(out))
     onnx.helper.set_model_props(quantized, props)
     onnx.checker.check_model(quantized)
@@ -88,26 +90,29 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=settings.data / "fer2013" / "fer2013.npz")
     ap.add_argument("--faces", type=int, default=CALIBRATION_FACES, help="calibration faces")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--full-range", action="store_true",
+                    help="8-bit weights instead of 7 (for comparison: saturates on CPUs without VNNI)")
     args = ap.parse_args()
 
     ds = fer.load(args.data)
     train = ds.subset("train")
     pick = np.random.default_rng(args.seed).choice(len(train), min(args.faces, len(train)), replace=False)
-    quantize(args.model, args.out, train.images[np.sort(pick)])
+    quantize(args.model, args.out, train.images[np.sort(pick)], reduce_range=not args.full_range)
     check = parity(args.model, args.out, ds.subset("val").images)
 
     card = json.loads(card_path(args.model).read_text())
     card.pop("metrics", None)  # the float model's; evaluate --card writes this model's own
     card.update({
-        "name": card.get("name", args.model.stem) + "-int8",
+        "name": card.get("name", args.model.stem) + ("-int8-full-range" if args.full_range else "-int8"),
         "file": args.out.name,
         "quantization": {
             "source": args.model.name,
             "source_sha256": hashlib.sha256(args.model.read_bytes()).hexdigest()[:12],
-            "method": "ONNX Runtime static quantization, QDQ, weights int8 per channel with "
-                      "reduce_range (7-bit), activations uint8, MinMax calibration",
+            "method": "ONNX Runtime static quantization, QDQ, weights int8 per channel"
+                      + (", full 8-bit range" if args.full_range else " with reduce_range (7-bit)")
+                      + ", activations uint8, MinMax calibration",
             "calibration": f"{len(pick)} faces of the FER2013 train split (seed {args.seed})",
-            "command": "python -m training.emotion.quantize",
+            "command": "python -m training.emotion.quantize" + (" --full-range" if args.full_range else ""),
             "parity_val_vs_float": check,
         },
         "code_commit": git_commit(),
