@@ -41,7 +41,7 @@ def _dynamic_model(path: Path, grey: bool) -> bytes:
     exporter habit that blocks constant folding); make batch and size symbolic, weights constant.
     grey: a one-channel input. The network starts with a convolution on the raw pixels, so a grey
     picture in all three channels gives the same sums as the grey channel alone convolved with the
-    three channels' kernels added up: the same detections, without making and reading two copies."""
+    three channels' kernels added up: the same detections, without making and reading three copies."""
     model = onnx.load(str(path))
     weights = {init.name: init for init in model.graph.initializer}
     kept = [i for i in model.graph.input if i.name not in weights]
