@@ -101,7 +101,10 @@ def main() -> None:
     check = parity(args.model, args.out, ds.subset("val").images)
 
     card = json.loads(card_path(args.model).read_text())
-    card.pop("metrics", None)  # the float model's; evaluate --card writes this model's own
+    # The float model's metrics and ONNX/PyTorch parity; evaluate --card writes this model's metrics,
+    # and parity_val_vs_float below is its own parity.
+    card.pop("metrics", None)
+    card.pop("parity", None)
     card.update({
         "name": card.get("name", args.model.stem) + ("-int8-full-range" if args.full_range else "-int8"),
         "file": args.out.name,
