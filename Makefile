@@ -35,6 +35,7 @@ run: install-run  ## the whole system on http://localhost:8000 (Ctrl-C stops it)
 
 test: install  ## every test; the real-data group runs when MOODTUNES_DATA is set
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
 test-fast: install
@@ -42,6 +43,7 @@ test-fast: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # CONFIG=vgg7 TRAIN_ARGS="--budget-minutes 120": one stage, as many epochs as fit two hours here.
 train: install  ## trains, exports, quantizes and evaluates the shipped emotion model (CONFIG=vgg7-tuned)

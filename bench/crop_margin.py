@@ -41,12 +41,13 @@ def fer_on_canvas(face: np.ndarray) -> np.ndarray:
     big = cv2.resize(face, (48 * UPSCALE, 48 * UPSCALE), interpolation=cv2.INTER_CUBIC)
     canvas = np.full((CANVAS, CANVAS), 128, np.uint8)
     o = (CANVAS - big.shape[0]) // 2
-    canvas[o:o + big.shape[0], o:o + big.shape[1]] = big
+    canvas[o : o + big.shape[0], o : o + big.shape[1]] = big
     return canvas
 
 
-def fer_framing(data_dir: Path, n: int, detector: CenterFaceDetector,
-                classifier: EmotionClassifier) -> dict[str, object]:
+def fer_framing(
+    data_dir: Path, n: int, detector: CenterFaceDetector, classifier: EmotionClassifier
+) -> dict[str, object]:
     fer = np.load(data_dir / "fer2013" / "fer2013.npz")
     idx = np.flatnonzero(fer["split"] == "val")
     idx = np.random.default_rng(0).choice(idx, size=min(n, idx.size), replace=False)
@@ -70,25 +71,39 @@ def fer_framing(data_dir: Path, n: int, detector: CenterFaceDetector,
     greys = [fer_on_canvas(images[i]) for i in kept]
     for shift in shifts:
         for m in MARGINS:
-            crops = np.stack([face_crop(g, b, classifier.size, m, shift)
-                              for g, b in zip(greys, boxes, strict=True)])
+            crops = np.stack(
+                [face_crop(g, b, classifier.size, m, shift) for g, b in zip(greys, boxes, strict=True)]
+            )
             pred = classifier.logits(crops).argmax(1)
-            sweep.append({"margin": m, "shift_y": shift,
-                          "accuracy": float((pred == labels[kept_idx]).mean()),
-                          "agreement_with_raw": float((pred == direct[kept_idx]).mean())})
+            sweep.append(
+                {
+                    "margin": m,
+                    "shift_y": shift,
+                    "accuracy": float((pred == labels[kept_idx]).mean()),
+                    "agreement_with_raw": float((pred == direct[kept_idx]).mean()),
+                }
+            )
     q = lambda a: [float(np.percentile(a, p)) for p in (25, 50, 75)]  # noqa: E731
     return {
-        "n": int(len(images)), "detected": int(len(kept)),
+        "n": int(len(images)),
+        "detected": int(len(kept)),
         "raw_accuracy_on_detected": float((direct[kept_idx] == labels[kept_idx]).mean()),
-        "margin_q25_q50_q75": q(margin), "shift_y_q25_q50_q75": q(shift_y),
+        "margin_q25_q50_q75": q(margin),
+        "shift_y_q25_q50_q75": q(shift_y),
         "shift_x_q25_q50_q75": q(shift_x),
         "box_aspect_h_over_w_median": float(np.median(box[:, 3] / box[:, 2])),
-        "shifts": shifts, "sweep": sweep,
+        "shifts": shifts,
+        "sweep": sweep,
     }
 
 
-def photo_sweep(data_dir: Path, detector: CenterFaceDetector, classifier: EmotionClassifier,
-                shifts: list[float], settings: EmotionSettings) -> list[dict[str, float]]:
+def photo_sweep(
+    data_dir: Path,
+    detector: CenterFaceDetector,
+    classifier: EmotionClassifier,
+    shifts: list[float],
+    settings: EmotionSettings,
+) -> list[dict[str, float]]:
     labels = pd.read_csv(data_dir / "photos" / "labels.csv")
     single = labels[labels.n_faces_approx == 1]
     greys, boxes, truth = [], [], []
@@ -103,11 +118,19 @@ def photo_sweep(data_dir: Path, detector: CenterFaceDetector, classifier: Emotio
     out = []
     for shift in shifts:
         for m in MARGINS:
-            crops = np.stack([face_crop(g, b, classifier.size, m, shift)
-                              for g, b in zip(greys, boxes, strict=True)])
+            crops = np.stack(
+                [face_crop(g, b, classifier.size, m, shift) for g, b in zip(greys, boxes, strict=True)]
+            )
             pred = classifier.logits(crops).argmax(1)
-            out.append({"margin": m, "shift_y": shift, "n": len(single), "detected": len(boxes),
-                        "agree": int((pred == np.array(truth)).sum())})
+            out.append(
+                {
+                    "margin": m,
+                    "shift_y": shift,
+                    "n": len(single),
+                    "detected": len(boxes),
+                    "agree": int((pred == np.array(truth)).sum()),
+                }
+            )
     return out
 
 
@@ -132,12 +155,21 @@ def markdown(fer: dict, photos: list[dict], card_name: str) -> str:
         "| margin | shift_y | accuracy | same prediction as on the raw face |",
         "|---|---|---|---|",
     ]
-    lines += [f"| {r['margin']:.1f} | {r['shift_y']:.3f} | {r['accuracy']:.1%} | "
-              f"{r['agreement_with_raw']:.1%} |" for r in fer["sweep"]]
-    lines += ["", "## Sweep: the single-face photos (largest face vs labels.csv emotion)", "",
-              "| margin | shift_y | agree / photos |", "|---|---|---|"]
-    lines += [f"| {r['margin']:.1f} | {r['shift_y']:.3f} | {r['agree']}/{r['n']} "
-              f"({r['agree'] / r['n']:.0%}) |" for r in photos]
+    lines += [
+        f"| {r['margin']:.1f} | {r['shift_y']:.3f} | {r['accuracy']:.1%} | {r['agreement_with_raw']:.1%} |"
+        for r in fer["sweep"]
+    ]
+    lines += [
+        "",
+        "## Sweep: the single-face photos (largest face vs labels.csv emotion)",
+        "",
+        "| margin | shift_y | agree / photos |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {r['margin']:.1f} | {r['shift_y']:.3f} | {r['agree']}/{r['n']} ({r['agree'] / r['n']:.0%}) |"
+        for r in photos
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -159,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     photos = photo_sweep(args.data, detector, classifier, fer["shifts"], settings)
     args.out.mkdir(exist_ok=True)
     (args.out / "crop_margin.json").write_text(
-        json.dumps({"model": classifier.name, "fer": fer, "photos": photos}, indent=2) + "\n")
+        json.dumps({"model": classifier.name, "fer": fer, "photos": photos}, indent=2) + "\n"
+    )
     text = markdown(fer, photos, classifier.name)
     (args.out / "crop_margin.md").write_text(text)
     print(text)

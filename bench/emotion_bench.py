@@ -106,8 +106,14 @@ def load(url: str, body: bytes, content_type: str, requests: int, concurrency: i
         t.join()
     wall = time.perf_counter() - wall
 
-    return {"latencies": latencies, "stages": stages, "faces": faces, "regions": regions,
-            "errors": errors, "wall": wall}
+    return {
+        "latencies": latencies,
+        "stages": stages,
+        "faces": faces,
+        "regions": regions,
+        "errors": errors,
+        "wall": wall,
+    }
 
 
 def summary(mode: str, concurrency: int, rounds: list[dict]) -> dict[str, object]:
@@ -116,12 +122,19 @@ def summary(mode: str, concurrency: int, rounds: list[dict]) -> dict[str, object
     stages = {s: [x for r in rounds for x in r["stages"][s]] for s in STAGES}
     faces = [x for r in rounds for x in r["faces"]]
     return {
-        "mode": mode, "concurrency": concurrency, "rounds": len(rounds), "requests": int(lat.size),
+        "mode": mode,
+        "concurrency": concurrency,
+        "rounds": len(rounds),
+        "requests": int(lat.size),
         "errors": sum(r["errors"] for r in rounds),
         "answered_from_region": int(sum(sum(r["regions"]) for r in rounds)),
         "faces_per_frame": float(np.mean(faces)) if faces else 0.0,
-        "latency_ms": {"p50": float(np.percentile(lat, 50)), "p90": float(np.percentile(lat, 90)),
-                       "p99": float(np.percentile(lat, 99)), "mean": float(lat.mean())},
+        "latency_ms": {
+            "p50": float(np.percentile(lat, 50)),
+            "p90": float(np.percentile(lat, 90)),
+            "p99": float(np.percentile(lat, 99)),
+            "mean": float(lat.mean()),
+        },
         "round_p50_ms": [float(np.median(r["latencies"])) for r in rounds],
         "requests_per_s": float(lat.size / sum(r["wall"] for r in rounds)),
         "server_ms_p50": {s: float(np.median(v)) for s, v in stages.items()},
@@ -156,14 +169,20 @@ def client_floor_ms(url: str, repeats: int = 300) -> dict[str, float]:
         if i >= 20:
             times.append((time.perf_counter() - start) * 1000)
     conn.close()
-    return {"http_client_p50": float(np.median(times)),
-            "httpx_async_p50": float(np.median(asyncio.run(with_httpx())))}
+    return {
+        "http_client_p50": float(np.median(times)),
+        "httpx_async_p50": float(np.median(asyncio.run(with_httpx()))),
+    }
 
 
 def multipart(body: bytes, boxes: str) -> tuple[bytes, str]:
     """The tracked request as a browser sends it: the frame and its `boxes` field."""
-    request = httpx.Request("POST", "http://service/predict",
-                            files={"image": ("frame.jpg", body, "image/jpeg")}, data={"boxes": boxes})
+    request = httpx.Request(
+        "POST",
+        "http://service/predict",
+        files={"image": ("frame.jpg", body, "image/jpeg")},
+        data={"boxes": boxes},
+    )
     return request.read(), request.headers["Content-Type"]
 
 
@@ -173,8 +192,9 @@ def first_boxes(body: bytes) -> str:
     return json.dumps([face.box.model_dump() for face in answer.faces])
 
 
-def pipeline_cpu(body: bytes, max_side: int, boxes: str | None = None,
-                 repeats: int = 100) -> dict[str, float]:
+def pipeline_cpu(
+    body: bytes, max_side: int, boxes: str | None = None, repeats: int = 100
+) -> dict[str, float]:
     """The service's pipeline in this process: wall and CPU time (thread_time) per frame. With one
     ONNX Runtime thread all work runs in the calling thread, so CPU time is what a frame costs
     on an idle core, even while other processes load the machine."""
@@ -188,8 +208,11 @@ def pipeline_cpu(body: bytes, max_side: int, boxes: str | None = None,
         pipeline.predict(body, hint=hint)
         wall.append((time.perf_counter() - w0) * 1000)
         cpu.append((time.thread_time() - c0) * 1000)
-    return {"wall_ms_p50": float(np.median(wall)), "cpu_ms_p50": float(np.median(cpu)),
-            "cpu_ms_min": float(np.min(cpu))}
+    return {
+        "wall_ms_p50": float(np.median(wall)),
+        "cpu_ms_p50": float(np.median(cpu)),
+        "cpu_ms_min": float(np.min(cpu)),
+    }
 
 
 def model_per_face(repeats: int = 300) -> dict[str, float]:
@@ -245,27 +268,38 @@ def markdown(result: dict) -> str:
             f"| {r['mode']} | {r['solo_threads']} | {r['concurrency']} | {r['requests']} | {r['errors']} | "
             f"{r['answered_from_region']} | {lat['p50']:.1f} | {lat['p90']:.1f} | {lat['p99']:.1f} | "
             f"{', '.join(f'{x:.1f}' for x in r['round_p50_ms'])} | {r['requests_per_s']:.1f} | "
-            f"{st['decode']:.1f} / {st['detect']:.1f} / {st['classify']:.1f} |")
+            f"{st['decode']:.1f} / {st['detect']:.1f} / {st['classify']:.1f} |"
+        )
     m = result["model"]
-    lines += ["", f"Emotion model alone, one core (intra_op_num_threads=1): "
-              f"{m['batch1_ms_per_face_p50']:.2f} ms per face at batch 1, "
-              f"{m['batch8_ms_per_face_p50']:.2f} ms per face in a batch of 8 (p50).",
-              "",
-              "The pipeline in-process, one thread (CPU time = thread_time, far less sensitive to other load "
-              "than wall time):",
-              "", "| mode | detector input <= px | wall ms p50 | CPU ms p50 | CPU ms min |",
-              "|---|---|---|---|---|"]
-    lines += [f"| {name.split(' <=')[0]} | {name.split('<=')[1]} | {r['wall_ms_p50']:.1f} | "
-              f"{r['cpu_ms_p50']:.1f} | {r['cpu_ms_min']:.1f} |"
-              for name, r in result["in_process"].items()]
-    first = {r["mode"]: r for r in result["runs"] if r["concurrency"] == 1
-             and r["solo_threads"] == result["solo_threads"][0]}
+    lines += [
+        "",
+        f"Emotion model alone, one core (intra_op_num_threads=1): "
+        f"{m['batch1_ms_per_face_p50']:.2f} ms per face at batch 1, "
+        f"{m['batch8_ms_per_face_p50']:.2f} ms per face in a batch of 8 (p50).",
+        "",
+        "The pipeline in-process, one thread (CPU time = thread_time, far less sensitive to other load "
+        "than wall time):",
+        "",
+        "| mode | detector input <= px | wall ms p50 | CPU ms p50 | CPU ms min |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {name.split(' <=')[0]} | {name.split('<=')[1]} | {r['wall_ms_p50']:.1f} | "
+        f"{r['cpu_ms_p50']:.1f} | {r['cpu_ms_min']:.1f} |"
+        for name, r in result["in_process"].items()
+    ]
+    first = {
+        r["mode"]: r
+        for r in result["runs"]
+        if r["concurrency"] == 1 and r["solo_threads"] == result["solo_threads"][0]
+    }
     lines += [""] + [
         f"Target: p50 <= 15 ms at concurrency 1 -> {mode}: "
         f"{'met' if r['latency_ms']['p50'] <= 15 else 'NOT met'} in this run "
         f"(p50 {r['latency_ms']['p50']:.1f} ms over {r['rounds']} rounds; "
         f"{sum(x <= 15 for x in r['round_p50_ms'])} of the rounds at or under 15 ms)."
-        for mode, r in first.items()]
+        for mode, r in first.items()
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -273,11 +307,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
-    parser.add_argument("--rounds", type=int, default=5,
-                        help="rounds of --requests per row, alternating between configurations")
-    parser.add_argument("--solo-threads", type=int, nargs="+",
-                        default=[EmotionSettings().solo_threads, 0],
-                        help="EMOTION_SOLO_THREADS values to compare; the first is the service default")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="rounds of --requests per row, alternating between configurations",
+    )
+    parser.add_argument(
+        "--solo-threads",
+        type=int,
+        nargs="+",
+        default=[EmotionSettings().solo_threads, 0],
+        help="EMOTION_SOLO_THREADS values to compare; the first is the service default",
+    )
     parser.add_argument("--detect-max-side", type=int, default=EmotionSettings().detect_max_side)
     parser.add_argument("--note", default="", help="context for the report, e.g. machine load")
     parser.add_argument("--out", type=Path, default=REPO / "reports")
@@ -288,15 +330,26 @@ def main(argv: list[str] | None = None) -> int:
     # Every configuration's server runs at once and the rounds alternate between them, so that
     # all see the same moments of a machine whose speed drifts (shared host).
     with contextlib.ExitStack() as stack:
-        urls = {solo: stack.enter_context(service(
-                    "services.emotion.app:app", timeout=180,
-                    env={"EMOTION_THREADS": "1", "EMOTION_SOLO_THREADS": str(solo),
-                         "EMOTION_DETECT_MAX_SIDE": str(args.detect_max_side)}))
-                for solo in args.solo_threads}
+        urls = {
+            solo: stack.enter_context(
+                service(
+                    "services.emotion.app:app",
+                    timeout=180,
+                    env={
+                        "EMOTION_THREADS": "1",
+                        "EMOTION_SOLO_THREADS": str(solo),
+                        "EMOTION_DETECT_MAX_SIDE": str(args.detect_max_side),
+                    },
+                )
+            )
+            for solo in args.solo_threads
+        }
         floor = client_floor_ms(urls[args.solo_threads[0]])
         runs = []
-        for mode, request, content_type in (("full frame", body, "image/jpeg"),
-                                            ("tracked", tracked_body, tracked_type)):
+        for mode, request, content_type in (
+            ("full frame", body, "image/jpeg"),
+            ("tracked", tracked_body, tracked_type),
+        ):
             for c in args.concurrency:
                 rounds: dict[int, list[dict]] = {solo: [] for solo in args.solo_threads}
                 for _ in range(args.rounds):
@@ -304,16 +357,25 @@ def main(argv: list[str] | None = None) -> int:
                         rounds[solo].append(load(url, request, content_type, args.requests, c))
                 runs += [{"solo_threads": solo, **summary(mode, c, rs)} for solo, rs in rounds.items()]
     load_avg = os.getloadavg()
-    in_process = {f"full frame <={side}": pipeline_cpu(body, side)
-                  for side in sorted({256, 320, 480, args.detect_max_side})}
+    in_process = {
+        f"full frame <={side}": pipeline_cpu(body, side)
+        for side in sorted({256, 320, 480, args.detect_max_side})
+    }
     in_process[f"tracked <={EmotionSettings().track_max_side}"] = pipeline_cpu(
-        body, args.detect_max_side, boxes)
+        body, args.detect_max_side, boxes
+    )
     result = {
-        "frame_bytes": len(body), "solo_threads": args.solo_threads, "boxes": boxes,
-        "detect_max_side": args.detect_max_side, "client_floor_ms": floor,
+        "frame_bytes": len(body),
+        "solo_threads": args.solo_threads,
+        "boxes": boxes,
+        "detect_max_side": args.detect_max_side,
+        "client_floor_ms": floor,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-                   f"load average {load_avg[0]:.1f} at the end of the HTTP runs",
-        "note": args.note, "runs": runs, "model": model_per_face(), "in_process": in_process,
+        f"load average {load_avg[0]:.1f} at the end of the HTTP runs",
+        "note": args.note,
+        "runs": runs,
+        "model": model_per_face(),
+        "in_process": in_process,
     }
     args.out.mkdir(exist_ok=True)
     (args.out / "emotion_bench.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -36,8 +36,9 @@ def percentiles_ms(latencies_s: list[float]) -> dict[str, float]:
     return {f"p{p}": round(float(v), 2) for p, v in zip(PERCENTILES, values, strict=True)}
 
 
-async def closed_loop(url: str, send: Send, clients: int, duration_s: float,
-                      timeout_s: float = 30.0) -> dict[str, Any]:
+async def closed_loop(
+    url: str, send: Send, clients: int, duration_s: float, timeout_s: float = 30.0
+) -> dict[str, Any]:
     """`clients` clients each send one request after another for `duration_s` seconds (after one
     warm-up request, so a cold start does not skew the numbers)."""
     latencies: list[float] = []
@@ -79,19 +80,26 @@ async def closed_loop(url: str, send: Send, clients: int, duration_s: float,
 def analyze_sender(frame: bytes) -> Send:
     async def send(http: httpx.AsyncClient, client: int, _: int) -> str | None:
         # One session per client, like one browser tab each.
-        resp = await http.post("/analyze", params={"session": f"load-{client}"},
-                               files={"image": ("frame.jpg", frame, "image/jpeg")})
+        resp = await http.post(
+            "/analyze",
+            params={"session": f"load-{client}"},
+            files={"image": ("frame.jpg", frame, "image/jpeg")},
+        )
         if resp.status_code != 200:
             return f"HTTP {resp.status_code}"
         return None if resp.json().get("faces") else "no face found"
+
     return send
 
 
 async def run_load(url: str, clients: int = 16, duration_s: float = 60.0) -> dict[str, Any]:
     frame = frame_jpeg()
     result = await closed_loop(url, analyze_sender(frame), clients, duration_s)
-    return {"endpoint": "POST /analyze", "frame": {"width": 640, "height": 480, "format": "jpeg",
-                                                   "bytes": len(frame)}, **result}
+    return {
+        "endpoint": "POST /analyze",
+        "frame": {"width": 640, "height": 480, "format": "jpeg", "bytes": len(frame)},
+        **result,
+    }
 
 
 def to_markdown(result: dict[str, Any], note: str = "") -> str:

@@ -31,8 +31,14 @@ REPORTS = Path(__file__).resolve().parents[1] / "reports"
 
 def percentiles(samples_ms: list[float]) -> dict[str, float]:
     a = np.asarray(samples_ms)
-    return {"p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)),
-            "p99": float(np.percentile(a, 99)), "max": float(a.max()), "mean": float(a.mean()), "n": len(a)}
+    return {
+        "p50": float(np.percentile(a, 50)),
+        "p90": float(np.percentile(a, 90)),
+        "p99": float(np.percentile(a, 99)),
+        "max": float(a.max()),
+        "mean": float(a.mean()),
+        "n": len(a),
+    }
 
 
 def startup(settings: RecommenderSettings, runs: int) -> dict[str, float]:
@@ -44,16 +50,24 @@ def startup(settings: RecommenderSettings, runs: int) -> dict[str, float]:
         cpus.append(time.process_time() - cpu)
         parts.append(timings)
     best = int(np.argmin(walls))
-    return {"wall_s_median": statistics.median(walls), "wall_s_min": min(walls), "wall_s_max": max(walls),
-            "cpu_s_median": statistics.median(cpus), **{f"best_{k}": v for k, v in parts[best].items()}}
+    return {
+        "wall_s_median": statistics.median(walls),
+        "wall_s_min": min(walls),
+        "wall_s_max": max(walls),
+        "cpu_s_median": statistics.median(cpus),
+        **{f"best_{k}": v for k, v in parts[best].items()},
+    }
 
 
 def requests(n: int, seed: int = 0) -> list[dict[str, str]]:
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
-        params = {"emotion": EMOTIONS[i % len(EMOTIONS)], "strategy": list(Strategy)[i % 2].value,
-                  "limit": str(int(rng.choice([10, 10, 10, 20, 50])))}
+        params = {
+            "emotion": EMOTIONS[i % len(EMOTIONS)],
+            "strategy": list(Strategy)[i % 2].value,
+            "limit": str(int(rng.choice([10, 10, 10, 20, 50]))),
+        }
         if rng.random() < 0.7:
             params["seed"] = str(int(rng.integers(1 << 30)))
         out.append(params)
@@ -82,15 +96,20 @@ def in_process(settings: RecommenderSettings, n: int) -> dict[str, float]:
     samples = []
     for params in requests(n, seed=1):
         start = time.perf_counter()
-        ranker.recommend(Emotion(params["emotion"]), Strategy(params["strategy"]), int(params["limit"]),
-                         seed=int(params["seed"]) if "seed" in params else None)
+        ranker.recommend(
+            Emotion(params["emotion"]),
+            Strategy(params["strategy"]),
+            int(params["limit"]),
+            seed=int(params["seed"]) if "seed" in params else None,
+        )
         samples.append((time.perf_counter() - start) * 1000)
     return percentiles(samples)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--startup-runs", type=int, default=3)
@@ -107,8 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     with service("services.recommender.app:app", timeout=120) as url:
         result["http_ms"] = latency(url, args.requests, args.warmup)
-    result["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
-                         "loadavg_before": load_before, "loadavg_after": os.getloadavg()}
+    result["machine"] = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "loadavg_before": load_before,
+        "loadavg_after": os.getloadavg(),
+    }
     ok_latency, ok_start = result["http_ms"]["p99"] <= 5.0, result["startup"]["wall_s_median"] <= 5.0
     result["targets"] = {"p99_le_5ms": ok_latency, "startup_le_5s": ok_start}
     args.out.mkdir(parents=True, exist_ok=True)
@@ -117,23 +140,30 @@ def main(argv: list[str] | None = None) -> int:
     start_ok, p99_ok = ("OK" if ok_start else "MISSED"), ("OK" if ok_latency else "MISSED")
     parts = " / ".join(f"{s[f'best_{k}_s']:.2f}" for k in ("catalog_load", "model_fit", "pools"))
     http = " / ".join(f"{h[k]:.2f}" for k in ("p50", "p90", "p99", "max"))
-    md = "\n".join([
-        "# Recommender benchmark", "",
-        "Command: `.venv/bin/python -m bench.recommend_bench`",
-        f"(catalog `{settings.catalog_path}`, no cache).",
-        f"Machine: {os.cpu_count()} CPUs, 1-minute load average {load_before[0]:.1f} before / "
-        f"{os.getloadavg()[0]:.1f} after"
-        # Said only when it was so: the machine is shared, and load inflates the tail.
-        + (" (other jobs were running: numbers are pessimistic)." if load_before[0] >= 0.5 else "."), "",
-        "| measure | value | target |", "|---|---|---|",
-        f"| start-up wall, median of {args.startup_runs} (load + fit + pools) | {s['wall_s_median']:.2f} s "
-        f"| <= 5 s {start_ok} |",
-        f"| start-up CPU time, median | {s['cpu_s_median']:.2f} s | |",
-        f"| best run: catalog load / model fit / pools | {parts} s | |",
-        f"| GET /recommend over HTTP, p50 / p90 / p99 / max ({h['n']} requests) | {http} ms "
-        f"| p99 <= 5 ms {p99_ok} |",
-        f"| ranking in-process, p50 / p99 | {r['p50']:.3f} / {r['p99']:.3f} ms | |", "",
-    ])
+    md = "\n".join(
+        [
+            "# Recommender benchmark",
+            "",
+            "Command: `.venv/bin/python -m bench.recommend_bench`",
+            f"(catalog `{settings.catalog_path}`, no cache).",
+            f"Machine: {os.cpu_count()} CPUs, 1-minute load average {load_before[0]:.1f} before / "
+            f"{os.getloadavg()[0]:.1f} after"
+            # Said only when it was so: the machine is shared, and load inflates the tail.
+            + (" (other jobs were running: numbers are pessimistic)." if load_before[0] >= 0.5 else "."),
+            "",
+            "| measure | value | target |",
+            "|---|---|---|",
+            f"| start-up wall, median of {args.startup_runs} (load + fit + pools) "
+            f"| {s['wall_s_median']:.2f} s "
+            f"| <= 5 s {start_ok} |",
+            f"| start-up CPU time, median | {s['cpu_s_median']:.2f} s | |",
+            f"| best run: catalog load / model fit / pools | {parts} s | |",
+            f"| GET /recommend over HTTP, p50 / p90 / p99 / max ({h['n']} requests) | {http} ms "
+            f"| p99 <= 5 ms {p99_ok} |",
+            f"| ranking in-process, p50 / p99 | {r['p50']:.3f} / {r['p99']:.3f} ms | |",
+            "",
+        ]
+    )
     (args.out / "recommend_bench.md").write_text(md)
     print(md)
     return 0

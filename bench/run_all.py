@@ -81,18 +81,28 @@ def running_system(redis_url: str, synthetic: bool) -> Iterator[System]:
             from tests.fixtures import write_music_data
 
             paths = write_music_data(Path(stack.enter_context(tempfile.TemporaryDirectory())))
-            rec_env = {"RECOMMENDER_CATALOG_PATH": str(paths[0]),
-                       "RECOMMENDER_LABELLED_PATH": str(paths[1])}
+            rec_env = {"RECOMMENDER_CATALOG_PATH": str(paths[0]), "RECOMMENDER_LABELLED_PATH": str(paths[1])}
             catalog = "synthetic, 600 tracks" + ("" if synthetic else " (no real catalog found)")
         ports = {name: free_port() for name in SERVICES}
         # Generous start-up time: a busy machine (a training run) can slow loading a lot.
-        urls = {"emotion": stack.enter_context(service(SERVICES["emotion"][0], ports["emotion"],
-                                                       timeout=300)),
-                "recommender": stack.enter_context(service(SERVICES["recommender"][0], ports["recommender"],
-                                                           env=rec_env, timeout=300))}
-        urls["gateway"] = stack.enter_context(service(SERVICES["gateway"][0], ports["gateway"], env={
-            "GATEWAY_EMOTION_URL": urls["emotion"], "GATEWAY_RECOMMENDER_URL": urls["recommender"],
-            "REDIS_URL": redis_url}, timeout=300))
+        urls = {
+            "emotion": stack.enter_context(service(SERVICES["emotion"][0], ports["emotion"], timeout=300)),
+            "recommender": stack.enter_context(
+                service(SERVICES["recommender"][0], ports["recommender"], env=rec_env, timeout=300)
+            ),
+        }
+        urls["gateway"] = stack.enter_context(
+            service(
+                SERVICES["gateway"][0],
+                ports["gateway"],
+                env={
+                    "GATEWAY_EMOTION_URL": urls["emotion"],
+                    "GATEWAY_RECOMMENDER_URL": urls["recommender"],
+                    "REDIS_URL": redis_url,
+                },
+                timeout=300,
+            )
+        )
         pids = {name: uvicorn_pid(SERVICES[name][0], port) for name, port in ports.items()}
         yield System(urls, pids, catalog)
 
@@ -116,6 +126,7 @@ def recommend_latency(gateway: str, n: int) -> dict[str, Any]:
     served: dict[str, list[str]] = {"uncached": [], "cached": []}
 
     with httpx.Client(base_url=gateway, timeout=30) as http:
+
         def get(seed: int, series: str) -> None:
             resp = http.get("/recommend", params={"emotion": "happy", "limit": 10, "seed": seed})
             resp.raise_for_status()
@@ -128,8 +139,13 @@ def recommend_latency(gateway: str, n: int) -> dict[str, Any]:
         served["cached"].clear()
         cached = sequential(lambda _: get(base_seed - 2, "cached"), n)
     # The gateway serves uncached when Redis is slow to answer: the hit ratio shows how often.
-    return {"uncached_ms": percentiles_ms(uncached), "cached_ms": percentiles_ms(cached), "requests": n,
-            "uncached_misses": served["uncached"].count("miss"), "cached_hits": served["cached"].count("hit")}
+    return {
+        "uncached_ms": percentiles_ms(uncached),
+        "cached_ms": percentiles_ms(cached),
+        "requests": n,
+        "uncached_misses": served["uncached"].count("miss"),
+        "cached_hits": served["cached"].count("hit"),
+    }
 
 
 def latency_split(urls: dict[str, str], frame: bytes, n: int) -> dict[str, Any]:
@@ -139,10 +155,14 @@ def latency_split(urls: dict[str, str], frame: bytes, n: int) -> dict[str, Any]:
     stages: dict[str, list[float]] = {"decode": [], "detect": [], "classify": []}
     base_seed = random.randrange(16, 1 << 30)
     with httpx.Client(timeout=30) as http:
+
         def analyze(i: int) -> None:
             # recommend=always with a new seed: every frame pays an uncached recommendation.
-            resp = http.post(f"{urls['gateway']}/analyze", files=files,
-                             params={"recommend": "always", "seed": base_seed + i})
+            resp = http.post(
+                f"{urls['gateway']}/analyze",
+                files=files,
+                params={"recommend": "always", "seed": base_seed + i},
+            )
             resp.raise_for_status()
             body = resp.json()
             if not body["faces"] or not body["tracks"]:
@@ -154,8 +174,9 @@ def latency_split(urls: dict[str, str], frame: bytes, n: int) -> dict[str, Any]:
             http.post(f"{urls['emotion']}/predict", files=files).raise_for_status()
 
         def recommend(i: int) -> None:
-            http.get(f"{urls['recommender']}/recommend",
-                     params={"emotion": "happy", "seed": base_seed + i}).raise_for_status()
+            http.get(
+                f"{urls['recommender']}/recommend", params={"emotion": "happy", "seed": base_seed + i}
+            ).raise_for_status()
 
         for warm_up in (analyze, predict, recommend):
             warm_up(-1)
@@ -166,8 +187,12 @@ def latency_split(urls: dict[str, str], frame: bytes, n: int) -> dict[str, Any]:
     split["emotion_http_and_framework"] = round(p50_ms(emotion) - sum(split.values()), 2)
     split["recommend"] = p50_ms(recommender)
     split["gateway_overhead"] = round(p50_ms(total) - p50_ms(emotion) - p50_ms(recommender), 2)
-    return {"analyze_total_ms_p50": p50_ms(total), "emotion_predict_ms_p50": p50_ms(emotion),
-            "split_ms_p50": split, "requests": n}
+    return {
+        "analyze_total_ms_p50": p50_ms(total),
+        "emotion_predict_ms_p50": p50_ms(emotion),
+        "split_ms_p50": split,
+        "requests": n,
+    }
 
 
 def throughput(urls: dict[str, str], frame: bytes, seconds: float) -> dict[str, Any]:
@@ -191,8 +216,10 @@ def throughput(urls: dict[str, str], frame: bytes, seconds: float) -> dict[str, 
         "recommender GET /recommend (uncached)": (urls["recommender"], recommend, 4),
         "gateway POST /analyze": (urls["gateway"], analyze, 4),
     }
-    return {name: asyncio.run(closed_loop(url, send, clients, seconds))
-            for name, (url, send, clients) in runs.items()}
+    return {
+        name: asyncio.run(closed_loop(url, send, clients, seconds))
+        for name, (url, send, clients) in runs.items()
+    }
 
 
 def baseline(frame: bytes, model_path: Path, n: int) -> dict[str, Any]:
@@ -209,7 +236,7 @@ def baseline(frame: bytes, model_path: Path, n: int) -> dict[str, Any]:
         grey = cv2.imdecode(np.frombuffer(frame, np.uint8), cv2.IMREAD_GRAYSCALE)
         faces = cascade.detectMultiScale(grey, 1.3, 5)
         for x, y, fw, fh in faces:
-            crop = cv2.resize(grey[y:y + fh, x:x + fw], (w, h)).astype(np.float32)
+            crop = cv2.resize(grey[y : y + fh, x : x + fw], (w, h)).astype(np.float32)
             session.run(None, {graph_input.name: crop[None, None]})
         return len(faces)
 
@@ -221,11 +248,18 @@ def baseline(frame: bytes, model_path: Path, n: int) -> dict[str, Any]:
     original(0)  # warm-up
     ours(0)
     base_ms, ours_ms = p50_ms(sequential(original, n)), p50_ms(sequential(ours, n))
-    return {"original_ms_p50": base_ms, "ours_ms_p50": ours_ms, "speedup": round(base_ms / ours_ms, 2),
-            "original_faces": original(0), "ours_faces": ours(0), "model": str(model_path.name),
-            "requests": n, "ours_model": ours_pipeline.settings.model_path.name,
-            "ours_card": card_summary(ours_pipeline.settings.card_file),
-            "original_card": card_summary(model_path.with_name(model_path.stem + ".card.json"))}
+    return {
+        "original_ms_p50": base_ms,
+        "ours_ms_p50": ours_ms,
+        "speedup": round(base_ms / ours_ms, 2),
+        "original_faces": original(0),
+        "ours_faces": ours(0),
+        "model": str(model_path.name),
+        "requests": n,
+        "ours_model": ours_pipeline.settings.model_path.name,
+        "ours_card": card_summary(ours_pipeline.settings.card_file),
+        "original_card": card_summary(model_path.with_name(model_path.stem + ".card.json")),
+    }
 
 
 def card_summary(path: Path) -> dict[str, Any]:
@@ -233,8 +267,11 @@ def card_summary(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
     card = json.loads(path.read_text())
-    return {"parameters": card["architecture"]["parameters"], "size_mb": round(card["size_bytes"] / 1e6, 1),
-            "test_single": card.get("metrics", {}).get("test_single")}
+    return {
+        "parameters": card["architecture"]["parameters"],
+        "size_mb": round(card["size_bytes"] / 1e6, 1),
+        "test_single": card.get("metrics", {}).get("test_single"),
+    }
 
 
 def component_benches(plan: Plan, out: Path, note: str) -> dict[str, str]:
@@ -244,8 +281,11 @@ def component_benches(plan: Plan, out: Path, note: str) -> dict[str, str]:
     n = str(plan.component_requests)
     runs = {
         "bench.emotion_bench": [*(["--requests", n] if quick else []), "--out", str(out), "--note", note],
-        "bench.recommend_bench": [*(["--requests", n, "--warmup", n, "--startup-runs", "1"] if quick else []),
-                                  "--out", str(out)],
+        "bench.recommend_bench": [
+            *(["--requests", n, "--warmup", n, "--startup-runs", "1"] if quick else []),
+            "--out",
+            str(out),
+        ],
     }
     done = {}
     for module, args in runs.items():
@@ -259,8 +299,10 @@ def component_benches(plan: Plan, out: Path, note: str) -> dict[str, str]:
 
 def machine() -> str:
     load = os.getloadavg()
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-            f"load average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}")
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"load average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}"
+    )
 
 
 def markdown(r: dict[str, Any]) -> str:
@@ -296,8 +338,11 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         "| endpoint | requests/s | p50 ms | p99 ms | errors |",
         "|---|---:|---:|---:|---:|",
-        *(f"| {name} | {v['requests_per_s']} | {v['latency_ms']['p50']} | {v['latency_ms']['p99']} "
-          f"| {v['errors']} |" for name, v in tp.items()),
+        *(
+            f"| {name} | {v['requests_per_s']} | {v['latency_ms']['p50']} | {v['latency_ms']['p99']} "
+            f"| {v['errors']} |"
+            for name, v in tp.items()
+        ),
         "",
         f"## Load test ({r['load']['clients']} clients, {r['load']['duration_s']:.0f} s, POST /analyze)",
         "",
@@ -329,12 +374,15 @@ def markdown(r: dict[str, Any]) -> str:
         oc, uc = b.get("original_card") or {}, b.get("ours_card") or {}
         if oc.get("test_single") and uc.get("test_single"):
             lines += [
-                "", "| model | parameters | ONNX MB | FER2013 test, single pass |", "|---|---:|---:|---:|",
+                "",
+                "| model | parameters | ONNX MB | FER2013 test, single pass |",
+                "|---|---:|---:|---:|",
                 f"| original architecture, trained by our pipeline | {oc['parameters']:,} | "
                 f"{oc['size_mb']} | {oc['test_single']:.2%} |",
                 f"| ours ({b['ours_model']}) | {uc['parameters']:,} | {uc['size_mb']} | "
                 f"{uc['test_single']:.2%} |",
-                "", f"Accuracy ratio ours / original: {uc['test_single'] / oc['test_single']:.3f}; "
+                "",
+                f"Accuracy ratio ours / original: {uc['test_single'] / oc['test_single']:.3f}; "
                 f"size ratio {uc['size_mb'] / oc['size_mb']:.2f} (from the model cards).",
             ]
     components = ", ".join(f"{k}: {v}" for k, v in r["components"].items()) or "skipped"
@@ -361,7 +409,9 @@ def main(argv: list[str] | None = None) -> int:
     with running_system(redis_url, synthetic=args.quick) as system:
         result: dict[str, Any] = {
             "command": "python -m bench.run_all" + (" --quick" if args.quick else ""),
-            "note": args.note, "catalog": system.catalog, "machine_start": start_machine,
+            "note": args.note,
+            "catalog": system.catalog,
+            "machine_start": start_machine,
             "recommend": recommend_latency(system.urls["gateway"], plan.requests),
             "latency_split": latency_split(system.urls, frame, plan.requests),
             "throughput": throughput(system.urls, frame, plan.throughput_s),

@@ -31,8 +31,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 def solo_runs(emotion_url: str) -> float:
     text = httpx.get(f"{emotion_url}/metrics", timeout=10).text
-    return sum(s.value for family in text_string_to_metric_families(text)
-               for s in family.samples if s.name == "emotion_solo_runs_total")
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "emotion_solo_runs_total"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,11 +52,23 @@ def main(argv: list[str] | None = None) -> int:
         recommender = stack.enter_context(service(SERVICES["recommender"][0], free_port(), timeout=300))
         stacks = {}
         for solo in configs:
-            emotion = stack.enter_context(service(
-                SERVICES["emotion"][0], free_port(), env={"EMOTION_SOLO_THREADS": str(solo)}, timeout=300))
-            gateway = stack.enter_context(service(SERVICES["gateway"][0], free_port(), env={
-                "GATEWAY_EMOTION_URL": emotion, "GATEWAY_RECOMMENDER_URL": recommender,
-                "REDIS_URL": ""}, timeout=300))
+            emotion = stack.enter_context(
+                service(
+                    SERVICES["emotion"][0], free_port(), env={"EMOTION_SOLO_THREADS": str(solo)}, timeout=300
+                )
+            )
+            gateway = stack.enter_context(
+                service(
+                    SERVICES["gateway"][0],
+                    free_port(),
+                    env={
+                        "GATEWAY_EMOTION_URL": emotion,
+                        "GATEWAY_RECOMMENDER_URL": recommender,
+                        "REDIS_URL": "",
+                    },
+                    timeout=300,
+                )
+            )
             stacks[solo] = (emotion, gateway)
         for round_no in range(args.rounds):
             # A-B, then B-A: whichever runs second in a round must not always be the same one.
@@ -60,24 +76,38 @@ def main(argv: list[str] | None = None) -> int:
                 emotion, gateway = stacks[solo]
                 before = solo_runs(emotion)
                 result = asyncio.run(run_load(gateway, args.clients, args.duration))
-                rows.append({"round": round_no + 1, "solo_threads": solo,
-                             "requests": result["requests"], "errors": result["errors"],
-                             "requests_per_s": result["requests_per_s"],
-                             "latency_ms": result["latency_ms"],
-                             "solo_runs": solo_runs(emotion) - before})
+                rows.append(
+                    {
+                        "round": round_no + 1,
+                        "solo_threads": solo,
+                        "requests": result["requests"],
+                        "errors": result["errors"],
+                        "requests_per_s": result["requests_per_s"],
+                        "latency_ms": result["latency_ms"],
+                        "solo_runs": solo_runs(emotion) - before,
+                    }
+                )
     args.out.mkdir(exist_ok=True)
     (args.out / "solo_load.json").write_text(json.dumps(rows, indent=2) + "\n")
-    lines = ["# Solo threads under load", "",
-             f"Command: `.venv/bin/python -m bench.solo_load --rounds {args.rounds} --duration "
-             f"{args.duration:.0f} --clients {args.clients}`. {args.clients} clients send 640x480 "
-             "frames to the gateway's POST /analyze; each configuration is a whole stack (emotion, "
-             "gateway) beside one recommender, all on this machine; rounds alternate, the order too. "
-             f"Load average at the end: {os.getloadavg()[0]:.1f}.", "",
-             "| round | EMOTION_SOLO_THREADS | requests | errors | requests/s | p50 ms | p95 ms | "
-             "frames run solo |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    lines += [f"| {r['round']} | {r['solo_threads']} | {r['requests']} | {r['errors']} | "
-              f"{r['requests_per_s']} | {r['latency_ms']['p50']} | {r['latency_ms']['p95']} | "
-              f"{r['solo_runs']:.0f} |" for r in rows]
+    lines = [
+        "# Solo threads under load",
+        "",
+        f"Command: `.venv/bin/python -m bench.solo_load --rounds {args.rounds} --duration "
+        f"{args.duration:.0f} --clients {args.clients}`. {args.clients} clients send 640x480 "
+        "frames to the gateway's POST /analyze; each configuration is a whole stack (emotion, "
+        "gateway) beside one recommender, all on this machine; rounds alternate, the order too. "
+        f"Load average at the end: {os.getloadavg()[0]:.1f}.",
+        "",
+        "| round | EMOTION_SOLO_THREADS | requests | errors | requests/s | p50 ms | p95 ms | "
+        "frames run solo |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['round']} | {r['solo_threads']} | {r['requests']} | {r['errors']} | "
+        f"{r['requests_per_s']} | {r['latency_ms']['p50']} | {r['latency_ms']['p95']} | "
+        f"{r['solo_runs']:.0f} |"
+        for r in rows
+    ]
     text = "\n".join(lines) + "\n"
     (args.out / "solo_load.md").write_text(text)
     print(text)

@@ -39,8 +39,10 @@ def uvicorn_args(name: str, host: str, port: int | None = None) -> list[str]:
 
 
 def ports(env: dict[str, str]) -> dict[str, int]:
-    return {name: int(env.get(f"MOODTUNES_{name.upper()}_PORT", default))
-            for name, (_, default) in SERVICES.items()}
+    return {
+        name: int(env.get(f"MOODTUNES_{name.upper()}_PORT", default))
+        for name, (_, default) in SERVICES.items()
+    }
 
 
 def child_env(env: dict[str, str], host: str, port_of: dict[str, int]) -> dict[str, str]:
@@ -80,7 +82,9 @@ class Supervisor:
             # Own process group: a terminal's Ctrl-C reaches only us, and we stop the children once, cleanly.
             self.procs[name] = subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", *uvicorn_args(name, self.host, self.port_of[name])],
-                cwd=REPO, env=self.env, process_group=0,
+                cwd=REPO,
+                env=self.env,
+                process_group=0,
                 preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
 
@@ -126,8 +130,11 @@ def main() -> int:
             code = 1
         while not sup.stopping and code == 0:
             if (name := sup.dead()) is not None:
-                print(f"moodtunes: {name} exited with {sup.procs[name].returncode}; stopping",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"moodtunes: {name} exited with {sup.procs[name].returncode}; stopping",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 code = 1
                 break
             time.sleep(0.2)

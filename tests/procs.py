@@ -35,15 +35,27 @@ def wait_ready(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = 
 
 
 @contextlib.contextmanager
-def service(app: str, port: int | None = None, env: dict[str, str] | None = None,
-            timeout: float = 60.0) -> Iterator[str]:
+def service(
+    app: str, port: int | None = None, env: dict[str, str] | None = None, timeout: float = 60.0
+) -> Iterator[str]:
     """Runs `uvicorn <app>` (e.g. services.emotion.app:app) and yields its base URL."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning"],
-        cwd=REPO, env={**os.environ, **(env or {})},
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            app,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
     )
     try:
         wait_ready(url, timeout, proc)

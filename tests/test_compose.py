@@ -166,14 +166,21 @@ def _python_m_services(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], 
         "RECOMMENDER_CATALOG_PATH": str(catalog),
         "RECOMMENDER_LABELLED_PATH": str(labelled),
     }
-    proc = subprocess.Popen([sys.executable, "-m", "services"], cwd=REPO, env=env, text=True,
-                            stdout=subprocess.PIPE, process_group=0)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services"],
+        cwd=REPO,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        process_group=0,
+    )
     try:
         # Stdout (the startup line among the services' access logs) is drained by a thread, so a full
         # pipe never blocks the services.
         lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=lambda: [lines.put(ln.strip()) for ln in proc.stdout or ()],
-                         daemon=True).start()
+        threading.Thread(
+            target=lambda: [lines.put(ln.strip()) for ln in proc.stdout or ()], daemon=True
+        ).start()
         wanted = f"moodtunes is running at http://localhost:{port_of['gateway']}"
         deadline = time.monotonic() + 300
         while lines.get(timeout=max(0.1, deadline - time.monotonic())) != wanted:
@@ -220,8 +227,11 @@ def test_python_m_services_stops_everything_when_one_service_dies(tmp_path: Path
     with _python_m_services(tmp_path) as (proc, port_of):
         children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
         assert len(children) == len(SERVICES)
-        recommender = next(int(pid) for pid in children if SERVICES["recommender"][0] in
-                           Path(f"/proc/{pid}/cmdline").read_text())
+        recommender = next(
+            int(pid)
+            for pid in children
+            if SERVICES["recommender"][0] in Path(f"/proc/{pid}/cmdline").read_text()
+        )
         os.kill(recommender, signal.SIGKILL)
         assert proc.wait(30) != 0
         assert not _any_up(port_of)

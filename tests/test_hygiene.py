@@ -31,17 +31,23 @@ SECRET_PATTERNS = {
     "Spotify access token": re.compile(r"\bBQ[A-Za-z0-9_-]{100,}"),
     # Spotify client ids and secrets are 32 hex characters.
     "Spotify client credentials": re.compile(
-        r"(?i)(?:client[_-]?(?:id|secret)|spotipy_client_\w+)['\"]?\s*[:=]\s*['\"]?[0-9a-f]{32}\b"),
+        r"(?i)(?:client[_-]?(?:id|secret)|spotipy_client_\w+)['\"]?\s*[:=]\s*['\"]?[0-9a-f]{32}\b"
+    ),
     "credential literal": re.compile(
-        r"(?i)\b(?:api[_-]?key|secret|password|passwd|access[_-]?token)\b['\"]?\s*[:=]\s*['\"][^'\"\s]{16,}['\"]"),
+        r"(?i)\b(?:api[_-]?key|secret|password|passwd|access[_-]?token)\b['\"]?\s*[:=]\s*['\"][^'\"\s]{16,}['\"]"
+    ),
 }
 MAX_SCAN_BYTES = 2_000_000
 
 
 def shipped_files() -> list[Path]:
     """Tracked files plus new ones git would add (not ignored): what a commit can contain."""
-    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO,
-                         capture_output=True, check=True).stdout.decode()
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
     return [REPO / p for p in out.split("\0") if p and (REPO / p).is_file()]
 
 
@@ -117,9 +123,12 @@ def _marked_images(marker: str) -> dict[str, tuple[bytes, str]]:
     Image.fromarray(noisy).save(big, "JPEG", quality=97, comment=marker.encode())
     Image.fromarray(skdata.astronaut()).save(small, "JPEG", quality=90, comment=marker.encode())
     assert big.tell() > 1024 * 1024
-    return {"big": (big.getvalue(), "image/jpeg"), "small": (small.getvalue(), "image/jpeg"),
-            "truncated": (small.getvalue()[:20_000], "image/jpeg"),
-            "not an image": (f"not an image {marker}".encode() * 20, "image/jpeg")}
+    return {
+        "big": (big.getvalue(), "image/jpeg"),
+        "small": (small.getvalue(), "image/jpeg"),
+        "truncated": (small.getvalue()[:20_000], "image/jpeg"),
+        "not an image": (f"not an image {marker}".encode() * 20, "image/jpeg"),
+    }
 
 
 @dataclass(frozen=True)
@@ -142,8 +151,13 @@ def audited_run(tmp_path_factory: pytest.TempPathFactory) -> AuditedRun:
     cwd, tmp, logs = root / "cwd", root / "tmp", root / "logs"
     for d in (cwd, tmp, logs):
         d.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(tmp), "PYTHONDONTWRITEBYTECODE": "1",
-           "GATEWAY_RECOMMENDER_URL": f"http://127.0.0.1:{free_port()}"}  # not needed: recommend=never
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "TMPDIR": str(tmp),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "GATEWAY_RECOMMENDER_URL": f"http://127.0.0.1:{free_port()}",
+    }  # not needed: recommend=never
     procs, urls = {}, {}
     try:
         for name in ("emotion", "gateway"):
@@ -154,29 +168,43 @@ def audited_run(tmp_path_factory: pytest.TempPathFactory) -> AuditedRun:
             with (logs / f"{name}.log").open("wb") as log:
                 procs[name] = subprocess.Popen(
                     [sys.executable, "-m", "tests.evidence.audited", f"services.{name}.app:app", str(port)],
-                    cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+                    cwd=cwd,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
             wait_ready(urls[name], 120, procs[name])
 
-        targets = [(urls["emotion"], "/predict", {}), (urls["gateway"], "/predict", {}),
-                   (urls["gateway"], "/analyze", {"recommend": "never"})]
+        targets = [
+            (urls["emotion"], "/predict", {}),
+            (urls["gateway"], "/predict", {}),
+            (urls["gateway"], "/analyze", {"recommend": "never"}),
+        ]
         for base, path, params in targets:
             for kind, (data, mime) in images.items():
                 expected = 200 if kind in ("big", "small") else 422
-                multipart = httpx.post(f"{base}{path}", params=params, timeout=120,
-                                       files={"image": ("photo.jpg", data, mime)})
+                multipart = httpx.post(
+                    f"{base}{path}", params=params, timeout=120, files={"image": ("photo.jpg", data, mime)}
+                )
                 assert multipart.status_code == expected, (path, kind, multipart.text)
                 assert marker not in multipart.text
                 if kind == "big":
                     continue  # only a multipart file could be spooled to disk; once per endpoint is enough
-                raw = httpx.post(f"{base}{path}", params=params, timeout=120, content=data,
-                                 headers={"Content-Type": mime})
+                raw = httpx.post(
+                    f"{base}{path}", params=params, timeout=120, content=data, headers={"Content-Type": mime}
+                )
                 assert raw.status_code == expected and marker not in raw.text, (path, kind, raw.text)
     finally:
         for proc in procs.values():
             proc.terminate()
             proc.wait(15)
-    return AuditedRun(marker, images, list(cwd.iterdir()), list(tmp.iterdir()),
-                      {name: (logs / f"{name}.log").read_bytes() for name in procs})
+    return AuditedRun(
+        marker,
+        images,
+        list(cwd.iterdir()),
+        list(tmp.iterdir()),
+        {name: (logs / f"{name}.log").read_bytes() for name in procs},
+    )
 
 
 def test_uploaded_images_are_never_written_to_disk(audited_run: AuditedRun) -> None:
@@ -204,4 +232,5 @@ def test_no_telemetry_is_written(audited_run: AuditedRun) -> None:
     upload attempts) unless ORT_DISABLE_TELEMETRY=1 is set before it loads."""
     assert not audited_run.tmp_files, (
         f"{[f.name for f in audited_run.tmp_files]} written to TMPDIR: set ORT_DISABLE_TELEMETRY=1 "
-        "before onnxruntime is imported")
+        "before onnxruntime is imported"
+    )

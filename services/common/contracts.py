@@ -56,8 +56,10 @@ class PredictResponse(BaseModel):
     height: int
     model: str
     region: Box | None = Field(
-        default=None, description="The part of the frame searched for faces when the request passed "
-        "the previous frame's `boxes` and they were found again there; null: the whole frame.")
+        default=None,
+        description="The part of the frame searched for faces when the request passed "
+        "the previous frame's `boxes` and they were found again there; null: the whole frame.",
+    )
     timings_ms: dict[str, float] = Field(default_factory=dict)
 
 

@@ -72,8 +72,15 @@ class _Observe:
             REQUESTS.labels(self.service, scope["method"], path, str(status)).inc()
             LATENCY.labels(self.service, path).observe(elapsed)
             if log.isEnabledFor(logging.INFO):  # skip formatting when nobody listens
-                log.info("%s %s %s %d %.1fms rid=%s", self.service, scope["method"], path, status,
-                         elapsed * 1000, rid)
+                log.info(
+                    "%s %s %s %d %.1fms rid=%s",
+                    self.service,
+                    scope["method"],
+                    path,
+                    status,
+                    elapsed * 1000,
+                    rid,
+                )
 
 
 def instrument(app: FastAPI, service: str, ready: Callable[[], bool]) -> None:
@@ -86,8 +93,11 @@ def instrument(app: FastAPI, service: str, ready: Callable[[], bool]) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(status_code=exc.status_code, content={"detail": str(exc.detail)},
-                            headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            status_code=exc.status_code,
+            content={"detail": str(exc.detail)},
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
@@ -96,8 +106,9 @@ def instrument(app: FastAPI, service: str, ready: Callable[[], bool]) -> None:
     @app.get("/readyz", tags=["ops"], responses={503: {"description": "not ready"}})
     def readyz() -> JSONResponse:
         ok = ready()
-        return JSONResponse(status_code=200 if ok else 503,
-                            content={"status": "ready" if ok else "not ready"})
+        return JSONResponse(
+            status_code=200 if ok else 503, content={"status": "ready" if ok else "not ready"}
+        )
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
     def metrics() -> Response:

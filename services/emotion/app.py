@@ -21,21 +21,41 @@ from services.emotion.upload import BOXES_FIELD, FIELD, read_upload
 log = logging.getLogger("moodtunes.emotion")
 
 _IMAGE_SCHEMA = {"type": "string", "format": "binary"}
-_ERRORS: dict[int | str, dict] = {code: {"model": ErrorResponse, "description": text} for code, text in {
-    413: "upload or pixel count over the limit", 415: "not JPEG, PNG or WebP",
-    422: "empty, undecodable or truncated image", 503: "model not loaded"}.items()}
+_ERRORS: dict[int | str, dict] = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in {
+        413: "upload or pixel count over the limit",
+        415: "not JPEG, PNG or WebP",
+        422: "empty, undecodable or truncated image",
+        503: "model not loaded",
+    }.items()
+}
 # The body is read by hand (see upload.py), so OpenAPI is told what it accepts.
-_PREDICT_BODY = {"requestBody": {"required": True, "content": {
-    "multipart/form-data": {"schema": {"type": "object", "required": [FIELD],
-                                       "properties": {FIELD: _IMAGE_SCHEMA, BOXES_FIELD: {
-                                           "type": "string",
-                                           "description": "optional, live video: the previous "
-                                           "frame's faces[].box as a JSON list; only the region "
-                                           "around them is searched (see `region`)"}}}},
-    "image/jpeg": {"schema": _IMAGE_SCHEMA},
-    "image/png": {"schema": _IMAGE_SCHEMA},
-    "image/webp": {"schema": _IMAGE_SCHEMA},
-}}}
+_PREDICT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": [FIELD],
+                    "properties": {
+                        FIELD: _IMAGE_SCHEMA,
+                        BOXES_FIELD: {
+                            "type": "string",
+                            "description": "optional, live video: the previous "
+                            "frame's faces[].box as a JSON list; only the region "
+                            "around them is searched (see `region`)",
+                        },
+                    },
+                }
+            },
+            "image/jpeg": {"schema": _IMAGE_SCHEMA},
+            "image/png": {"schema": _IMAGE_SCHEMA},
+            "image/webp": {"schema": _IMAGE_SCHEMA},
+        },
+    }
+}
 
 
 async def predict(
@@ -76,8 +96,12 @@ def create_app(settings: EmotionSettings | None = None) -> FastAPI:
         except Exception:
             log.exception("emotion service cannot start (model %s)", current.model_path)
             raise
-        log.info("emotion model %s loaded, input %s, %d thread(s)", app.state.pipeline.classifier.name,
-                 app.state.pipeline.classifier.size, current.threads)
+        log.info(
+            "emotion model %s loaded, input %s, %d thread(s)",
+            app.state.pipeline.classifier.name,
+            app.state.pipeline.classifier.size,
+            current.threads,
+        )
         yield
         app.state.pipeline = None
 
@@ -85,8 +109,14 @@ def create_app(settings: EmotionSettings | None = None) -> FastAPI:
     app.state.pipeline = None
     instrument(app, "emotion", lambda: app.state.pipeline is not None)
     app.add_exception_handler(ImageInputError, _bad_image)  # type: ignore[arg-type]
-    app.add_api_route("/predict", predict, methods=["POST"], response_model=PredictResponse,
-                      responses=_ERRORS, openapi_extra=_PREDICT_BODY)
+    app.add_api_route(
+        "/predict",
+        predict,
+        methods=["POST"],
+        response_model=PredictResponse,
+        responses=_ERRORS,
+        openapi_extra=_PREDICT_BODY,
+    )
     return app
 
 

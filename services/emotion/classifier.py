@@ -50,8 +50,7 @@ def _model_name(card_file: Path, model_path: Path) -> str:
 
 
 class EmotionClassifier:
-    def __init__(self, model_path: Path, card_file: Path, threads: int = 1,
-                 solo_threads: int = 0) -> None:
+    def __init__(self, model_path: Path, card_file: Path, threads: int = 1, solo_threads: int = 0) -> None:
         if not model_path.is_file():
             raise ModelError(f"emotion model not found at {model_path} (set EMOTION_MODEL_PATH)")
         try:
@@ -61,8 +60,9 @@ class EmotionClassifier:
         self.session = self.model.shared
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1:
-            raise ModelError(f"{model_path}: expected one input and one output, "
-                             f"got {len(inputs)} and {len(outputs)}")
+            raise ModelError(
+                f"{model_path}: expected one input and one output, got {len(inputs)} and {len(outputs)}"
+            )
         shape = inputs[0].shape
         if len(shape) != 4 or shape[1] != 1 or not all(isinstance(d, int) for d in shape[2:]):
             raise ModelError(f"{model_path}: input must be [N,1,H,W] with fixed H,W, got {shape}")
@@ -70,8 +70,10 @@ class EmotionClassifier:
         self.size: tuple[int, int] = (shape[2], shape[3])
         classes = self.session.get_modelmeta().custom_metadata_map.get("classes", "")
         if tuple(c.strip() for c in classes.split(",")) != EMOTIONS:
-            raise ModelError(f"{model_path}: metadata classes {classes!r} do not match the service's "
-                             f"emotions {','.join(EMOTIONS)}")
+            raise ModelError(
+                f"{model_path}: metadata classes {classes!r} do not match the service's "
+                f"emotions {','.join(EMOTIONS)}"
+            )
         if outputs[0].shape[-1] != len(EMOTIONS):
             raise ModelError(f"{model_path}: output must be [N,{len(EMOTIONS)}], got {outputs[0].shape}")
         self.name = _model_name(card_file, model_path)
@@ -89,6 +91,11 @@ class EmotionClassifier:
         result = []
         for row in probs:
             best = int(row.argmax())
-            result.append(Prediction(EMOTIONS[best], float(row[best]),
-                                     {e: float(p) for e, p in zip(EMOTIONS, row, strict=True)}))
+            result.append(
+                Prediction(
+                    EMOTIONS[best],
+                    float(row[best]),
+                    {e: float(p) for e, p in zip(EMOTIONS, row, strict=True)},
+                )
+            )
         return result

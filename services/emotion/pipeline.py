@@ -43,12 +43,17 @@ class EmotionPipeline:
     def __init__(self, settings: EmotionSettings) -> None:
         self.settings = settings
         self.limits = Limits(settings.max_upload_bytes, settings.max_pixels)
-        self.classifier = EmotionClassifier(settings.model_path, settings.card_file, settings.threads,
-                                            settings.solo_threads)
+        self.classifier = EmotionClassifier(
+            settings.model_path, settings.card_file, settings.threads, settings.solo_threads
+        )
         self.detector = CenterFaceDetector(
-            threads=settings.threads, max_side=settings.detect_max_side,
-            threshold=settings.detect_threshold, nms_iou=settings.nms_iou,
-            min_face_px=settings.min_face_px, solo_threads=settings.solo_threads)
+            threads=settings.threads,
+            max_side=settings.detect_max_side,
+            threshold=settings.detect_threshold,
+            nms_iou=settings.nms_iou,
+            min_face_px=settings.min_face_px,
+            solo_threads=settings.solo_threads,
+        )
         self.in_flight = InFlight(settings.solo_threads)
         # ONNX Runtime allocates on the first run: pay that at startup, not on the first request.
         for alone in (False, True):
@@ -65,8 +70,9 @@ class EmotionPipeline:
         x0, y0, x1, y1 = width, height, 0, 0
         for x, y, w, h in hint:
             if x + w <= 0 or y + h <= 0 or x >= width or y >= height:
-                raise ImageInputError(422, f"boxes: ({x}, {y}, {w}, {h}) lies outside the "
-                                           f"{width}x{height} image")
+                raise ImageInputError(
+                    422, f"boxes: ({x}, {y}, {w}, {h}) lies outside the {width}x{height} image"
+                )
             half = max(w, h) * self.settings.track_scale / 2
             cx, cy = x + w / 2, y + h / 2
             x0, y0 = min(x0, int(cx - half)), min(y0, int(cy - half))
@@ -74,14 +80,16 @@ class EmotionPipeline:
         x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
         longest = max(x1 - x0, y1 - y0)
         smallest = min(max(w, h) for _, _, w, h in hint)
-        side = max(self.settings.track_max_side,
-                   int(np.ceil(longest * self.settings.track_face_px / smallest)))
+        side = max(
+            self.settings.track_max_side, int(np.ceil(longest * self.settings.track_face_px / smallest))
+        )
         if min(side, longest) >= min(self.settings.detect_side(width, height), max(width, height)):
             return None
         return (x0, y0, x1 - x0, y1 - y0), side
 
-    def boxes(self, grey: np.ndarray, detect: bool, hint: list[BoxTuple] | None = None,
-              alone: bool = False) -> tuple[list[BoxTuple], BoxTuple | None]:
+    def boxes(
+        self, grey: np.ndarray, detect: bool, hint: list[BoxTuple] | None = None, alone: bool = False
+    ) -> tuple[list[BoxTuple], BoxTuple | None]:
         """Face boxes, largest first, and the region searched (None: the whole frame). Without
         detection the whole image is the one face. With a hint (the previous frame's boxes) only the
         region around them is searched, at a small detector input; when that finds fewer faces than
@@ -93,7 +101,7 @@ class EmotionPipeline:
         if where is not None:
             region, side = where
             rx, ry, rw, rh = region
-            found = self.detector(grey[ry:ry + rh, rx:rx + rw], side, alone)
+            found = self.detector(grey[ry : ry + rh, rx : rx + rw], side, alone)
             if len(found) >= len(hint or ()):
                 return [(d.x + rx, d.y + ry, d.w, d.h) for d in found[: self.settings.max_faces]], region
         side = self.settings.detect_side(grey.shape[1], grey.shape[0])
@@ -108,8 +116,9 @@ class EmotionPipeline:
             out[i] = face_crop(grey, box, size, margin, shift)
         return out
 
-    def predict(self, data: bytes, detect: bool = True,
-                hint: list[BoxTuple] | None = None) -> PredictResponse:
+    def predict(
+        self, data: bytes, detect: bool = True, hint: list[BoxTuple] | None = None
+    ) -> PredictResponse:
         with self.in_flight.enter() as alone:
             if alone:
                 metrics.SOLO_RUNS.inc()
@@ -122,12 +131,20 @@ class EmotionPipeline:
             t2 = time.perf_counter()
             preds = self.classifier(self.crops(grey, boxes, detect), alone)
             t3 = time.perf_counter()
-        faces = [Face(box=Box(x=x, y=y, w=w, h=h), emotion=p.emotion, confidence=p.confidence,
-                      probabilities=p.probabilities)
-                 for (x, y, w, h), p in zip(boxes, preds, strict=True)]
+        faces = [
+            Face(
+                box=Box(x=x, y=y, w=w, h=h),
+                emotion=p.emotion,
+                confidence=p.confidence,
+                probabilities=p.probabilities,
+            )
+            for (x, y, w, h), p in zip(boxes, preds, strict=True)
+        ]
         return PredictResponse(
-            faces=faces, width=grey.shape[1], height=grey.shape[0], model=self.classifier.name,
+            faces=faces,
+            width=grey.shape[1],
+            height=grey.shape[0],
+            model=self.classifier.name,
             region=None if region is None else Box(x=region[0], y=region[1], w=region[2], h=region[3]),
-            timings_ms={"decode": (t1 - t0) * 1000, "detect": (t2 - t1) * 1000,
-                        "classify": (t3 - t2) * 1000},
+            timings_ms={"decode": (t1 - t0) * 1000, "detect": (t2 - t1) * 1000, "classify": (t3 - t2) * 1000},
         )

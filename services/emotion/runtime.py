@@ -36,15 +36,18 @@ class Model:
 
     def __init__(self, model: bytes | Path, threads: int, solo_threads: int = 0) -> None:
         source = model if isinstance(model, bytes) else str(model)
-        self.shared = ort.InferenceSession(source, session_options(threads),
-                                           providers=["CPUExecutionProvider"])
+        self.shared = ort.InferenceSession(
+            source, session_options(threads), providers=["CPUExecutionProvider"]
+        )
         self.solo = self.shared
         if solo_threads > threads:
-            self.solo = ort.InferenceSession(source, session_options(solo_threads, spin=False),
-                                             providers=["CPUExecutionProvider"])
+            self.solo = ort.InferenceSession(
+                source, session_options(solo_threads, spin=False), providers=["CPUExecutionProvider"]
+            )
 
-    def run(self, outputs: Sequence[str] | None, feeds: dict[str, np.ndarray],
-            alone: bool = False) -> list[Any]:
+    def run(
+        self, outputs: Sequence[str] | None, feeds: dict[str, np.ndarray], alone: bool = False
+    ) -> list[Any]:
         return (self.solo if alone else self.shared).run(outputs, feeds)
 
 

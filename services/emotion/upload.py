@@ -54,11 +54,16 @@ def _multipart_fields(body: bytes, boundary: bytes | None, max_bytes: int) -> Up
     def on_part_data(data: bytes, start: int, end: int) -> None:
         parts[-1][1].extend(data[start:end])
 
-    parser = MultipartParser(boundary, {
-        "on_part_begin": on_part_begin, "on_header_field": on_header_field,
-        "on_header_value": on_header_value, "on_header_end": on_header_end,
-        "on_part_data": on_part_data,
-    })
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_part_begin": on_part_begin,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_part_data": on_part_data,
+        },
+    )
     try:
         parser.write(body)
         parser.finalize()
@@ -101,6 +106,8 @@ async def read_upload(request: Request, max_bytes: int) -> Upload:
         return _multipart_fields(bytes(body), options.get(b"boundary"), max_bytes)
     if media_type not in SUPPORTED_MEDIA_TYPES:
         raise ImageInputError(
-            415, f"unsupported Content-Type {media_type or '(none)'}: send image/jpeg, image/png or "
-                 f"image/webp, or multipart/form-data with an '{FIELD}' field")
+            415,
+            f"unsupported Content-Type {media_type or '(none)'}: send image/jpeg, image/png or "
+            f"image/webp, or multipart/form-data with an '{FIELD}' field",
+        )
     return Upload(bytes(body))

@@ -36,11 +36,16 @@ IMAGE_BODY = {
         "required": True,
         "content": {
             "multipart/form-data": {
-                "schema": {"type": "object", "required": ["image"],
-                           "properties": {"image": {"type": "string", "format": "binary"}}}
+                "schema": {
+                    "type": "object",
+                    "required": ["image"],
+                    "properties": {"image": {"type": "string", "format": "binary"}},
+                }
             },
-            **{t: {"schema": {"type": "string", "format": "binary"}}
-               for t in ("image/jpeg", "image/png", "image/webp")},
+            **{
+                t: {"schema": {"type": "string", "format": "binary"}}
+                for t in ("image/jpeg", "image/png", "image/webp")
+            },
         },
     }
 }
@@ -71,8 +76,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.gateway = Gateway(settings)
-        log.info("gateway: emotion=%s recommender=%s cache=%s", settings.emotion_url,
-                 settings.recommender_url, app.state.gateway.cache.backend)
+        log.info(
+            "gateway: emotion=%s recommender=%s cache=%s",
+            settings.emotion_url,
+            settings.recommender_url,
+            app.state.gateway.cache.backend,
+        )
         yield
         await app.state.gateway.aclose()
         del app.state.gateway
@@ -81,9 +90,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     # The gateway needs no backend to be ready itself; /api/status reports on the backends.
     instrument(app, "gateway", lambda: hasattr(app.state, "gateway"))
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
-                           allow_methods=["GET", "POST"], allow_headers=["Content-Type", "X-Session-ID",
-                                                                         "X-Request-ID"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "X-Session-ID", "X-Request-ID"],
+        )
 
     @app.exception_handler(BackendError)
     async def _backend_error(_: Request, exc: BackendError) -> JSONResponse:
@@ -104,13 +116,20 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def predict(request: Request, detect: Detect = None) -> Response:
         gw = gateway(request)
         body = await gw.read_upload(request)
-        answer = await gw.emotion.predict(body, request.headers.get("content-type"), detect,
-                                          request.state.request_id)
+        answer = await gw.emotion.predict(
+            body, request.headers.get("content-type"), detect, request.state.request_id
+        )
         return JSONResponse(answer)
 
     @app.get("/recommend", response_model=RecommendResponse, responses=ERRORS)
-    async def recommend(request: Request, emotion: Emotion, exclude: Exclude, limit: Limit = 10,
-                        strategy: Strategy = Strategy.match, seed: Seed = None) -> Response:
+    async def recommend(
+        request: Request,
+        emotion: Emotion,
+        exclude: Exclude,
+        limit: Limit = 10,
+        strategy: Strategy = Strategy.match,
+        seed: Seed = None,
+    ) -> Response:
         params = RecommendParams.build(emotion, limit, strategy, exclude, seed)
         answer, cached = await gateway(request).recommend(params, request.state.request_id)
         return JSONResponse(answer, headers={"X-Cache": "hit" if cached else "miss"})
@@ -120,9 +139,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         request: Request,
         exclude: Exclude,
         detect: Detect = None,
-        recommend: Annotated[RecommendMode, Query(description=(
-            "auto: tracks only when the session's stable emotion changed (every time without a session)"
-        ))] = RecommendMode.auto,
+        recommend: Annotated[
+            RecommendMode,
+            Query(
+                description=(
+                    "auto: tracks only when the session's stable emotion changed "
+                    "(every time without a session)"
+                )
+            ),
+        ] = RecommendMode.auto,
         limit: Limit = 10,
         strategy: Strategy = Strategy.match,
         seed: Seed = None,
@@ -133,8 +158,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         body = await gw.read_upload(request)
         # The emotion in the params is replaced by the session's stable emotion.
         params = RecommendParams.build(Emotion.neutral, limit, strategy, exclude, seed)
-        return await gw.analyze(body, request.headers.get("content-type"), detect, x_session_id or session,
-                                params, recommend, request.state.request_id)
+        return await gw.analyze(
+            body,
+            request.headers.get("content-type"),
+            detect,
+            x_session_id or session,
+            params,
+            recommend,
+            request.state.request_id,
+        )
 
     app.mount("/", StaticFiles(directory=settings.frontend_dir, html=True), name="frontend")
     return app

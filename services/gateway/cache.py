@@ -29,8 +29,9 @@ CACHE_LOOKUPS = Counter(
 REDIS_UP = Gauge("gateway_redis_up", "1 when the last Redis operation succeeded, 0 when it failed")
 
 
-def cache_key(prefix: str, emotion: str, limit: int, strategy: str, exclude: list[str],
-              seed: int | None) -> str:
+def cache_key(
+    prefix: str, emotion: str, limit: int, strategy: str, exclude: list[str], seed: int | None
+) -> str:
     """One key per distinct answer: every parameter of /recommend is in it. The exclude list is a set,
     so its order and duplicates do not matter; it is hashed to keep keys short."""
     excluded = ",".join(sorted(set(exclude)))
@@ -77,8 +78,11 @@ class RedisCache:
         self._down_until = 0.0
         # No client-side retries: one short attempt, then the back-off takes over.
         self.redis = aioredis.from_url(
-            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
-            retry=Retry(NoBackoff(), 0), decode_responses=True,
+            url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            retry=Retry(NoBackoff(), 0),
+            decode_responses=True,
         )
 
     def _available(self) -> bool:
@@ -122,8 +126,9 @@ class RedisCache:
         await self.redis.aclose()
 
 
-def make_cache(redis_url: str | None, ttl_s: int, max_entries: int, timeout_s: float,
-               backoff_s: float) -> RecommendCache:
+def make_cache(
+    redis_url: str | None, ttl_s: int, max_entries: int, timeout_s: float, backoff_s: float
+) -> RecommendCache:
     if redis_url:
         return RedisCache(redis_url, ttl_s, timeout_s, backoff_s)
     return MemoryCache(ttl_s, max_entries)

@@ -44,14 +44,18 @@ class RecommendParams:
     seed: int | None = None
 
     @classmethod
-    def build(cls, emotion: Emotion, limit: int, strategy: Strategy, exclude: frozenset[str],
-              seed: int | None) -> RecommendParams:
+    def build(
+        cls, emotion: Emotion, limit: int, strategy: Strategy, exclude: frozenset[str], seed: int | None
+    ) -> RecommendParams:
         # The exclude list is a set: a canonical order makes equal requests share one cache entry.
         return cls(emotion, limit, strategy, tuple(sorted(exclude)), seed)
 
     def query(self) -> dict[str, str | int]:
-        q: dict[str, str | int] = {"emotion": self.emotion.value, "limit": self.limit,
-                                   "strategy": self.strategy.value}
+        q: dict[str, str | int] = {
+            "emotion": self.emotion.value,
+            "limit": self.limit,
+            "strategy": self.strategy.value,
+        }
         if self.exclude:
             q["exclude"] = ",".join(self.exclude)
         if self.seed is not None:
@@ -60,8 +64,9 @@ class RecommendParams:
 
 
 class Backend:
-    def __init__(self, name: str, base_url: str, connect_timeout_s: float, read_timeout_s: float,
-                 retries: int = 0) -> None:
+    def __init__(
+        self, name: str, base_url: str, connect_timeout_s: float, read_timeout_s: float, retries: int = 0
+    ) -> None:
         self.name = name
         self.base_url = base_url
         self.read_timeout_s = read_timeout_s
@@ -77,11 +82,13 @@ class Backend:
         try:
             response = await self.client.request(method, path, headers=headers, **kwargs)
         except httpx.TimeoutException as exc:
-            raise self._unavailable(f"no answer from {self.base_url} in time ({type(exc).__name__})",
-                                    request_id) from exc
+            raise self._unavailable(
+                f"no answer from {self.base_url} in time ({type(exc).__name__})", request_id
+            ) from exc
         except httpx.HTTPError as exc:
-            raise self._unavailable(f"cannot reach {self.base_url} ({str(exc) or type(exc).__name__})",
-                                    request_id) from exc
+            raise self._unavailable(
+                f"cannot reach {self.base_url} ({str(exc) or type(exc).__name__})", request_id
+            ) from exc
         if response.status_code == 503:
             raise self._unavailable(_detail(response), request_id)
         if response.status_code >= 500:
@@ -112,12 +119,14 @@ class EmotionClient(Backend):
         # POST /predict is not retried: not idempotent by contract, and a retry doubles a slow CNN call.
         super().__init__("emotion service", base_url, connect_timeout_s, read_timeout_s, retries=0)
 
-    async def predict(self, body: bytes, content_type: str | None, detect: bool | None,
-                      request_id: str) -> dict[str, Any]:
+    async def predict(
+        self, body: bytes, content_type: str | None, detect: bool | None, request_id: str
+    ) -> dict[str, Any]:
         headers = {"Content-Type": content_type} if content_type else {}
         params = {} if detect is None else {"detect": str(detect).lower()}
-        response = await self.request("POST", "/predict", request_id=request_id, content=body,
-                                      headers=headers, params=params)
+        response = await self.request(
+            "POST", "/predict", request_id=request_id, content=body, headers=headers, params=params
+        )
         return response.json()
 
 

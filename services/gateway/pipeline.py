@@ -44,15 +44,28 @@ class RecommendMode(StrEnum):
 class Gateway:
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
-        self.emotion = EmotionClient(settings.emotion_url, settings.connect_timeout_s,
-                                     settings.predict_timeout_s)
-        self.recommender = RecommenderClient(settings.recommender_url, settings.connect_timeout_s,
-                                             settings.recommend_timeout_s, settings.recommend_retries)
-        self.cache: RecommendCache = make_cache(settings.redis_url, settings.cache_ttl_s,
-                                                settings.cache_max_entries, settings.redis_timeout_s,
-                                                settings.redis_backoff_s)
-        self.steadiness = Steadiness(settings.steadiness_window, settings.steadiness_votes,
-                                     settings.sessions_max, settings.session_ttl_s)
+        self.emotion = EmotionClient(
+            settings.emotion_url, settings.connect_timeout_s, settings.predict_timeout_s
+        )
+        self.recommender = RecommenderClient(
+            settings.recommender_url,
+            settings.connect_timeout_s,
+            settings.recommend_timeout_s,
+            settings.recommend_retries,
+        )
+        self.cache: RecommendCache = make_cache(
+            settings.redis_url,
+            settings.cache_ttl_s,
+            settings.cache_max_entries,
+            settings.redis_timeout_s,
+            settings.redis_backoff_s,
+        )
+        self.steadiness = Steadiness(
+            settings.steadiness_window,
+            settings.steadiness_votes,
+            settings.sessions_max,
+            settings.session_ttl_s,
+        )
         # After the recommender fails, frames skip it for a while: a hanging recommender must not
         # hold every frame up for its timeout.
         self._recommender_down_until = 0.0
@@ -66,8 +79,9 @@ class Gateway:
         limit = self.settings.max_upload_bytes
         if request.headers.get("content-type", "").startswith("multipart/"):
             limit += MULTIPART_OVERHEAD
-        too_large = BackendError(413, f"upload too large: the limit is {self.settings.max_upload_bytes} "
-                                      "bytes")
+        too_large = BackendError(
+            413, f"upload too large: the limit is {self.settings.max_upload_bytes} bytes"
+        )
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
             raise too_large
@@ -78,12 +92,19 @@ class Gateway:
                 raise too_large
         return bytes(body)
 
-    async def recommend(self, params: RecommendParams, request_id: str,
-                        respect_backoff: bool = False) -> tuple[dict[str, Any], bool]:
+    async def recommend(
+        self, params: RecommendParams, request_id: str, respect_backoff: bool = False
+    ) -> tuple[dict[str, Any], bool]:
         """The recommender's answer and whether it came from the cache. With respect_backoff, a
         recommender that failed moments ago is not asked again (RecommenderBackoff)."""
-        key = cache_key(self.settings.redis_prefix, params.emotion.value, params.limit,
-                        params.strategy.value, list(params.exclude), params.seed)
+        key = cache_key(
+            self.settings.redis_prefix,
+            params.emotion.value,
+            params.limit,
+            params.strategy.value,
+            list(params.exclude),
+            params.seed,
+        )
         cached = await self.cache.get(key)
         if cached is not None:
             return cached, True
@@ -100,17 +121,30 @@ class Gateway:
         await self.cache.set(key, answer)
         return answer, False
 
-    async def analyze(self, body: bytes, content_type: str | None, detect: bool | None,
-                      session_id: str | None, params: RecommendParams, mode: RecommendMode,
-                      request_id: str) -> dict[str, Any]:
+    async def analyze(
+        self,
+        body: bytes,
+        content_type: str | None,
+        detect: bool | None,
+        session_id: str | None,
+        params: RecommendParams,
+        mode: RecommendMode,
+        request_id: str,
+    ) -> dict[str, Any]:
         predicted = await self.emotion.predict(body, content_type, detect, request_id)
         faces = predicted.get("faces") or []
         emotion = Emotion(faces[0]["emotion"]) if faces else None
         state = self.steadiness.session(session_id) if session_id else None
         stable = self.steadiness.observe(state, emotion) if state else emotion
 
-        result: dict[str, Any] = {**predicted, "emotion": emotion, "stable_emotion": stable, "tracks": [],
-                                  "recommender_error": None, "tracks_updated": False}
+        result: dict[str, Any] = {
+            **predicted,
+            "emotion": emotion,
+            "stable_emotion": stable,
+            "tracks": [],
+            "recommender_error": None,
+            "tracks_updated": False,
+        }
         if mode is RecommendMode.never:
             ANALYZE_RECOMMEND.labels("off").inc()
             return result
@@ -141,6 +175,9 @@ class Gateway:
         emotion, recommender, cache = await asyncio.gather(
             self.emotion.readiness(request_id), self.recommender.readiness(request_id), self.cache.status()
         )
-        return {"emotion": emotion, "recommender": recommender,
-                "cache": {"backend": self.cache.backend, "status": cache},
-                "sessions": len(self.steadiness)}
+        return {
+            "emotion": emotion,
+            "recommender": recommender,
+            "cache": {"backend": self.cache.backend, "status": cache},
+            "sessions": len(self.steadiness),
+        }

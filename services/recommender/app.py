@@ -35,15 +35,19 @@ app = FastAPI(title="moodtunes recommender", lifespan=lifespan)
 instrument(app, "recommender", lambda: state.ranker is not None)
 
 
-@app.get("/recommend", response_model=RecommendResponse,
-         responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
+@app.get(
+    "/recommend",
+    response_model=RecommendResponse,
+    responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+)
 async def recommend(
     emotion: Emotion,
     limit: int = Query(10, ge=1, le=MAX_TRACKS),
     strategy: Strategy = Strategy.match,
     exclude: str = Query("", description="Comma-separated track ids already played"),
-    seed: int | None = Query(None, ge=0, le=MAX_SEED,
-                             description="Same seed, same list; other seeds vary it"),
+    seed: int | None = Query(
+        None, ge=0, le=MAX_SEED, description="Same seed, same list; other seeds vary it"
+    ),
 ) -> Response:
     # async: ranking takes well under a millisecond of CPU, less than the threadpool hop a sync route
     # costs. The body is serialised once with orjson from dicts built at start-up; returning a Response

@@ -13,8 +13,15 @@ from services.common.contracts import TRACK_ID_PATTERN
 
 # Audio features the mood model and ranking use: present in every source, including the labelled sets.
 FEATURES: tuple[str, ...] = (
-    "danceability", "energy", "loudness", "speechiness", "acousticness",
-    "instrumentalness", "liveness", "valence", "tempo",
+    "danceability",
+    "energy",
+    "loudness",
+    "speechiness",
+    "acousticness",
+    "instrumentalness",
+    "liveness",
+    "valence",
+    "tempo",
 )
 TEXT_COLUMNS: tuple[str, ...] = ("track_id", "name", "artists", "album", "genre", "release_date", "source")
 OPTIONAL_NUMERIC: tuple[str, ...] = ("popularity", "duration_ms", "key", "mode", "time_signature")
@@ -22,8 +29,18 @@ CATALOG_COLUMNS: tuple[str, ...] = TEXT_COLUMNS + ("popularity",) + FEATURES + O
 
 # Inclusive ranges from Spotify's audio-feature reference; loudness may slightly exceed 0 dB.
 RANGES: dict[str, tuple[float, float]] = {
-    **{f: (0.0, 1.0) for f in ("danceability", "energy", "speechiness", "acousticness",
-                               "instrumentalness", "liveness", "valence")},
+    **{
+        f: (0.0, 1.0)
+        for f in (
+            "danceability",
+            "energy",
+            "speechiness",
+            "acousticness",
+            "instrumentalness",
+            "liveness",
+            "valence",
+        )
+    },
     "loudness": (-60.0, 10.0),
     "tempo": (0.0, 300.0),
     "popularity": (0.0, 100.0),
@@ -109,10 +126,16 @@ class Catalog:
             & features.notna().all(axis=1)
         ).to_numpy(dtype=bool)
         keep &= ~df["track_id"].duplicated().to_numpy()
-        albums = (df["album"].astype("string").str.strip() if "album" in df.columns
-                  else pd.Series(pd.NA, index=df.index, dtype="string"))
-        popularity = (pd.to_numeric(df["popularity"], errors="coerce") if "popularity" in df.columns
-                      else pd.Series(np.nan, index=df.index))
+        albums = (
+            df["album"].astype("string").str.strip()
+            if "album" in df.columns
+            else pd.Series(pd.NA, index=df.index, dtype="string")
+        )
+        popularity = (
+            pd.to_numeric(df["popularity"], errors="coerce")
+            if "popularity" in df.columns
+            else pd.Series(np.nan, index=df.index)
+        )
         return cls(
             ids=df["track_id"][keep].astype(str).tolist(),
             names=names[keep].tolist(),

@@ -53,8 +53,11 @@ def make_transform(name: TransformName, random_state: int = 0) -> TransformerMix
         return StandardScaler()
     if name == "power":
         return PowerTransformer()
-    return QuantileTransformer(n_quantiles=200, random_state=random_state,
-                               output_distribution="normal" if name == "quantile" else "uniform")
+    return QuantileTransformer(
+        n_quantiles=200,
+        random_state=random_state,
+        output_distribution="normal" if name == "quantile" else "uniform",
+    )
 
 
 def transform_name(transform: object) -> TransformName:
@@ -69,8 +72,12 @@ def build_pipeline(config: KnnConfig, random_state: int = 0) -> Pipeline:
     if config.nca:
         steps.append(("nca", NeighborhoodComponentsAnalysis(random_state=random_state, max_iter=100)))
     # Brute force beats trees for a few thousand training points in a handful of dimensions.
-    steps.append(("knn", KNeighborsClassifier(n_neighbors=config.k, weights=config.weights, p=config.p,
-                                                 algorithm="brute")))
+    steps.append(
+        (
+            "knn",
+            KNeighborsClassifier(n_neighbors=config.k, weights=config.weights, p=config.p, algorithm="brute"),
+        )
+    )
     return Pipeline(steps)
 
 

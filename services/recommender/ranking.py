@@ -72,8 +72,14 @@ SHORTLIST_PER_TRACK, SHORTLIST_EXTRA = 4, 40
 
 
 class Ranker:
-    def __init__(self, catalog: Catalog, model: MoodModel, pool_size: int = 1000,
-                 diversity: float = 0.3, seed_noise: float = 0.3) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        model: MoodModel,
+        pool_size: int = 1000,
+        diversity: float = 0.3,
+        seed_noise: float = 0.3,
+    ) -> None:
         self.catalog = catalog
         self.model = model
         self.diversity = diversity
@@ -96,8 +102,12 @@ class Ranker:
         closeness = 1.0 / (1.0 + distance / np.median(distance))
         off = np.hypot(self._valence - target.valence, self._energy - target.arousal)
         circumplex = 1.0 - off / np.sqrt(2)
-        return (MOOD_WEIGHT * mood + CLOSENESS_WEIGHT * closeness + CIRCUMPLEX_WEIGHT * circumplex
-                + self._popularity)
+        return (
+            MOOD_WEIGHT * mood
+            + CLOSENESS_WEIGHT * closeness
+            + CIRCUMPLEX_WEIGHT * circumplex
+            + self._popularity
+        )
 
     def _pool(self, waypoints: list[Target], size: int) -> Pool:
         scores = np.stack([self.fit(t) for t in waypoints])
@@ -114,8 +124,9 @@ class Ranker:
         # The seed's noise is in units of the score spread over the whole catalog, not over the pool:
         # a seed may then trade a track for one up to about that much less fitting, whatever the pool size,
         # and a held-out evaluation set gets the same perturbation as the 70k catalog.
-        return Pool(index=rows, scores=scores[:, rows], unit=unit, same_artist=same,
-                    spread=float(scores.std()))
+        return Pool(
+            index=rows, scores=scores[:, rows], unit=unit, same_artist=same, spread=float(scores.std())
+        )
 
     def _build_tracks(self, rows: np.ndarray) -> dict[int, dict[str, Any]]:
         """Every pooled track as a JSON-ready dict in Track's field order (score filled per request)."""
@@ -129,16 +140,26 @@ class Ranker:
             track_id, pop = self.catalog.ids[row], self.catalog.popularity[row]
             named = dict(zip(FEATURES, features[i].tolist(), strict=True))
             tracks[row] = {
-                "id": track_id, "name": self.catalog.names[row], "artists": self.catalog.artists[row],
-                "album": self.catalog.albums[row], "url": spotify_url(track_id), "score": 0.0,
+                "id": track_id,
+                "name": self.catalog.names[row],
+                "artists": self.catalog.artists[row],
+                "album": self.catalog.albums[row],
+                "url": spotify_url(track_id),
+                "score": 0.0,
                 "reason": reason(named, self.model.classes[best[i]], float(proba[i, best[i]])),
                 "popularity": None if np.isnan(pop) else float(pop),
                 "features": dict(zip(SHOWN_FEATURES, rounded[i], strict=True)),
             }
         return tracks
 
-    def rank(self, emotion: Emotion, strategy: Strategy, limit: int,
-             exclude: frozenset[str] = frozenset(), seed: int | None = None) -> list[tuple[int, float]]:
+    def rank(
+        self,
+        emotion: Emotion,
+        strategy: Strategy,
+        limit: int,
+        exclude: frozenset[str] = frozenset(),
+        seed: int | None = None,
+    ) -> list[tuple[int, float]]:
         """Catalog rows and scores, in list order."""
         pool = self.pools[(emotion, strategy)]
         available = np.ones(len(pool.index), dtype=bool)
@@ -159,13 +180,15 @@ class Ranker:
                 return picked
             size *= 4  # exclusions or shared artists used the shortlist up: look further down
 
-    def _greedy(self, pool: Pool, scores: np.ndarray, available: np.ndarray, stage_of: list[int],
-                size: int) -> tuple[list[tuple[int, float]], bool]:
+    def _greedy(
+        self, pool: Pool, scores: np.ndarray, available: np.ndarray, stage_of: list[int], size: int
+    ) -> tuple[list[tuple[int, float]], bool]:
         """Maximal marginal relevance over the shortlist; True when it filled the list."""
         ranked = np.where(available, scores, -np.inf)
         if size < ranked.shape[1]:
-            short = np.unique(np.concatenate([np.argpartition(-ranked[s], size - 1)[:size]
-                                              for s in sorted(set(stage_of))]))
+            short = np.unique(
+                np.concatenate([np.argpartition(-ranked[s], size - 1)[:size] for s in sorted(set(stage_of))])
+            )
         else:
             short = np.arange(ranked.shape[1])
         # Work on the shortlist only: relevance once, then per pick one matrix-vector product and a few
@@ -193,14 +216,27 @@ class Ranker:
             np.maximum(penalty, similarity, out=penalty)
         return picked, True
 
-    def recommend_dicts(self, emotion: Emotion, strategy: Strategy, limit: int,
-                        exclude: frozenset[str] = frozenset(),
-                        seed: int | None = None) -> list[dict[str, Any]]:
+    def recommend_dicts(
+        self,
+        emotion: Emotion,
+        strategy: Strategy,
+        limit: int,
+        exclude: frozenset[str] = frozenset(),
+        seed: int | None = None,
+    ) -> list[dict[str, Any]]:
         """The list as JSON-ready dicts (the route serialises these without a pydantic round trip)."""
-        return [{**self._tracks[row], "score": round(score, 4)}
-                for row, score in self.rank(emotion, strategy, limit, exclude, seed)]
+        return [
+            {**self._tracks[row], "score": round(score, 4)}
+            for row, score in self.rank(emotion, strategy, limit, exclude, seed)
+        ]
 
-    def recommend(self, emotion: Emotion, strategy: Strategy, limit: int,
-                  exclude: frozenset[str] = frozenset(), seed: int | None = None) -> list[Track]:
+    def recommend(
+        self,
+        emotion: Emotion,
+        strategy: Strategy,
+        limit: int,
+        exclude: frozenset[str] = frozenset(),
+        seed: int | None = None,
+    ) -> list[Track]:
         tracks = self.recommend_dicts(emotion, strategy, limit, exclude, seed)
         return [Track.model_construct(**t) for t in tracks]

@@ -55,8 +55,12 @@ def _build(settings: RecommenderSettings) -> tuple[Ranker, dict[str, float]]:
     fitted = time.perf_counter()
     ranker = Ranker(catalog, model, settings.pool_size, settings.diversity, settings.seed_noise)
     done = time.perf_counter()
-    timings = {"catalog_load_s": loaded - start, "model_fit_s": fitted - loaded,
-               "pools_s": done - fitted, "total_s": done - start}
+    timings = {
+        "catalog_load_s": loaded - start,
+        "model_fit_s": fitted - loaded,
+        "pools_s": done - fitted,
+        "total_s": done - start,
+    }
     CATALOG_TRACKS.set(len(catalog))
     STARTUP_SECONDS.set(timings["total_s"])
     log.info("recommender ready: %d tracks (%d rows skipped), %s", len(catalog), catalog.skipped, timings)

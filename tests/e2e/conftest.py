@@ -23,8 +23,13 @@ CHROMIUM = "/usr/bin/chromium"
 # Generous: the services load models, and the machine may be busy with training.
 START_TIMEOUT_S = 300.0
 BASE_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 VIEWPORT = {"width": 1280, "height": 800}
 
@@ -48,9 +53,25 @@ def fake_webcam(face_png: Path) -> Path:
     _need("ffmpeg")
     out = face_png.with_suffix(".y4m")
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-loop", "1", "-i", str(face_png), "-t", "2", "-r", "10",
-         "-vf", "scale=640:480:force_original_aspect_ratio=decrease,pad=640:480:(ow-iw)/2:(oh-ih)/2",
-         "-pix_fmt", "yuv420p", str(out)],
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-loop",
+            "1",
+            "-i",
+            str(face_png),
+            "-t",
+            "2",
+            "-r",
+            "10",
+            "-vf",
+            "scale=640:480:force_original_aspect_ratio=decrease,pad=640:480:(ow-iw)/2:(oh-ih)/2",
+            "-pix_fmt",
+            "yuv420p",
+            str(out),
+        ],
         check=True,
     )
     return out
@@ -62,8 +83,10 @@ def music_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     data = os.environ.get("MOODTUNES_DATA")
     if os.environ.get("MOODTUNES_README_SCREENSHOT") and data:
         music = Path(data) / "music"
-        return {"RECOMMENDER_CATALOG_PATH": str(music / "catalog.parquet"),
-                "RECOMMENDER_LABELLED_PATH": str(music / "mood_labelled.parquet")}
+        return {
+            "RECOMMENDER_CATALOG_PATH": str(music / "catalog.parquet"),
+            "RECOMMENDER_LABELLED_PATH": str(music / "mood_labelled.parquet"),
+        }
     catalog, labelled = write_music_data(tmp_path_factory.mktemp("music"))
     return {"RECOMMENDER_CATALOG_PATH": str(catalog), "RECOMMENDER_LABELLED_PATH": str(labelled)}
 
@@ -87,8 +110,13 @@ def redis_prefix() -> Iterator[str]:
 
 
 def gateway_env(emotion: str, recommender: str, redis_prefix: str, **extra: str) -> dict[str, str]:
-    return {"GATEWAY_EMOTION_URL": emotion, "GATEWAY_RECOMMENDER_URL": recommender,
-            "REDIS_URL": REDIS_TEST_URL, "GATEWAY_REDIS_PREFIX": redis_prefix, **extra}
+    return {
+        "GATEWAY_EMOTION_URL": emotion,
+        "GATEWAY_RECOMMENDER_URL": recommender,
+        "REDIS_URL": REDIS_TEST_URL,
+        "GATEWAY_REDIS_PREFIX": redis_prefix,
+        **extra,
+    }
 
 
 @pytest.fixture(scope="session")
@@ -108,8 +136,11 @@ class Browsers:
         _need(CHROMIUM)
         flags = list(BASE_FLAGS)
         if camera == "fake":
-            flags += ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                      f"--use-file-for-fake-video-capture={self.webcam}"]
+            flags += [
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-video-capture={self.webcam}",
+            ]
         else:
             flags += ["--use-fake-device-for-media-stream", "--deny-permission-prompts"]
         return self.playwright.chromium.launch(executable_path=CHROMIUM, args=flags)

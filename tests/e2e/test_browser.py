@@ -74,8 +74,7 @@ def test_camera_face_box_emotion_and_tracks(page: Page, gateway_url: str, redis_
     # The Spotify player is created only on request, for one track at a time.
     assert page.locator("#tracks iframe").count() == 0
     first.get_by_role("button", name="Show player").click()
-    expect(first.locator("iframe")).to_have_attribute(
-        "src", f"https://open.spotify.com/embed/track/{ids[0]}")
+    expect(first.locator("iframe")).to_have_attribute("src", f"https://open.spotify.com/embed/track/{ids[0]}")
     assert page.locator("#tracks iframe").count() == 1
 
     # The gateway cached the recommendation in the real Redis.
@@ -122,7 +121,8 @@ def test_recommender_down_is_reported_and_emotions_go_on(
         # Its own recommender, to stop mid-test; the in-process cache, with entries gone after a second,
         # so the cache does not hide the outage.
         recommender = recommender_running.enter_context(
-            service("services.recommender.app:app", env=music_env, timeout=START_TIMEOUT_S))
+            service("services.recommender.app:app", env=music_env, timeout=START_TIMEOUT_S)
+        )
         env = gateway_env(emotion_url, recommender, redis_prefix, REDIS_URL="", GATEWAY_CACHE_TTL_S="1")
         with service("services.gateway.app:app", env=env, timeout=START_TIMEOUT_S) as gateway:
             page.goto(gateway)
@@ -175,7 +175,8 @@ def test_permission_denied_then_photo_upload(
     try:
         page.goto(gateway_url)
         expect(page.locator("#alerts [data-problem='camera']")).to_contain_text(
-            "permission was denied", timeout=TIMEOUT_MS)
+            "permission was denied", timeout=TIMEOUT_MS
+        )
         page.locator("#photo-input").set_input_files(str(face_png))
         wait_for_face(page)
         expect(page.locator("#stage")).to_have_attribute("data-source", "photo")
@@ -211,8 +212,15 @@ def test_phone_screen_and_keyboard(camera_browser: Browser, gateway_url: str, ou
             if focused[0] != "BODY":  # past the last control, focus leaves the page
                 reached.append(focused[1:])
         names = [name for name, _ in reached]
-        for control in ("Stop camera", "Analyse a photo…", "Camera (auto)", "sad", "Lift my mood",
-                        "Open in Spotify", "Show player"):
+        for control in (
+            "Stop camera",
+            "Analyse a photo…",
+            "Camera (auto)",
+            "sad",
+            "Lift my mood",
+            "Open in Spotify",
+            "Show player",
+        ):
             assert control in names, f"{control} is not reachable with the keyboard"
         assert names.index("Stop camera") < names.index("sad") < names.index("Open in Spotify")
         assert all(outline != "none" for _, outline in reached), reached

@@ -13,10 +13,13 @@ from tests.procs import free_port, service
 def test_redis_on_a_closed_port_still_answers(emotion_url: str, recommender_url: str) -> None:
     env = gateway_env(emotion_url, recommender_url, "unused:", REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
     with service("services.gateway.app:app", env=env, timeout=START_TIMEOUT_S) as gateway:
-        answers = [httpx.get(f"{gateway}/recommend", params={"emotion": "sad", "limit": 3}, timeout=10)
-                   for _ in range(2)]
-        analyzed = httpx.post(f"{gateway}/analyze", content=astronaut_jpeg(), timeout=30,
-                              headers={"Content-Type": "image/jpeg"})
+        answers = [
+            httpx.get(f"{gateway}/recommend", params={"emotion": "sad", "limit": 3}, timeout=10)
+            for _ in range(2)
+        ]
+        analyzed = httpx.post(
+            f"{gateway}/analyze", content=astronaut_jpeg(), timeout=30, headers={"Content-Type": "image/jpeg"}
+        )
         status = httpx.get(f"{gateway}/api/status", timeout=10).json()
         metrics = httpx.get(f"{gateway}/metrics").text
     assert [a.status_code for a in answers] == [200, 200]

@@ -50,7 +50,7 @@ def three_heads(astronaut: np.ndarray) -> tuple[np.ndarray, list[int]]:
     for x0, height in ((20, 200), (300, 360), (660, 260)):
         width = round(head.shape[1] * height / head.shape[0])
         scaled = cv2.resize(head, (width, height), interpolation=cv2.INTER_AREA)
-        canvas[20:20 + height, x0:x0 + width] = scaled
+        canvas[20 : 20 + height, x0 : x0 + width] = scaled
         placed.append((height, x0))
     return canvas, [x0 for _, x0 in sorted(placed, reverse=True)]
 

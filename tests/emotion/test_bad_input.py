@@ -19,12 +19,19 @@ from tests.emotion.conftest import encode
 
 def png_header_only(width: int, height: int) -> bytes:
     """A tiny PNG that claims width x height pixels: a decompression-bomb stand-in."""
+
     def chunk(kind: bytes, payload: bytes) -> bytes:
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(
-            ">I", zlib.crc32(kind + payload))
+        return (
+            struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+        )
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + \
-        chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def assert_error(response, status: int, *words: str) -> None:
@@ -62,14 +69,14 @@ def test_malformed_multipart(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize("ctype", [None, "text/plain", "application/octet-stream", "image/gif"])
-def test_raw_body_needs_an_image_content_type(client: TestClient, face_jpeg: bytes,
-                                              ctype: str | None) -> None:
+def test_raw_body_needs_an_image_content_type(
+    client: TestClient, face_jpeg: bytes, ctype: str | None
+) -> None:
     assert_error(raw(client, face_jpeg, ctype), 415, "content-type")
 
 
 @pytest.mark.parametrize("fmt", ["GIF", "BMP", "TIFF"])
-def test_other_image_formats_are_unsupported(client: TestClient, frame_640x480: np.ndarray,
-                                             fmt: str) -> None:
+def test_other_image_formats_are_unsupported(client: TestClient, frame_640x480: np.ndarray, fmt: str) -> None:
     body = encode(frame_640x480, fmt)
     assert_error(raw(client, body, "image/jpeg"), 415, fmt.lower())
     r = client.post("/predict", files={"image": ("a.jpg", body, "image/jpeg")})
@@ -135,8 +142,12 @@ def test_rejections_are_counted(client: TestClient) -> None:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(body=st.binary(max_size=2048), ctype=st.sampled_from(
-    ["image/jpeg", "image/png", "image/webp", "text/plain", "multipart/form-data; boundary=b", ""]))
+@given(
+    body=st.binary(max_size=2048),
+    ctype=st.sampled_from(
+        ["image/jpeg", "image/png", "image/webp", "text/plain", "multipart/form-data; boundary=b", ""]
+    ),
+)
 def test_random_bytes_never_crash(client: TestClient, body: bytes, ctype: str) -> None:
     r = raw(client, body, ctype or None)
     assert r.status_code in {413, 415, 422}, r.text

@@ -18,14 +18,17 @@ from services.emotion.classifier import EmotionClassifier, ModelError, card_path
 from services.emotion.settings import EmotionSettings
 
 
-def tiny_model(path: Path, classes: str | None, size: tuple[int, int] = (40, 40),
-               outputs: int = len(EMOTIONS)) -> Path:
+def tiny_model(
+    path: Path, classes: str | None, size: tuple[int, int] = (40, 40), outputs: int = len(EMOTIONS)
+) -> Path:
     """A linear 'CNN': [N,1,H,W] -> [N,outputs], with the classes metadata the service checks."""
     h, w = size
     weights = np.random.default_rng(0).normal(size=(h * w, outputs)).astype(np.float32) / (h * w)
     graph = helper.make_graph(
-        [helper.make_node("Flatten", ["image"], ["flat"]),
-         helper.make_node("MatMul", ["flat", "w"], ["logits"])],
+        [
+            helper.make_node("Flatten", ["image"], ["flat"]),
+            helper.make_node("MatMul", ["flat", "w"], ["logits"]),
+        ],
         "tiny",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 1, h, w])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", outputs])],
@@ -89,15 +92,18 @@ def test_batch_equals_one_by_one() -> None:
     clf = EmotionClassifier(settings.model_path, settings.card_file)
     crops = np.random.default_rng(2).uniform(0, 255, (5, 48, 48)).astype(np.float32)
     batched = clf.logits(crops)
-    single = np.concatenate([clf.logits(crops[i:i + 1]) for i in range(5)])
+    single = np.concatenate([clf.logits(crops[i : i + 1]) for i in range(5)])
     np.testing.assert_allclose(batched, single, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize(("classes", "words"), [
-    (None, "classes"),
-    ("happy,angry,disgust,fear,sad,surprise,neutral", "do not match"),
-    ("angry,disgust,fear,happy,sad,surprise", "do not match"),
-])
+@pytest.mark.parametrize(
+    ("classes", "words"),
+    [
+        (None, "classes"),
+        ("happy,angry,disgust,fear,sad,surprise,neutral", "do not match"),
+        ("angry,disgust,fear,happy,sad,surprise", "do not match"),
+    ],
+)
 def test_wrong_classes_refuse_to_start(tmp_path: Path, classes: str | None, words: str) -> None:
     path = tiny_model(tmp_path / "m.onnx", classes)
     with pytest.raises(ModelError, match=words):

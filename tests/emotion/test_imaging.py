@@ -52,7 +52,8 @@ def test_grey_decode_is_the_luma_of_the_colour_decode(frame_640x480: np.ndarray,
 
 
 def test_grey_detector_finds_what_the_colour_graph_finds_in_the_grey_picture(
-        frame_640x480: np.ndarray) -> None:
+    frame_640x480: np.ndarray,
+) -> None:
     # The grey graph folds the first convolution's three input channels into one.
     grey = cv2.cvtColor(frame_640x480, cv2.COLOR_RGB2GRAY)
     mono, colour = CenterFaceDetector(max_side=320), CenterFaceDetector(max_side=320, grey=False)

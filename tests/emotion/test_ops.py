@@ -51,8 +51,7 @@ def test_metrics_count_faces_and_emotions(client: TestClient, three_heads, face_
     for emotion in set(emotions):
         assert delta("emotion_predictions_total", emotion=emotion) == emotions.count(emotion)
     assert delta("emotion_stage_duration_seconds_count", stage="detect") == 2
-    assert delta("http_requests_total", service="emotion", method="POST", route="/predict",
-                 status="200") == 2
+    assert delta("http_requests_total", service="emotion", method="POST", route="/predict", status="200") == 2
     assert delta("http_request_duration_seconds_count", service="emotion", route="/predict") == 2
     # Sequential requests run alone; whether on several cores depends on what else this machine runs.
     assert 0 <= delta("emotion_solo_runs_total") <= 2

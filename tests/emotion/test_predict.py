@@ -44,12 +44,16 @@ def test_multipart_matches_raw_body(client: TestClient, face_jpeg: bytes) -> Non
     assert multi.json()["faces"] == raw["faces"]
 
 
-@pytest.mark.parametrize(("fmt", "ctype", "kwargs"), [
-    ("PNG", "image/png", {}),
-    ("WEBP", "image/webp", {"quality": 90}),
-])
-def test_png_and_webp(client: TestClient, frame_640x480: np.ndarray, fmt: str, ctype: str,
-                      kwargs: dict) -> None:
+@pytest.mark.parametrize(
+    ("fmt", "ctype", "kwargs"),
+    [
+        ("PNG", "image/png", {}),
+        ("WEBP", "image/webp", {"quality": 90}),
+    ],
+)
+def test_png_and_webp(
+    client: TestClient, frame_640x480: np.ndarray, fmt: str, ctype: str, kwargs: dict
+) -> None:
     r = post_raw(client, encode(frame_640x480, fmt, **kwargs), ctype)
     assert r.status_code == 200, r.text
     assert len(r.json()["faces"]) == 1
@@ -98,8 +102,9 @@ def test_one_pixel_image_has_no_face(client: TestClient) -> None:
     assert r.json()["faces"] == [] and r.json()["width"] == 1
 
 
-def test_detect_false_classifies_the_whole_image(client: TestClient, astronaut: np.ndarray,
-                                                 face_jpeg: bytes) -> None:
+def test_detect_false_classifies_the_whole_image(
+    client: TestClient, astronaut: np.ndarray, face_jpeg: bytes
+) -> None:
     from tests.emotion.conftest import HEAD
 
     head = astronaut[HEAD]
@@ -109,8 +114,7 @@ def test_detect_false_classifies_the_whole_image(client: TestClient, astronaut: 
     assert len(faces) == 1
     assert faces[0]["box"] == {"x": 0, "y": 0, "w": head.shape[1], "h": head.shape[0]}
     # A whole frame is one "face" too when detection is off, even with no face in it.
-    blank = post_raw(client, encode(np.full((48, 48, 3), 90, np.uint8), "PNG"), "image/png",
-                     "?detect=false")
+    blank = post_raw(client, encode(np.full((48, 48, 3), 90, np.uint8), "PNG"), "image/png", "?detect=false")
     assert len(blank.json()["faces"]) == 1
     assert post_raw(client, face_jpeg, query="?detect=nonsense").status_code == 422
 
@@ -128,8 +132,9 @@ def test_exif_orientation_is_applied(client: TestClient, frame_640x480: np.ndarr
     assert len(r.json()["faces"]) == 1
 
 
-def test_large_multipart_upload_never_touches_disk(client: TestClient, monkeypatch: pytest.MonkeyPatch,
-                                                   tmp_path) -> None:
+def test_large_multipart_upload_never_touches_disk(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
     """Starlette's form parser would spool a >1 MB file to a temp file; ours keeps it in memory.
     With the temp dir pointing nowhere, any spill to disk would fail the request."""
     import tempfile
@@ -148,9 +153,8 @@ def test_photos_are_searched_finer_than_video_frames(astronaut: np.ndarray) -> N
     photo detector input, missed when the photo is searched at the video frames' input size."""
     head = astronaut[HEAD]
     canvas = np.full((1200, 1600, 3), 120, np.uint8)
-    small = cv2.resize(head, (round(head.shape[1] * 150 / head.shape[0]), 150),
-                       interpolation=cv2.INTER_AREA)
-    canvas[500:650, 700:700 + small.shape[1]] = small
+    small = cv2.resize(head, (round(head.shape[1] * 150 / head.shape[0]), 150), interpolation=cv2.INTER_AREA)
+    canvas[500:650, 700 : 700 + small.shape[1]] = small
     photo = encode(canvas, quality=90)
     as_photo = EmotionPipeline(EmotionSettings()).predict(photo)
     assert len(as_photo.faces) == 1

@@ -37,6 +37,7 @@ def test_real_process_predicts(url: str, face_jpeg: bytes) -> None:
 def test_concurrent_requests_in_a_real_process(url: str, face_jpeg: bytes) -> None:
     """Eight frames at once: the thread pool runs them in parallel, and every answer is complete."""
     with httpx.Client(base_url=url, timeout=120) as client:
+
         def post(_: int) -> httpx.Response:
             return client.post("/predict", content=face_jpeg, headers={"Content-Type": "image/jpeg"})
 
@@ -49,7 +50,11 @@ def test_concurrent_requests_in_a_real_process(url: str, face_jpeg: bytes) -> No
 def test_bad_model_path_stops_startup_with_a_clear_error(tmp_path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "uvicorn", "services.emotion.app:app", "--port", str(free_port())],
-        cwd=REPO, env={"PATH": "/usr/bin:/bin", "EMOTION_MODEL_PATH": str(tmp_path / "none.onnx")},
-        capture_output=True, text=True, timeout=STARTUP_S)
+        cwd=REPO,
+        env={"PATH": "/usr/bin:/bin", "EMOTION_MODEL_PATH": str(tmp_path / "none.onnx")},
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_S,
+    )
     assert proc.returncode != 0
     assert "emotion model not found" in proc.stderr

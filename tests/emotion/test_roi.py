@@ -79,25 +79,27 @@ def test_no_face_anywhere(client: TestClient) -> None:
     assert r.json()["faces"] == [] and r.json()["region"] is None
 
 
-@pytest.mark.parametrize(("boxes", "words"), [
-    ("not json", ("boxes", "json")),
-    ("\xff\xfe", ("boxes",)),
-    ('{"x": 1, "y": 2, "w": 3, "h": 4}', ("boxes", "array")),
-    ("[[1, 2, 30, 40]]", ("boxes[0]",)),  # faces[].box objects only
-    ('[{"x": 1, "y": 2, "w": 30, "h": "4"}]', ("boxes[0].h", "integer")),
-    ('[{"x": 1.5, "y": 2, "w": 30, "h": 40}]', ("boxes[0].x", "integer")),
-    ('[{"x": 1, "y": 2, "w": true, "h": 40}]', ("boxes[0].w", "integer")),
-    ('[{"x": 1, "y": 2, "w": 30}]', ("boxes[0].h", "required")),
-    (boxes_json((1, 2, 0, 40)), ("boxes[0]", "width")),
-    (boxes_json((1, 2, 30, -4)), ("boxes[0]", "height")),
-    ("[null]", ("boxes[0]",)),
-    (boxes_json(*[(1, 2, 30, 40)] * 21), ("at most 20",)),
-    (boxes_json((5000, 5000, 30, 40)), ("outside",)),
-    (boxes_json((-100, 10, 50, 50)), ("outside",)),
-    ("[" + " " * 5000 + "]", ("too long",)),
-])
-def test_bad_boxes_are_422(client: TestClient, face_jpeg: bytes, boxes: str,
-                           words: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    ("boxes", "words"),
+    [
+        ("not json", ("boxes", "json")),
+        ("\xff\xfe", ("boxes",)),
+        ('{"x": 1, "y": 2, "w": 3, "h": 4}', ("boxes", "array")),
+        ("[[1, 2, 30, 40]]", ("boxes[0]",)),  # faces[].box objects only
+        ('[{"x": 1, "y": 2, "w": 30, "h": "4"}]', ("boxes[0].h", "integer")),
+        ('[{"x": 1.5, "y": 2, "w": 30, "h": 40}]', ("boxes[0].x", "integer")),
+        ('[{"x": 1, "y": 2, "w": true, "h": 40}]', ("boxes[0].w", "integer")),
+        ('[{"x": 1, "y": 2, "w": 30}]', ("boxes[0].h", "required")),
+        (boxes_json((1, 2, 0, 40)), ("boxes[0]", "width")),
+        (boxes_json((1, 2, 30, -4)), ("boxes[0]", "height")),
+        ("[null]", ("boxes[0]",)),
+        (boxes_json(*[(1, 2, 30, 40)] * 21), ("at most 20",)),
+        (boxes_json((5000, 5000, 30, 40)), ("outside",)),
+        (boxes_json((-100, 10, 50, 50)), ("outside",)),
+        ("[" + " " * 5000 + "]", ("too long",)),
+    ],
+)
+def test_bad_boxes_are_422(client: TestClient, face_jpeg: bytes, boxes: str, words: tuple[str, ...]) -> None:
     assert_error(post(client, face_jpeg, boxes), 422, *words)
 
 

@@ -58,8 +58,9 @@ def test_solo_session_has_more_threads_and_does_not_spin() -> None:
     assert solo.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     crops = np.random.default_rng(0).uniform(0, 255, (2, 1, 48, 48)).astype(np.float32)
     name = model.shared.get_inputs()[0].name
-    np.testing.assert_allclose(model.run(None, {name: crops}, alone=True)[0],
-                               model.run(None, {name: crops})[0], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        model.run(None, {name: crops}, alone=True)[0], model.run(None, {name: crops})[0], rtol=1e-4, atol=1e-4
+    )
 
 
 def test_no_second_session_without_more_threads() -> None:
@@ -68,7 +69,8 @@ def test_no_second_session_without_more_threads() -> None:
 
 
 def test_pipeline_uses_the_solo_session_only_for_a_lone_request(
-        face_jpeg: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    face_jpeg: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(runtime, "free_cores", lambda cores: 64)  # whatever else CI runs
     pipeline = EmotionPipeline(EmotionSettings(solo_threads=2))
     seen: list[bool] = []

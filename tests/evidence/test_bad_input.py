@@ -27,12 +27,17 @@ TOO_LONG = 100_000  # past uvicorn's request-line limit: refused before any appl
 
 def png_claiming(width: int, height: int) -> bytes:
     """A valid PNG header for a huge image, with a few bytes of pixel data (a decompression bomb's shape)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB, no interlace
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(
-        b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def one_pixel_png() -> bytes:
@@ -64,8 +69,11 @@ IMAGE_CASES = [
     Case("bytes that are not an image", request=upload(b"this is not an image\n" * 50)),
     Case("text declared as JPEG", request=raw(b"GIF89a? no, plain text", "image/jpeg")),
     Case("truncated JPEG", request=upload(JPEG[: len(JPEG) // 2])),
-    Case("PNG header claiming 30000x30000 pixels",
-         request=upload(png_claiming(30000, 30000), mime="image/png"), status=413),
+    Case(
+        "PNG header claiming 30000x30000 pixels",
+        request=upload(png_claiming(30000, 30000), mime="image/png"),
+        status=413,
+    ),
     Case("wrong Content-Type", request=raw(JPEG, "text/plain"), status=415),
     Case("missing Content-Type", request=raw(JPEG, None), status=415),
     Case("oversized multipart upload", request=upload(b"\xff" * (MAX_UPLOAD + 1)), status=413),
@@ -93,21 +101,38 @@ RECOMMEND_CASES = [
     Case("seed beyond 64 bits", query=f"emotion=happy&seed={2**70}", status=(200, 422)),
 ]
 WRONG_METHOD = [
-    ("emotion", "GET", "/predict"), ("gateway", "GET", "/predict"), ("gateway", "GET", "/analyze"),
-    ("recommender", "POST", "/recommend"), ("gateway", "POST", "/recommend"),
+    ("emotion", "GET", "/predict"),
+    ("gateway", "GET", "/predict"),
+    ("gateway", "GET", "/analyze"),
+    ("recommender", "POST", "/recommend"),
+    ("gateway", "POST", "/recommend"),
 ]
 ALL_ENDPOINTS = [
-    *(("emotion", m, p) for m, p in (("POST", "/predict"), ("GET", "/healthz"), ("GET", "/readyz"),
-                                     ("GET", "/metrics"))),
+    *(
+        ("emotion", m, p)
+        for m, p in (("POST", "/predict"), ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"))
+    ),
     *(("recommender", m, p) for m, p in (("GET", "/recommend"), ("GET", "/healthz"), ("GET", "/metrics"))),
-    *(("gateway", m, p) for m, p in (("POST", "/predict"), ("POST", "/analyze"), ("GET", "/recommend"),
-                                     ("GET", "/api/status"), ("GET", "/api/emotions"), ("GET", "/healthz"),
-                                     ("GET", "/"))),
+    *(
+        ("gateway", m, p)
+        for m, p in (
+            ("POST", "/predict"),
+            ("POST", "/analyze"),
+            ("GET", "/recommend"),
+            ("GET", "/api/status"),
+            ("GET", "/api/emotions"),
+            ("GET", "/healthz"),
+            ("GET", "/"),
+        )
+    ),
 ]
 
 TABLE = [
-    *((svc, "POST", path, case) for svc, path in (("emotion", "/predict"), ("gateway", "/predict"),
-                                                  ("gateway", "/analyze")) for case in IMAGE_CASES),
+    *(
+        (svc, "POST", path, case)
+        for svc, path in (("emotion", "/predict"), ("gateway", "/predict"), ("gateway", "/analyze"))
+        for case in IMAGE_CASES
+    ),
     *(("gateway", "POST", "/analyze", case) for case in ANALYZE_CASES),
     *((svc, "GET", "/recommend", case) for svc in ("recommender", "gateway") for case in RECOMMEND_CASES),
     # The gateway serves the frontend from "/", so a wrong method on an API path may fall through to it (404).
@@ -120,8 +145,9 @@ def assert_still_healthy(url: str) -> None:
     assert httpx.get(f"{url}/readyz", timeout=5).status_code == 200
 
 
-@pytest.mark.parametrize(("service", "method", "path", "case"), TABLE,
-                         ids=[f"{s} {m} {p}: {c.name}" for s, m, p, c in TABLE])
+@pytest.mark.parametrize(
+    ("service", "method", "path", "case"), TABLE, ids=[f"{s} {m} {p}: {c.name}" for s, m, p, c in TABLE]
+)
 def test_bad_input_gets_a_clear_4xx(stack: Stack, service: str, method: str, path: str, case: Case) -> None:
     base = getattr(stack, service)
     url = f"{base}{path}" + (f"?{case.query}" if case.query else "")
@@ -146,18 +172,24 @@ def test_a_one_pixel_image_is_a_picture_without_faces(stack: Stack, service: str
     assert_still_healthy(base)
 
 
-@pytest.mark.parametrize(("service", "method", "path"), ALL_ENDPOINTS,
-                         ids=[f"{s} {m} {p}" for s, m, p in ALL_ENDPOINTS])
-def test_a_100_kb_query_is_refused_by_the_http_layer(stack: Stack, service: str, method: str,
-                                                     path: str) -> None:
+@pytest.mark.parametrize(
+    ("service", "method", "path"), ALL_ENDPOINTS, ids=[f"{s} {m} {p}" for s, m, p in ALL_ENDPOINTS]
+)
+def test_a_100_kb_query_is_refused_by_the_http_layer(
+    stack: Stack, service: str, method: str, path: str
+) -> None:
     """Uvicorn refuses a request line this long with its own plain-text 400 before the application runs;
     the point here is that it is a 4xx and that the service carries on (httpx refuses such URLs, so
     http.client sends it)."""
     base = urllib.parse.urlsplit(getattr(stack, service))
     conn = http.client.HTTPConnection(base.hostname, base.port, timeout=30)
     try:
-        conn.request(method, f"{path}?q={'a' * TOO_LONG}", body=JPEG if method == "POST" else None,
-                     headers={"Content-Type": "image/jpeg"})
+        conn.request(
+            method,
+            f"{path}?q={'a' * TOO_LONG}",
+            body=JPEG if method == "POST" else None,
+            headers={"Content-Type": "image/jpeg"},
+        )
         status = conn.getresponse().status
     finally:
         conn.close()

@@ -19,10 +19,15 @@ def tiny_cnn_onnx(path: Path) -> Path:
     w = np.random.default_rng(0).normal(size=(48 * 48, 7)).astype(np.float32)
     weights = numpy_helper.from_array(w, "w")
     graph = helper.make_graph(
-        [helper.make_node("Flatten", ["image"], ["flat"]),
-         helper.make_node("MatMul", ["flat", "w"], ["logits"])],
-        "tiny", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 1, 48, 48])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 7])], [weights])
+        [
+            helper.make_node("Flatten", ["image"], ["flat"]),
+            helper.make_node("MatMul", ["flat", "w"], ["logits"]),
+        ],
+        "tiny",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 1, 48, 48])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 7])],
+        [weights],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     return path
 
@@ -38,8 +43,11 @@ def test_baseline_row_compares_the_original_pipeline_with_ours(tmp_path: Path) -
 
 def test_baseline_row_reads_the_cards_accuracy(tmp_path: Path) -> None:
     model = tiny_cnn_onnx(tmp_path / "original.onnx")
-    card = {"architecture": {"parameters": 3_538_887}, "size_bytes": 14_200_000,
-            "metrics": {"test_single": 0.7}}
+    card = {
+        "architecture": {"parameters": 3_538_887},
+        "size_bytes": 14_200_000,
+        "metrics": {"test_single": 0.7},
+    }
     (tmp_path / "original.card.json").write_text(json.dumps(card))
     row = baseline(frame_jpeg(), model, n=1)
     assert row["original_card"] == {"parameters": 3_538_887, "size_mb": 14.2, "test_single": 0.7}

@@ -74,8 +74,10 @@ def frozen(pid: int) -> Iterator[None]:
 
 @contextlib.contextmanager
 def redis_server(port: int) -> Iterator[None]:
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
     try:
         client = redis.Redis(port=port)
         deadline = time.monotonic() + 10
@@ -109,8 +111,11 @@ class Traffic:
                 start = time.perf_counter()
                 try:
                     if i % 2:
-                        resp = http.post("/analyze", params={"recommend": "always", "seed": i % 5},
-                                         files={"image": ("f.jpg", JPEG, "image/jpeg")})
+                        resp = http.post(
+                            "/analyze",
+                            params={"recommend": "always", "seed": i % 5},
+                            files={"image": ("f.jpg", JPEG, "image/jpeg")},
+                        )
                     else:
                         resp = http.get("/recommend", params={"emotion": "happy", "seed": i % 7})
                     outcome: int | str = resp.status_code
@@ -146,8 +151,10 @@ def test_gateway_degrades_and_recovers_as_dependencies_fail(tmp_path: Path) -> N
     ports = {"emotion": free_port(), "recommender": free_port(), "gateway": free_port(), "redis": free_port()}
     url = {n: f"http://127.0.0.1:{p}" for n, p in ports.items()}
     rec_env = recommender_env(tmp_path)
-    gw_env = {**gateway_env(url["emotion"], url["recommender"], f"redis://127.0.0.1:{ports['redis']}/0"),
-              **GATEWAY_ENV}
+    gw_env = {
+        **gateway_env(url["emotion"], url["recommender"], f"redis://127.0.0.1:{ports['redis']}/0"),
+        **GATEWAY_ENV,
+    }
     app = {name: app for name, (app, _) in SERVICES.items()}
     emotion = Restartable(lambda: service(app["emotion"], port=ports["emotion"]))
     recommender = Restartable(lambda: service(app["recommender"], port=ports["recommender"], env=rec_env))
@@ -158,8 +165,11 @@ def test_gateway_degrades_and_recovers_as_dependencies_fail(tmp_path: Path) -> N
     http = httpx.Client(base_url=url["gateway"], timeout=30)
 
     def analyze(**params: object) -> httpx.Response:
-        return http.post("/analyze", params={"recommend": "always", **params},
-                         files={"image": ("f.jpg", JPEG, "image/jpeg")})
+        return http.post(
+            "/analyze",
+            params={"recommend": "always", **params},
+            files={"image": ("f.jpg", JPEG, "image/jpeg")},
+        )
 
     def recommend(seed: int) -> httpx.Response:
         return http.get("/recommend", params={"emotion": "sad", "seed": seed})

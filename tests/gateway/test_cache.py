@@ -22,10 +22,17 @@ def key(**changes: object) -> str:
     return cache_key("p:", **{**BASE, **changes})  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("change", [
-    {"emotion": "sad"}, {"limit": 6}, {"strategy": "lift"}, {"exclude": ["a" * 22]}, {"seed": 0},
-    {"seed": 1},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"emotion": "sad"},
+        {"limit": 6},
+        {"strategy": "lift"},
+        {"exclude": ["a" * 22]},
+        {"seed": 0},
+        {"seed": 1},
+    ],
+)
 def test_every_parameter_is_in_the_key(change: dict[str, object]) -> None:
     assert key(**change) != key()
 
@@ -42,11 +49,19 @@ def test_seed_none_and_zero_differ_and_prefix_applies() -> None:
 
 
 def test_hits_and_misses_are_counted_and_stored_in_redis(
-    make_gateway: GatewayFactory, emotion_url: str, recommender_url: str, redis_prefix: str,
+    make_gateway: GatewayFactory,
+    emotion_url: str,
+    recommender_url: str,
+    redis_prefix: str,
     redis_client: redis.Redis,
 ) -> None:
-    with make_gateway(emotion_url=emotion_url, recommender_url=recommender_url, redis_url=REDIS_TEST_URL,
-                      redis_prefix=redis_prefix, cache_ttl_s=120) as client:
+    with make_gateway(
+        emotion_url=emotion_url,
+        recommender_url=recommender_url,
+        redis_url=REDIS_TEST_URL,
+        redis_prefix=redis_prefix,
+        cache_ttl_s=120,
+    ) as client:
         hits0 = metric(client, "gateway_recommend_cache_total", backend="redis", result="hit")
         misses0 = metric(client, "gateway_recommend_cache_total", backend="redis", result="miss")
         params = {"emotion": "sad", "limit": 4, "strategy": "lift", "seed": 7}
@@ -64,27 +79,43 @@ def test_hits_and_misses_are_counted_and_stored_in_redis(
     stored = cache_key(redis_prefix, "sad", 4, "lift", [], 7)
     assert json.loads(redis_client.get(stored)) == first.json()
     assert 0 < redis_client.ttl(stored) <= 120
-    assert set(redis_client.scan_iter(f"{redis_prefix}*")) == {stored, cache_key(redis_prefix, "sad", 4,
-                                                                                   "lift", [], 8)}
+    assert set(redis_client.scan_iter(f"{redis_prefix}*")) == {
+        stored,
+        cache_key(redis_prefix, "sad", 4, "lift", [], 8),
+    }
 
 
 def test_a_hit_does_not_reach_the_recommender(
-    make_gateway: GatewayFactory, recommender_url: str, redis_prefix: str, redis_client: redis.Redis,
+    make_gateway: GatewayFactory,
+    recommender_url: str,
+    redis_prefix: str,
+    redis_client: redis.Redis,
 ) -> None:
     """A value planted in Redis under the key is what the gateway answers: proof it reads the cache."""
     planted = {"emotion": "fear", "strategy": "match", "tracks": []}
     redis_client.set(cache_key(redis_prefix, "fear", 3, "match", [], None), json.dumps(planted))
-    with make_gateway(emotion_url=closed_url(), recommender_url=recommender_url, redis_url=REDIS_TEST_URL,
-                      redis_prefix=redis_prefix) as client:
+    with make_gateway(
+        emotion_url=closed_url(),
+        recommender_url=recommender_url,
+        redis_url=REDIS_TEST_URL,
+        redis_prefix=redis_prefix,
+    ) as client:
         answer = client.get("/recommend", params={"emotion": "fear", "limit": 3})
     assert answer.json() == planted
 
 
 def test_errors_are_not_cached(
-    make_gateway: GatewayFactory, recommender_url: str, redis_prefix: str, redis_client: redis.Redis,
+    make_gateway: GatewayFactory,
+    recommender_url: str,
+    redis_prefix: str,
+    redis_client: redis.Redis,
 ) -> None:
-    with make_gateway(emotion_url=closed_url(), recommender_url=recommender_url, redis_url=REDIS_TEST_URL,
-                      redis_prefix=redis_prefix) as client:
+    with make_gateway(
+        emotion_url=closed_url(),
+        recommender_url=recommender_url,
+        redis_url=REDIS_TEST_URL,
+        redis_prefix=redis_prefix,
+    ) as client:
         assert client.get("/recommend", params={"emotion": "happy", "limit": 0}).status_code == 422
     assert list(redis_client.scan_iter(f"{redis_prefix}*")) == []
 
@@ -103,14 +134,23 @@ def test_in_process_cache_without_redis(make_gateway: GatewayFactory, recommende
 
 @pytest.mark.parametrize("dead", ["closed", "hanging"])
 def test_redis_down_serves_uncached_and_warns_once(
-    make_gateway: GatewayFactory, recommender_url: str, caplog: pytest.LogCaptureFixture, dead: str,
+    make_gateway: GatewayFactory,
+    recommender_url: str,
+    caplog: pytest.LogCaptureFixture,
+    dead: str,
 ) -> None:
     with hanging_url() as hanging:
         url = (closed_url() if dead == "closed" else hanging).replace("http://", "redis://")
-        with caplog.at_level(logging.WARNING, logger="moodtunes.gateway.cache"), make_gateway(
-            emotion_url=closed_url(), recommender_url=recommender_url, redis_url=url,
-            redis_timeout_s=0.2, redis_backoff_s=60,
-        ) as client:
+        with (
+            caplog.at_level(logging.WARNING, logger="moodtunes.gateway.cache"),
+            make_gateway(
+                emotion_url=closed_url(),
+                recommender_url=recommender_url,
+                redis_url=url,
+                redis_timeout_s=0.2,
+                redis_backoff_s=60,
+            ) as client,
+        ):
             down0 = metric(client, "gateway_recommend_cache_total", backend="redis", result="unavailable")
             started = time.monotonic()
             answers = [client.get("/recommend", params={"emotion": "happy", "limit": 3}) for _ in range(3)]

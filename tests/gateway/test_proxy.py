@@ -27,8 +27,9 @@ def jpeg(client: TestClient, body: bytes, path: str = "/predict", **params: str)
     return client.post(path, content=body, params=params, headers={"Content-Type": "image/jpeg"})
 
 
-def test_predict_is_the_emotion_services_answer(gateway: TestClient, emotion_url: str,
-                                                face_jpeg: bytes) -> None:
+def test_predict_is_the_emotion_services_answer(
+    gateway: TestClient, emotion_url: str, face_jpeg: bytes
+) -> None:
     direct = httpx.post(f"{emotion_url}/predict", files={"image": ("a.jpg", face_jpeg, "image/jpeg")}).json()
     multipart = gateway.post("/predict", files={"image": ("a.jpg", face_jpeg, "image/jpeg")})
     raw = jpeg(gateway, face_jpeg)
@@ -50,14 +51,16 @@ def test_recommend_proxies(gateway: TestClient) -> None:
     body = RecommendResponse.model_validate(answer.json())
     assert (body.emotion.value, body.strategy.value, len(body.tracks)) == ("sad", "lift", 3)
     excluded = ",".join(t.id for t in body.tracks)
-    again = gateway.get("/recommend", params={"emotion": "sad", "limit": 3, "strategy": "lift",
-                                               "exclude": excluded}).json()
+    again = gateway.get(
+        "/recommend", params={"emotion": "sad", "limit": 3, "strategy": "lift", "exclude": excluded}
+    ).json()
     assert not {t["id"] for t in again["tracks"]} & {t.id for t in body.tracks}
 
 
 def test_analyze_without_session_recommends_for_the_face(gateway: TestClient, face_jpeg: bytes) -> None:
-    answer = gateway.post("/analyze", files={"image": ("a.jpg", face_jpeg, "image/jpeg")},
-                          params={"limit": 4})
+    answer = gateway.post(
+        "/analyze", files={"image": ("a.jpg", face_jpeg, "image/jpeg")}, params={"limit": 4}
+    )
     assert answer.status_code == 200
     body = AnalyzeResponse.model_validate(answer.json())
     assert body.faces and body.emotion == body.faces[0].emotion == body.stable_emotion
@@ -77,12 +80,22 @@ def test_analyze_auto_fetches_tracks_only_when_something_changed(
     forced = frame(session="tab-1", strategy="lift", recommend="always")
     off = frame(session="tab-1", strategy="lift", recommend="never")
     other_tab = jpeg(gateway, face_jpeg, "/analyze", limit="3").json()  # no session: always fetched
-    by_header = gateway.post("/analyze", content=face_jpeg, params={"limit": 3},
-                             headers={"Content-Type": "image/jpeg", "X-Session-ID": "tab-1"}).json()
+    by_header = gateway.post(
+        "/analyze",
+        content=face_jpeg,
+        params={"limit": 3},
+        headers={"Content-Type": "image/jpeg", "X-Session-ID": "tab-1"},
+    ).json()
     fetched = metric(gateway, "gateway_analyze_recommend_total", outcome="fetched") - fetched0
 
     assert [f["tracks_updated"] for f in (first, second, lift, forced, off, other_tab)] == [
-        True, False, True, True, False, True]
+        True,
+        False,
+        True,
+        True,
+        False,
+        True,
+    ]
     assert len(first["tracks"]) == 3 and second["tracks"] == [] and off["tracks"] == []
     assert all(f["faces"] and f["stable_emotion"] == first["emotion"] for f in (second, lift, off))
     # The header names the same session: back to match, so the parameters changed again.
@@ -98,11 +111,14 @@ def test_analyze_no_face(gateway: TestClient) -> None:
     assert body["tracks"] == [] and body["tracks_updated"] is False and body["recommender_error"] is None
 
 
-@pytest.mark.parametrize(("path", "body", "content_type", "status"), [
-    ("/predict", b"just text", "text/plain", 415),
-    ("/predict", b"\xff\xd8\xff\xe0 not really a jpeg", "image/jpeg", 422),
-    ("/analyze", b"just text", "text/plain", 415),
-])
+@pytest.mark.parametrize(
+    ("path", "body", "content_type", "status"),
+    [
+        ("/predict", b"just text", "text/plain", 415),
+        ("/predict", b"\xff\xd8\xff\xe0 not really a jpeg", "image/jpeg", 422),
+        ("/analyze", b"just text", "text/plain", 415),
+    ],
+)
 def test_emotion_service_errors_pass_through(
     gateway: TestClient, emotion_url: str, path: str, body: bytes, content_type: str, status: int
 ) -> None:
@@ -112,9 +128,14 @@ def test_emotion_service_errors_pass_through(
     assert via.json() == direct.json()
 
 
-@pytest.mark.parametrize("params", [
-    {"emotion": "happy", "limit": 0}, {"emotion": "happy", "limit": 51}, {"emotion": "happy", "exclude": "x"},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"emotion": "happy", "limit": 0},
+        {"emotion": "happy", "limit": 51},
+        {"emotion": "happy", "exclude": "x"},
+    ],
+)
 def test_recommender_errors_pass_through(gateway: TestClient, recommender_url: str, params: dict) -> None:
     direct = httpx.get(f"{recommender_url}/recommend", params=params)
     via = gateway.get("/recommend", params=params)
@@ -122,8 +143,9 @@ def test_recommender_errors_pass_through(gateway: TestClient, recommender_url: s
     assert via.json() == direct.json()
 
 
-def test_analyze_passes_recommender_422_through(gateway: TestClient, recommender_url: str,
-                                                face_jpeg: bytes) -> None:
+def test_analyze_passes_recommender_422_through(
+    gateway: TestClient, recommender_url: str, face_jpeg: bytes
+) -> None:
     direct = httpx.get(f"{recommender_url}/recommend", params={"emotion": "happy", "limit": 0})
     via = jpeg(gateway, face_jpeg, "/analyze", limit="0")
     assert via.status_code == 422 and via.json() == direct.json()
@@ -140,18 +162,26 @@ def test_upload_limit_refuses_before_forwarding(
 ) -> None:
     def emotion_predicts() -> float:
         text = httpx.get(f"{emotion_url}/metrics").text
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith("http_requests_total{") and 'route="/predict"' in line)
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("http_requests_total{") and 'route="/predict"' in line
+        )
 
     before = emotion_predicts()
-    with make_gateway(emotion_url=emotion_url, recommender_url=closed_url(),
-                      max_upload_bytes=len(face_jpeg) - 1) as client:
+    with make_gateway(
+        emotion_url=emotion_url, recommender_url=closed_url(), max_upload_bytes=len(face_jpeg) - 1
+    ) as client:
         declared = jpeg(client, face_jpeg)
         # A streamed body has no Content-Length: the gateway counts while reading.
-        streamed = client.post("/analyze", content=iter([face_jpeg[:1000], face_jpeg[1000:]]),
-                               headers={"Content-Type": "image/jpeg"})
-        multipart = client.post("/predict", files={"image": ("a.jpg", face_jpeg + b"\0" * 20_000,
-                                                              "image/jpeg")})
+        streamed = client.post(
+            "/analyze",
+            content=iter([face_jpeg[:1000], face_jpeg[1000:]]),
+            headers={"Content-Type": "image/jpeg"},
+        )
+        multipart = client.post(
+            "/predict", files={"image": ("a.jpg", face_jpeg + b"\0" * 20_000, "image/jpeg")}
+        )
     for answer in (declared, streamed, multipart):
         assert answer.status_code == 413
         assert answer.json()["detail"] == f"upload too large: the limit is {len(face_jpeg) - 1} bytes"
@@ -176,10 +206,16 @@ def test_backends_down_give_503_quickly(make_gateway: GatewayFactory, face_jpeg:
 
 
 def test_hanging_backend_times_out_as_503(make_gateway: GatewayFactory, face_jpeg: bytes) -> None:
-    with hanging_url() as hanging, make_gateway(
-        emotion_url=hanging, recommender_url=hanging, predict_timeout_s=0.5, recommend_timeout_s=0.5,
-        recommend_retries=0,
-    ) as client:
+    with (
+        hanging_url() as hanging,
+        make_gateway(
+            emotion_url=hanging,
+            recommender_url=hanging,
+            predict_timeout_s=0.5,
+            recommend_timeout_s=0.5,
+            recommend_retries=0,
+        ) as client,
+    ):
         predict = jpeg(client, face_jpeg)
         recommend = client.get("/recommend", params={"emotion": "happy"})
     assert predict.status_code == recommend.status_code == 503
@@ -210,10 +246,16 @@ def test_analyze_backs_off_a_hanging_recommender(
     make_gateway: GatewayFactory, emotion_url: str, face_jpeg: bytes
 ) -> None:
     """One frame waits for the recommender's timeout; the next frames skip it and still report why."""
-    with hanging_url() as hanging, make_gateway(
-        emotion_url=emotion_url, recommender_url=hanging, recommend_timeout_s=0.5, recommend_retries=0,
-        recommender_backoff_s=60,
-    ) as client:
+    with (
+        hanging_url() as hanging,
+        make_gateway(
+            emotion_url=emotion_url,
+            recommender_url=hanging,
+            recommend_timeout_s=0.5,
+            recommend_retries=0,
+            recommender_backoff_s=60,
+        ) as client,
+    ):
         failed0 = metric(client, "gateway_analyze_recommend_total", outcome="failed")
         backoff0 = metric(client, "gateway_analyze_recommend_total", outcome="backoff")
         frames = [jpeg(client, face_jpeg, "/analyze", session="s").json() for _ in range(3)]
@@ -244,8 +286,11 @@ def test_request_id_reaches_the_backends(gateway: TestClient, face_jpeg: bytes) 
     gw = gateway.app.state.gateway
     for backend in (gw.emotion, gw.recommender):
         backend.client.event_hooks["response"].append(record)
-    answer = gateway.post("/analyze", content=face_jpeg, params={"recommend": "always"},
-                          headers={"Content-Type": "image/jpeg", "X-Request-ID": "rid-analyze-1"})
+    answer = gateway.post(
+        "/analyze",
+        content=face_jpeg,
+        params={"recommend": "always"},
+        headers={"Content-Type": "image/jpeg", "X-Request-ID": "rid-analyze-1"},
+    )
     assert answer.headers["x-request-id"] == "rid-analyze-1"
     assert seen == [("/predict", "rid-analyze-1"), ("/recommend", "rid-analyze-1")]
-

@@ -41,19 +41,26 @@ def test_votes_must_fit_the_window() -> None:
 def test_cors_is_closed_by_default(make_gateway: GatewayFactory) -> None:
     with make_gateway(emotion_url=closed_url(), recommender_url=closed_url()) as client:
         simple = client.get("/api/emotions", headers={"Origin": "http://evil.example"})
-        preflight = client.options("/analyze", headers={
-            "Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})
+        preflight = client.options(
+            "/analyze", headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}
+        )
     assert simple.status_code == 200
     assert "access-control-allow-origin" not in simple.headers
     assert "access-control-allow-origin" not in preflight.headers
 
 
 def test_cors_allows_only_configured_origins(make_gateway: GatewayFactory) -> None:
-    with make_gateway(emotion_url=closed_url(), recommender_url=closed_url(),
-                      cors_origins=["http://app.example"]) as client:
-        allowed = client.options("/analyze", headers={
-            "Origin": "http://app.example", "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "x-session-id"})
+    with make_gateway(
+        emotion_url=closed_url(), recommender_url=closed_url(), cors_origins=["http://app.example"]
+    ) as client:
+        allowed = client.options(
+            "/analyze",
+            headers={
+                "Origin": "http://app.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "x-session-id",
+            },
+        )
         other = client.get("/api/emotions", headers={"Origin": "http://evil.example"})
     assert allowed.status_code == 200
     assert allowed.headers["access-control-allow-origin"] == "http://app.example"

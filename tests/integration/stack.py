@@ -30,13 +30,18 @@ def recommender_env(music_dir: Path) -> dict[str, str]:
 def gateway_env(emotion: str, recommender: str, redis_url: str) -> dict[str, str]:
     # A loaded 2-core CI machine can stall the gateway past its default 0.2 s Redis timeout; these tests
     # are about what is cached, so they give Redis more time.
-    return {"GATEWAY_EMOTION_URL": emotion, "GATEWAY_RECOMMENDER_URL": recommender, "REDIS_URL": redis_url,
-            "GATEWAY_REDIS_TIMEOUT_S": "2"}
+    return {
+        "GATEWAY_EMOTION_URL": emotion,
+        "GATEWAY_RECOMMENDER_URL": recommender,
+        "REDIS_URL": redis_url,
+        "GATEWAY_REDIS_TIMEOUT_S": "2",
+    }
 
 
 @contextlib.contextmanager
-def running_stack(music_dir: Path, redis_url: str, gateway_extra: dict[str, str] | None = None
-                  ) -> Iterator[Stack]:
+def running_stack(
+    music_dir: Path, redis_url: str, gateway_extra: dict[str, str] | None = None
+) -> Iterator[Stack]:
     """REDIS_URL="" gives the gateway its in-process cache."""
     with contextlib.ExitStack() as stack:
         emotion = stack.enter_context(service(SERVICES["emotion"][0]))

@@ -38,15 +38,22 @@ def cache_count(gateway: str, result: str) -> float:
     text = httpx.get(f"{gateway}/metrics", timeout=5).text
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if (sample.name == "gateway_recommend_cache_total" and sample.labels.get("backend") == "redis"
-                    and sample.labels.get("result") == result):
+            if (
+                sample.name == "gateway_recommend_cache_total"
+                and sample.labels.get("backend") == "redis"
+                and sample.labels.get("result") == result
+            ):
                 return sample.value
     return 0.0
 
 
 def test_a_face_photo_becomes_an_emotion_and_spotify_tracks(stack: Stack) -> None:
-    resp = httpx.post(f"{stack.gateway}/analyze", params={"limit": 8},
-                      files={"image": ("astronaut.jpg", astronaut_jpeg(), "image/jpeg")}, timeout=30)
+    resp = httpx.post(
+        f"{stack.gateway}/analyze",
+        params={"limit": 8},
+        files={"image": ("astronaut.jpg", astronaut_jpeg(), "image/jpeg")},
+        timeout=30,
+    )
     assert resp.status_code == 200, resp.text
     body = AnalyzeResponse.model_validate(resp.json())
     assert len(body.faces) == 1
@@ -62,8 +69,9 @@ def test_a_face_photo_becomes_an_emotion_and_spotify_tracks(stack: Stack) -> Non
     assert len({t.id for t in body.tracks}) == 8
 
 
-def test_a_repeated_recommendation_is_served_from_redis(stack: Stack,
-                                                        redis_client: tuple[str, redis.Redis]) -> None:
+def test_a_repeated_recommendation_is_served_from_redis(
+    stack: Stack, redis_client: tuple[str, redis.Redis]
+) -> None:
     _, client = redis_client
     params = {"emotion": "sad", "limit": 6, "strategy": "lift", "seed": 11}
     keys_before = set(client.keys("*"))

@@ -12,8 +12,13 @@ from services.recommender.catalog import FEATURES
 
 ALPHABET = np.array(list(string.ascii_letters + string.digits))
 # Mood centres on (valence, energy); the other features are noise around class-specific means.
-CENTRES = {"happy": (0.8, 0.7), "sad": (0.2, 0.25), "calm": (0.5, 0.35), "energetic": (0.6, 0.9),
-           "angry": (0.2, 0.9)}
+CENTRES = {
+    "happy": (0.8, 0.7),
+    "sad": (0.2, 0.25),
+    "calm": (0.5, 0.35),
+    "energetic": (0.6, 0.9),
+    "angry": (0.2, 0.9),
+}
 
 
 def track_ids(rng: np.random.Generator, n: int) -> list[str]:

@@ -41,25 +41,34 @@ def test_happy_is_brighter_than_sad(client: TestClient) -> None:
 
 def test_exclude_and_seed(client: TestClient) -> None:
     first = [t["id"] for t in client.get("/recommend?emotion=happy").json()["tracks"]]
-    again = [t["id"] for t in client.get("/recommend", params={
-        "emotion": "happy", "exclude": ",".join(first[:5])}).json()["tracks"]]
+    again = [
+        t["id"]
+        for t in client.get("/recommend", params={"emotion": "happy", "exclude": ",".join(first[:5])}).json()[
+            "tracks"
+        ]
+    ]
     assert not set(first[:5]) & set(again) and len(again) == 10
-    seeded = [[t["id"] for t in client.get(f"/recommend?emotion=happy&seed={s}").json()["tracks"]]
-              for s in (1, 1, 2)]
+    seeded = [
+        [t["id"] for t in client.get(f"/recommend?emotion=happy&seed={s}").json()["tracks"]]
+        for s in (1, 1, 2)
+    ]
     assert seeded[0] == seeded[1] and seeded[0] != seeded[2]
 
 
-@pytest.mark.parametrize(("query", "needle"), [
-    ("emotion=joy", "'angry', 'disgust', 'fear', 'happy', 'sad', 'surprise' or 'neutral'"),
-    ("", "emotion"),
-    ("emotion=happy&limit=0", "limit"),
-    ("emotion=happy&limit=51", "limit"),
-    ("emotion=happy&limit=abc", "limit"),
-    ("emotion=happy&limit=2.5", "limit"),
-    ("emotion=happy&strategy=louder", "strategy"),
-    ("emotion=happy&seed=x", "seed"),
-    ("emotion=happy&exclude=not-an-id", "exclude"),
-])
+@pytest.mark.parametrize(
+    ("query", "needle"),
+    [
+        ("emotion=joy", "'angry', 'disgust', 'fear', 'happy', 'sad', 'surprise' or 'neutral'"),
+        ("", "emotion"),
+        ("emotion=happy&limit=0", "limit"),
+        ("emotion=happy&limit=51", "limit"),
+        ("emotion=happy&limit=abc", "limit"),
+        ("emotion=happy&limit=2.5", "limit"),
+        ("emotion=happy&strategy=louder", "strategy"),
+        ("emotion=happy&seed=x", "seed"),
+        ("emotion=happy&exclude=not-an-id", "exclude"),
+    ],
+)
 def test_bad_parameters_are_clear_422s(client: TestClient, query: str, needle: str) -> None:
     r = client.get(f"/recommend?{query}")
     assert r.status_code == 422

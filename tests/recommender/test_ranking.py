@@ -82,11 +82,31 @@ def test_seed_is_reproducible_and_varies(ranker: Ranker) -> None:
 
 
 def test_reason_describes_features() -> None:
-    text = reason({"valence": 0.82, "energy": 0.77, "danceability": 0.5, "acousticness": 0.1,
-                   "instrumentalness": 0.0, "tempo": 124.2}, "happy", 0.9)
+    text = reason(
+        {
+            "valence": 0.82,
+            "energy": 0.77,
+            "danceability": 0.5,
+            "acousticness": 0.1,
+            "instrumentalness": 0.0,
+            "tempo": 124.2,
+        },
+        "happy",
+        0.9,
+    )
     assert text == "happy mood (90%), bright (valence 0.82), energetic (energy 0.77), 124 BPM"
-    calm = reason({"valence": 0.5, "energy": 0.2, "danceability": 0.3, "acousticness": 0.9,
-                   "instrumentalness": 0.8, "tempo": 70}, "calm", 0.6)
+    calm = reason(
+        {
+            "valence": 0.5,
+            "energy": 0.2,
+            "danceability": 0.3,
+            "acousticness": 0.9,
+            "instrumentalness": 0.8,
+            "tempo": 70,
+        },
+        "calm",
+        0.6,
+    )
     assert "gentle (energy 0.20)" in calm and "acoustic" in calm and "instrumental" in calm
 
 
@@ -112,6 +132,7 @@ def test_exclusions_beyond_the_shortlist_still_fill_the_list(ranker: Ranker) -> 
 
 def test_seeded_lists_stay_near_the_target(ranker: Ranker) -> None:
     """A seed varies the list, but its tracks fit about as well as the unseeded list's."""
+
     def mean_fit(seed: int | None) -> float:
         return float(np.mean([s for _, s in ranker.rank(Emotion.sad, Strategy.match, 10, seed=seed)]))
 

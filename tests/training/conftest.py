@@ -21,8 +21,14 @@ def synthetic_fer(tmp_path_factory: pytest.TempPathFactory) -> Path:
     votes = np.zeros((n, 10), np.int64)
     votes[:, 0] = 10  # FER+ says "neutral" for every row
     path = tmp_path_factory.mktemp("fer") / "fer2013.npz"
-    np.savez(path, images=images, labels=labels.astype(np.int64), split=split,
-             class_names=np.array(EMOTIONS), ferplus_votes=votes)
+    np.savez(
+        path,
+        images=images,
+        labels=labels.astype(np.int64),
+        split=split,
+        class_names=np.array(EMOTIONS),
+        ferplus_votes=votes,
+    )
     return path
 
 

@@ -17,11 +17,13 @@ SPLIT_TO_USAGE = {v: k for k, v in fer.USAGE_TO_SPLIT.items()}
 
 def test_csv_and_folders_match_npz(synthetic_fer: Path, tmp_path: Path) -> None:
     ref = fer.load(synthetic_fer)
-    df = pd.DataFrame({
-        "emotion": ref.labels,
-        "pixels": [" ".join(map(str, img.ravel())) for img in ref.images],
-        "Usage": [SPLIT_TO_USAGE[s] for s in ref.split],
-    })
+    df = pd.DataFrame(
+        {
+            "emotion": ref.labels,
+            "pixels": [" ".join(map(str, img.ravel())) for img in ref.images],
+            "Usage": [SPLIT_TO_USAGE[s] for s in ref.split],
+        }
+    )
     csv = tmp_path / "fer2013.csv"
     df.to_csv(csv, index=False)
     from_csv = fer.load(csv)

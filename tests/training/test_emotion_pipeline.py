@@ -75,22 +75,26 @@ def test_smoke_train_export_evaluate(synthetic_fer: Path, tmp_path: Path) -> Non
 
 
 def test_ferplus_majority_drops_unusable_rows() -> None:
-    votes = np.array([
-        [8, 1, 0, 0, 0, 0, 0, 0, 0, 1],  # neutral
-        [0, 9, 0, 0, 0, 0, 0, 0, 0, 1],  # happiness
-        [0, 0, 0, 0, 0, 0, 0, 7, 0, 3],  # contempt: no FER2013 class
-        [1, 0, 0, 0, 0, 0, 0, 0, 0, 9],  # not a face
-    ])
+    votes = np.array(
+        [
+            [8, 1, 0, 0, 0, 0, 0, 0, 0, 1],  # neutral
+            [0, 9, 0, 0, 0, 0, 0, 0, 0, 1],  # happiness
+            [0, 0, 0, 0, 0, 0, 0, 7, 0, 3],  # contempt: no FER2013 class
+            [1, 0, 0, 0, 0, 0, 0, 0, 0, 9],  # not a face
+        ]
+    )
     labels, keep = evaluate.ferplus_majority(votes)
     assert keep.tolist() == [True, True, False, False]
     assert [EMOTIONS[i] for i in labels[:2]] == ["neutral", "happy"]
 
 
 def test_ferplus_targets_blend_the_label_with_the_crowd() -> None:
-    votes = np.array([
-        [0, 6, 4, 0, 0, 0, 0, 0, 0, 0],  # 60% happiness, 40% surprise
-        [0, 0, 0, 0, 0, 0, 0, 0, 0, 10],  # not a face: the label alone
-    ])
+    votes = np.array(
+        [
+            [0, 6, 4, 0, 0, 0, 0, 0, 0, 0],  # 60% happiness, 40% surprise
+            [0, 0, 0, 0, 0, 0, 0, 0, 0, 10],  # not a face: the label alone
+        ]
+    )
     data = fer.FerData(np.zeros((2, 48, 48), np.uint8), np.array([3, 0]), np.array(["train"] * 2), votes)
     t = train.targets(data, replace(train.CONFIGS["vgg7"], ferplus_weight=0.5))
     happy, surprise, angry = (EMOTIONS.index(e) for e in ("happy", "surprise", "angry"))
@@ -110,19 +114,28 @@ def test_budget_sets_the_epoch_count_and_resume_keeps_it(synthetic_fer: Path, tm
     assert ck["config"]["epochs"] == 1 and ck["config"]["ferplus_weight"] == 0.3
     assert "CPU" in state["hardware"] or "CUDA" in state["hardware"]
     assert export.train_command(ck["config"]) == (
-        f"python -m training.emotion.train with {ck['config']}")  # no named config matches
+        f"python -m training.emotion.train with {ck['config']}"
+    )  # no named config matches
     assert export.train_command({**ck["config"], **asdict(train.CONFIGS["vgg7"]), "epochs": 3}) == (
-        "python -m training.emotion.train --config vgg7 --epochs 3")
+        "python -m training.emotion.train --config vgg7 --epochs 3"
+    )
 
 
 def test_card_lists_the_stages_a_fine_tuned_run_started_from(tmp_path: Path) -> None:
     first = tmp_path / "vgg7-ferplus"
     first.mkdir()
     cfg = asdict(train.CONFIGS["vgg7-ferplus"])
-    (first / "history.json").write_text(json.dumps(
-        {"config": cfg, "epoch": 107, "seconds": 240.0, "hardware": "GPU", "init": None}))
+    (first / "history.json").write_text(
+        json.dumps({"config": cfg, "epoch": 107, "seconds": 240.0, "hardware": "GPU", "init": None})
+    )
     second = {"init": str(first / "best.pt")}
-    assert export.earlier_stages(second) == [{
-        "run": str(first), "command": "python -m training.emotion.train --config vgg7-ferplus", "epochs": 107,
-        "hardware": "GPU", "training_minutes": 4.0}]
+    assert export.earlier_stages(second) == [
+        {
+            "run": str(first),
+            "command": "python -m training.emotion.train --config vgg7-ferplus",
+            "epochs": 107,
+            "hardware": "GPU",
+            "training_minutes": 4.0,
+        }
+    ]
     assert export.earlier_stages({"init": str(tmp_path / "gone" / "best.pt")})[0]["history"] == "not found"

@@ -15,32 +15,65 @@ from training.music import importer
 
 def kaggle(n: int, rng: np.random.Generator) -> pd.DataFrame:
     df = features(rng, n)
-    return pd.DataFrame({
-        "Unnamed: 0": range(n), "track_id": track_ids(rng, n), "artists": ["Ann;Bob"] * n,
-        "album_name": "LP", "track_name": [f"k{i}" for i in range(n)], "popularity": 50,
-        "duration_ms": 200_000, "explicit": False, **df, "key": 5, "mode": 1, "time_signature": 4,
-        "track_genre": "pop",
-    })
+    return pd.DataFrame(
+        {
+            "Unnamed: 0": range(n),
+            "track_id": track_ids(rng, n),
+            "artists": ["Ann;Bob"] * n,
+            "album_name": "LP",
+            "track_name": [f"k{i}" for i in range(n)],
+            "popularity": 50,
+            "duration_ms": 200_000,
+            "explicit": False,
+            **df,
+            "key": 5,
+            "mode": 1,
+            "time_signature": 4,
+            "track_genre": "pop",
+        }
+    )
 
 
 def tidytuesday(n: int, rng: np.random.Generator) -> pd.DataFrame:
     df = features(rng, n)
-    return pd.DataFrame({
-        "track_id": track_ids(rng, n), "track_name": [f"t{i}" for i in range(n)], "track_artist": "Cat",
-        "track_popularity": 70, "track_album_id": track_ids(rng, n), "track_album_name": "Album",
-        "track_album_release_date": "2019-06-14", "playlist_name": "Pop Hits", "playlist_id": "p",
-        "playlist_genre": "pop", "playlist_subgenre": "dance pop", **df, "key": 2, "mode": 0,
-        "duration_ms": 180_000,
-    })
+    return pd.DataFrame(
+        {
+            "track_id": track_ids(rng, n),
+            "track_name": [f"t{i}" for i in range(n)],
+            "track_artist": "Cat",
+            "track_popularity": 70,
+            "track_album_id": track_ids(rng, n),
+            "track_album_name": "Album",
+            "track_album_release_date": "2019-06-14",
+            "playlist_name": "Pop Hits",
+            "playlist_id": "p",
+            "playlist_genre": "pop",
+            "playlist_subgenre": "dance pop",
+            **df,
+            "key": 2,
+            "mode": 0,
+            "duration_ms": 180_000,
+        }
+    )
 
 
 def moods(n: int, rng: np.random.Generator) -> pd.DataFrame:
     df = features(rng, n)
-    return pd.DataFrame({
-        "name": [f"m{i}" for i in range(n)], "album": "A", "artist": "Dee", "id": track_ids(rng, n),
-        "release_date": "2001-01-01", "popularity": 30, "length": 210_000, **df, "key": 1,
-        "time_signature": 4, "mood": rng.choice(["Happy", "Sad", "Calm", "Energetic"], n),
-    })
+    return pd.DataFrame(
+        {
+            "name": [f"m{i}" for i in range(n)],
+            "album": "A",
+            "artist": "Dee",
+            "id": track_ids(rng, n),
+            "release_date": "2001-01-01",
+            "popularity": 30,
+            "length": 210_000,
+            **df,
+            "key": 1,
+            "time_signature": 4,
+            "mood": rng.choice(["Happy", "Sad", "Calm", "Energetic"], n),
+        }
+    )
 
 
 def test_every_format_imports_merges_and_dedupes(tmp_path: Path) -> None:
@@ -51,8 +84,10 @@ def test_every_format_imports_merges_and_dedupes(tmp_path: Path) -> None:
     t.to_csv(tmp_path / "spotify_songs.csv", index=False)
     m.to_csv(tmp_path / "data_moods.csv", index=False)
     out = tmp_path / "out" / "catalog.parquet"
-    code = importer.main([str(tmp_path / n) for n in ("dataset.csv", "spotify_songs.csv", "data_moods.csv")]
-                         + ["--out", str(out)])
+    code = importer.main(
+        [str(tmp_path / n) for n in ("dataset.csv", "spotify_songs.csv", "data_moods.csv")]
+        + ["--out", str(out)]
+    )
     assert code == 0
     df = pd.read_parquet(out)
     assert len(df) == 5 + 4 + 3 - 1 and df["track_id"].is_unique
@@ -83,13 +118,16 @@ def test_missing_column_is_named(tmp_path: Path) -> None:
         importer.import_files([tmp_path / "k.csv"], fmt="kaggle")
 
 
-@pytest.mark.parametrize(("make", "column", "value", "shown"), [
-    (kaggle, "energy", 1.7, "'energy', row 3: 1.7 is outside [0, 1]"),
-    (kaggle, "tempo", "fast", "'tempo', row 3: 'fast' is not a number"),
-    (tidytuesday, "track_popularity", 140, "'track_popularity', row 3: 140 is outside [0, 100]"),
-    (moods, "length", -5, "'length', row 3: -5 is outside [0, 1e+08]"),
-    (moods, "id", "short", "'id', row 3: 'short' is not a 22-character Spotify id"),
-])
+@pytest.mark.parametrize(
+    ("make", "column", "value", "shown"),
+    [
+        (kaggle, "energy", 1.7, "'energy', row 3: 1.7 is outside [0, 1]"),
+        (kaggle, "tempo", "fast", "'tempo', row 3: 'fast' is not a number"),
+        (tidytuesday, "track_popularity", 140, "'track_popularity', row 3: 140 is outside [0, 100]"),
+        (moods, "length", -5, "'length', row 3: -5 is outside [0, 1e+08]"),
+        (moods, "id", "short", "'id', row 3: 'short' is not a 22-character Spotify id"),
+    ],
+)
 def test_bad_value_names_column_and_row(tmp_path: Path, make, column: str, value: object, shown: str) -> None:
     df = make(4, np.random.default_rng(3))
     df[column] = df[column].astype(object)
@@ -104,8 +142,12 @@ def test_bad_value_names_column_and_row(tmp_path: Path, make, column: str, value
 def test_imports_our_real_parquet_files(data_dir: Path, tmp_path: Path) -> None:
     music = data_dir / "music"
     out = tmp_path / "merged.parquet"
-    assert importer.main([str(music / "catalog.parquet"), str(music / "mood_labelled.parquet"),
-                          "--out", str(out)]) == 0
+    assert (
+        importer.main(
+            [str(music / "catalog.parquet"), str(music / "mood_labelled.parquet"), "--out", str(out)]
+        )
+        == 0
+    )
     df = pd.read_parquet(out)
     assert len(df) > 70_000 and df["track_id"].is_unique
     assert df["label"].notna().sum() > 1000

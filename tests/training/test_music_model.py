@@ -41,12 +41,36 @@ def test_evaluate_writes_the_reports(labelled_path: Path, tmp_path: Path) -> Non
     catalog = tmp_path / "catalog.parquet"
     synthetic.catalog(n=800, artists=200).to_parquet(catalog)
     out = tmp_path / "reports"
-    code = evaluate.main(["--labelled", str(labelled_path), "--catalog", str(catalog), "--out", str(out),
-                          "--config", str(tmp_path / "absent.json"), "--repeats", "1", "--seeds", "2",
-                          "--splits", "1", "--k", "5,15", "--curve-k", "5,15"])
+    code = evaluate.main(
+        [
+            "--labelled",
+            str(labelled_path),
+            "--catalog",
+            str(catalog),
+            "--out",
+            str(out),
+            "--config",
+            str(tmp_path / "absent.json"),
+            "--repeats",
+            "1",
+            "--seeds",
+            "2",
+            "--splits",
+            "1",
+            "--k",
+            "5,15",
+            "--curve-k",
+            "5,15",
+        ]
+    )
     assert code == 0
-    for name in ("report.md", "metrics.json", "knn_accuracy_vs_k.png", "confusion_data_moods.png",
-                 "confusion_combined.png"):
+    for name in (
+        "report.md",
+        "metrics.json",
+        "knn_accuracy_vs_k.png",
+        "confusion_data_moods.png",
+        "confusion_combined.png",
+    ):
         assert (out / name).stat().st_size > 0, name
     metrics = json.loads((out / "metrics.json").read_text())
     model = metrics["model"]

@@ -66,8 +66,11 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", 0))
         form = parse_qs(self.rfile.read(length).decode())
-        if self.path != "/api/token" or form.get("grant_type") != ["client_credentials"] or \
-                not self.headers.get("Authorization", "").startswith("Basic "):
+        if (
+            self.path != "/api/token"
+            or form.get("grant_type") != ["client_credentials"]
+            or not self.headers.get("Authorization", "").startswith("Basic ")
+        ):
             self._send(400, {"error": "invalid_client"})
             return
         self._send(200, {"access_token": "fake-token", "token_type": "Bearer", "expires_in": 3600})
@@ -83,8 +86,9 @@ class Handler(BaseHTTPRequestHandler):
             self._send(401, {"error": {"status": 401, "message": "No token provided"}})
         elif url.path in srv.throttle:
             srv.throttle.discard(url.path)
-            self._send(429, {"error": {"status": 429, "message": "API rate limit exceeded"}},
-                       {"Retry-After": "1"})
+            self._send(
+                429, {"error": {"status": 429, "message": "API rate limit exceeded"}}, {"Retry-After": "1"}
+            )
         elif url.path in srv.broken:
             self._send(500, {"error": {"status": 500, "message": "Server error"}})
         elif url.path == "/v1/search":
@@ -99,21 +103,35 @@ class Handler(BaseHTTPRequestHandler):
     def _search(self, query: dict[str, str]) -> None:
         assert query["type"] == "playlist"
         word = query["q"]
-        items = [{"id": p, "name": name, "type": "playlist"} for p, (w, name) in PLAYLISTS.items()
-                 if w == word]
+        items = [
+            {"id": p, "name": name, "type": "playlist"} for p, (w, name) in PLAYLISTS.items() if w == word
+        ]
         self._send(200, {"playlists": {"items": [None, *items], "next": None, "total": len(items) + 1}})
 
     def _playlist(self, playlist: str, query: dict[str, str]) -> None:
         offset, limit = int(query.get("offset", 0)), int(query.get("limit", 100))
         ids = TRACKS[playlist]
-        items = [{"track": {"id": t, "type": "track", "name": f"Song {t[:4]}", "popularity": 50,
-                            "duration_ms": 200_000, "artists": [{"name": f"Artist {t[0]}"}],
-                            "album": {"name": "Album", "release_date": "2020-01-01"}}}
-                 for t in ids[offset:offset + limit]]
+        items = [
+            {
+                "track": {
+                    "id": t,
+                    "type": "track",
+                    "name": f"Song {t[:4]}",
+                    "popularity": 50,
+                    "duration_ms": 200_000,
+                    "artists": [{"name": f"Artist {t[0]}"}],
+                    "album": {"name": "Album", "release_date": "2020-01-01"},
+                }
+            }
+            for t in ids[offset : offset + limit]
+        ]
         if offset == 0:
             items += [{"track": None}, {"track": {"id": None, "is_local": True, "name": "local.mp3"}}]
-        nxt = (f"{self.server.base}/v1/playlists/{playlist}/items?offset={offset + limit}&limit={limit}"
-               if offset + limit < len(ids) else None)
+        nxt = (
+            f"{self.server.base}/v1/playlists/{playlist}/items?offset={offset + limit}&limit={limit}"
+            if offset + limit < len(ids)
+            else None
+        )
         self._send(200, {"items": items, "next": nxt, "offset": offset, "limit": limit, "total": len(ids)})
 
     def _features(self, ids: list[str]) -> None:
@@ -121,9 +139,19 @@ class Handler(BaseHTTPRequestHandler):
             self._send(403, {"error": {"status": 403, "message": "Forbidden"}})
             return
         rng = np.random.default_rng(0)
-        answer = [None if i == 0 else {"id": t, **{f: float(rng.uniform(0, 1)) for f in FEATURES},
-                                        "tempo": 120.0, "loudness": -7.0, "key": 5, "mode": 1}
-                  for i, t in enumerate(ids)]
+        answer = [
+            None
+            if i == 0
+            else {
+                "id": t,
+                **{f: float(rng.uniform(0, 1)) for f in FEATURES},
+                "tempo": 120.0,
+                "loudness": -7.0,
+                "key": 5,
+                "mode": 1,
+            }
+            for i, t in enumerate(ids)
+        ]
         self._send(200, {"audio_features": answer})
 
 
@@ -144,15 +172,33 @@ def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run(fake: FakeSpotify, tmp_path: Path, *extra: str) -> int:
-    return scraper.main(["--out", str(tmp_path / "scraped.parquet"), "--words", ",".join(WORDS),
-                         "--api-url", f"{fake.base}/v1/", "--token-url", f"{fake.base}/api/token",
-                         "--catalog", str(tmp_path / "none.parquet"), "--backoff", "0", "--no-progress",
-                         *extra])
+    return scraper.main(
+        [
+            "--out",
+            str(tmp_path / "scraped.parquet"),
+            "--words",
+            ",".join(WORDS),
+            "--api-url",
+            f"{fake.base}/v1/",
+            "--token-url",
+            f"{fake.base}/api/token",
+            "--catalog",
+            str(tmp_path / "none.parquet"),
+            "--backoff",
+            "0",
+            "--no-progress",
+            *extra,
+        ]
+    )
 
 
 def matching_tracks(word: str) -> set[str]:
-    return {t for p, ids in TRACKS.items() if PLAYLISTS[p] == (word, PLAYLISTS[p][1]) and
-            PLAYLISTS[p][1] != "Unrelated" for t in ids}
+    return {
+        t
+        for p, ids in TRACKS.items()
+        if PLAYLISTS[p] == (word, PLAYLISTS[p][1]) and PLAYLISTS[p][1] != "Unrelated"
+        for t in ids
+    }
 
 
 @pytest.mark.usefixtures("credentials")
@@ -204,7 +250,8 @@ def test_resumes_from_its_state_file(fake: FakeSpotify, tmp_path: Path) -> None:
     assert fake.hits[items_path("sad", 1)] == 1 and fake.hits[items_path("happy", 0)] == 0
     df = pd.read_parquet(tmp_path / "scraped.parquet")
     assert len(df) + len(pd.read_csv(tmp_path / "scraped.missing.csv")) == len(
-        matching_tracks("happy") | matching_tracks("sad"))
+        matching_tracks("happy") | matching_tracks("sad")
+    )
 
 
 @pytest.mark.usefixtures("credentials")
@@ -216,8 +263,9 @@ def test_without_status_retries_a_429_stops_the_scrape_resumably(fake: FakeSpoti
     assert run(fake, tmp_path, "--retries", "0") == 0
 
 
-def test_missing_credentials_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_credentials_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.delenv("SPOTIPY_CLIENT_ID", raising=False)
     monkeypatch.delenv("SPOTIPY_CLIENT_SECRET", raising=False)
     assert scraper.main(["--out", str(tmp_path / "x.parquet")]) == 2

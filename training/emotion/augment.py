@@ -34,8 +34,12 @@ def random_erase(x: torch.Tensor, p: float, area: tuple[float, float] = (0.02, 0
     x0 = (torch.rand(b, device=dev) * (w - ew + 1)).long()
     ys = torch.arange(h, device=dev).view(1, h, 1)
     xs = torch.arange(w, device=dev).view(1, 1, w)
-    mask = ((ys >= y0.view(b, 1, 1)) & (ys < (y0 + eh).view(b, 1, 1))
-            & (xs >= x0.view(b, 1, 1)) & (xs < (x0 + ew).view(b, 1, 1)))
+    mask = (
+        (ys >= y0.view(b, 1, 1))
+        & (ys < (y0 + eh).view(b, 1, 1))
+        & (xs >= x0.view(b, 1, 1))
+        & (xs < (x0 + ew).view(b, 1, 1))
+    )
     mask &= (torch.rand(b, device=dev) < p).view(b, 1, 1)
     noise = torch.rand_like(x) * 255
     return torch.where(mask.unsqueeze(1), noise, x)

@@ -28,31 +28,45 @@ def compare(runs: list[Path], data: Path) -> list[dict]:
             export.to_onnx(model, onnx_path, run.name)
             r = evaluate.evaluate(onnx_path, data, Path(tmp) / run.name)
             history = json.loads((run / "history.json").read_text())
-            rows.append({
-                "run": run.name, "command": export.train_command(ck["config"]),
-                "epochs": history["epoch"], "hardware": history.get("hardware", "unknown"),
-                "minutes": round(history["seconds"] / 60, 1), "parameters": n_params(model),
-                "onnx_mb": round(onnx_path.stat().st_size / 1e6, 1),
-                "val_single": r["val"]["single"]["accuracy"], "test_single": r["test"]["single"]["accuracy"],
-                "test_flip": r["test"]["flip"]["accuracy"],
-                "ferplus_val": r.get("ferplus_val", {}).get("single"),
-                "ferplus_test": r.get("ferplus_test", {}).get("single"),
-            })
+            rows.append(
+                {
+                    "run": run.name,
+                    "command": export.train_command(ck["config"]),
+                    "epochs": history["epoch"],
+                    "hardware": history.get("hardware", "unknown"),
+                    "minutes": round(history["seconds"] / 60, 1),
+                    "parameters": n_params(model),
+                    "onnx_mb": round(onnx_path.stat().st_size / 1e6, 1),
+                    "val_single": r["val"]["single"]["accuracy"],
+                    "test_single": r["test"]["single"]["accuracy"],
+                    "test_flip": r["test"]["flip"]["accuracy"],
+                    "ferplus_val": r.get("ferplus_val", {}).get("single"),
+                    "ferplus_test": r.get("ferplus_test", {}).get("single"),
+                }
+            )
     return sorted(rows, key=lambda row: -row["val_single"])
 
 
 def markdown(rows: list[dict], note: str = "") -> str:
-    lines = ["# Emotion model experiments", "",
-             "Command: `python -m training.emotion.compare <run folders>` (writes this file and its JSON)",
-             "", "Ranked by validation accuracy (the split that chooses); test is reported only.",
-             *([note] if note else []), "",
-             "| run | command | epochs | hardware, minutes | params | ONNX MB | val | test | test, flip "
-             "| FER+ val | FER+ test |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Emotion model experiments",
+        "",
+        "Command: `python -m training.emotion.compare <run folders>` (writes this file and its JSON)",
+        "",
+        "Ranked by validation accuracy (the split that chooses); test is reported only.",
+        *([note] if note else []),
+        "",
+        "| run | command | epochs | hardware, minutes | params | ONNX MB | val | test | test, flip "
+        "| FER+ val | FER+ test |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         fp = " | ".join(f"{r[k]:.2%}" if r[k] is not None else "-" for k in ("ferplus_val", "ferplus_test"))
-        lines.append(f"| {r['run']} | `{r['command']}` | {r['epochs']} | {r['hardware']}, {r['minutes']} | "
-                     f"{r['parameters']:,} | {r['onnx_mb']} | {r['val_single']:.2%} | "
-                     f"{r['test_single']:.2%} | {r['test_flip']:.2%} | {fp} |")
+        lines.append(
+            f"| {r['run']} | `{r['command']}` | {r['epochs']} | {r['hardware']}, {r['minutes']} | "
+            f"{r['parameters']:,} | {r['onnx_mb']} | {r['val_single']:.2%} | "
+            f"{r['test_single']:.2%} | {r['test_flip']:.2%} | {fp} |"
+        )
     return "\n".join(lines) + "\n"
 
 

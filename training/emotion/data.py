@@ -59,8 +59,7 @@ def load_npz(path: Path) -> FerData:
     if names != EMOTIONS:
         raise ValueError(f"{path}: class_names {names} differ from {EMOTIONS}")
     votes = z["ferplus_votes"] if "ferplus_votes" in z.files else None
-    return FerData(z["images"].astype(np.uint8), z["labels"].astype(np.int64),
-                   z["split"].astype(str), votes)
+    return FerData(z["images"].astype(np.uint8), z["labels"].astype(np.int64), z["split"].astype(str), votes)
 
 
 def load_csv(path: Path) -> FerData:

@@ -52,8 +52,9 @@ def scores(y: np.ndarray, pred: np.ndarray) -> dict:
     for avg in ("macro", "weighted"):
         p, r, f, _ = precision_recall_fscore_support(y, pred, average=avg, zero_division=0)
         out[avg] = {"precision": float(p), "recall": float(r), "f1": float(f)}
-    report = classification_report(y, pred, labels=range(7), target_names=EMOTIONS, output_dict=True,
-                                   zero_division=0)
+    report = classification_report(
+        y, pred, labels=range(7), target_names=EMOTIONS, output_dict=True, zero_division=0
+    )
     out["per_class"] = {e: {k: float(v) for k, v in report[e].items()} for e in EMOTIONS}
     out["confusion"] = confusion_matrix(y, pred, labels=range(7)).tolist()
     return out
@@ -72,7 +73,8 @@ def ferplus_majority(votes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def plot_confusion(cm: list, title: str, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
     ConfusionMatrixDisplay(np.asarray(cm), display_labels=EMOTIONS).plot(
-        ax=ax, cmap="Blues", colorbar=False, xticks_rotation=45, values_format="d")
+        ax=ax, cmap="Blues", colorbar=False, xticks_rotation=45, values_format="d"
+    )
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -80,25 +82,39 @@ def plot_confusion(cm: list, title: str, path: Path) -> None:
 
 
 def markdown(name: str, results: dict) -> str:
-    lines = [f"# Emotion model evaluation: {name}", "",
-             "| split | pass | accuracy | macro P | macro R | macro F1 | weighted F1 |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Emotion model evaluation: {name}",
+        "",
+        "| split | pass | accuracy | macro P | macro R | macro F1 | weighted F1 |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for split in ("val", "test"):
         for mode in ("single", "flip"):
             s = results[split][mode]
-            lines.append(f"| {split} | {mode} | {s['accuracy']:.2%} | {s['macro']['precision']:.3f} | "
-                         f"{s['macro']['recall']:.3f} | {s['macro']['f1']:.3f} | {s['weighted']['f1']:.3f} |")
+            lines.append(
+                f"| {split} | {mode} | {s['accuracy']:.2%} | {s['macro']['precision']:.3f} | "
+                f"{s['macro']['recall']:.3f} | {s['macro']['f1']:.3f} | {s['weighted']['f1']:.3f} |"
+            )
     for split in ("val", "test"):
         if f"ferplus_{split}" in results:
             fp = results[f"ferplus_{split}"]
-            lines += ["", f"FER+ majority-vote accuracy on {split} ({fp['n']} faces, NF >= 5 and "
-                      f"contempt/unknown majorities dropped): single {fp['single']:.2%}, "
-                      f"flip {fp['flip']:.2%}"]
-    lines += ["", "Per class, test, single pass:", "", "| class | precision | recall | F1 | support |",
-              "|---|---|---|---|---|"]
+            lines += [
+                "",
+                f"FER+ majority-vote accuracy on {split} ({fp['n']} faces, NF >= 5 and "
+                f"contempt/unknown majorities dropped): single {fp['single']:.2%}, "
+                f"flip {fp['flip']:.2%}",
+            ]
+    lines += [
+        "",
+        "Per class, test, single pass:",
+        "",
+        "| class | precision | recall | F1 | support |",
+        "|---|---|---|---|---|",
+    ]
     for e, s in results["test"]["single"]["per_class"].items():
-        lines.append(f"| {e} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1-score']:.3f} | "
-                     f"{int(s['support'])} |")
+        lines.append(
+            f"| {e} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1-score']:.3f} | {int(s['support'])} |"
+        )
     lines += ["", "![confusion, test](confusion_test.png) ![confusion, val](confusion_val.png)", ""]
     return "\n".join(lines)
 
@@ -119,8 +135,11 @@ def evaluate(model: Path, data_path: Path, out: Path) -> dict:
                 labels, keep = ferplus_majority(part.ferplus_votes)
                 acc = float((probs.argmax(1)[keep] == labels[keep]).mean())
                 results.setdefault(f"ferplus_{split}", {"n": int(keep.sum())})[mode] = acc
-        plot_confusion(results[split]["single"]["confusion"], f"{name}, {split} (single pass)",
-                       out / f"confusion_{split}.png")
+        plot_confusion(
+            results[split]["single"]["confusion"],
+            f"{name}, {split} (single pass)",
+            out / f"confusion_{split}.png",
+        )
     (out / "metrics.json").write_text(json.dumps(results, indent=1) + "\n")
     (out / "report.md").write_text(markdown(name, results))
     return results
@@ -129,8 +148,12 @@ def evaluate(model: Path, data_path: Path, out: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=settings.model_dir / "emotion.onnx")
-    ap.add_argument("--data", type=Path, default=settings.data / "fer2013" / "fer2013.npz",
-                    help="fer2013.npz, fer2013.csv or a <split>/<class>/ folder")
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=settings.data / "fer2013" / "fer2013.npz",
+        help="fer2013.npz, fer2013.csv or a <split>/<class>/ folder",
+    )
     ap.add_argument("--out", type=Path, default=settings.reports / "emotion")
     ap.add_argument("--card", type=Path, help="model card to add the metrics to")
     args = ap.parse_args()
@@ -141,8 +164,11 @@ def main() -> None:
             summary[f"ferplus_{split}_single"] = round(r[f"ferplus_{split}"]["single"], 4)
     if args.card:
         card = json.loads(args.card.read_text())
-        card["metrics"] = {**summary, "test_macro_f1": round(r["test"]["single"]["macro"]["f1"], 4),
-                           "report": str(args.out / "report.md")}
+        card["metrics"] = {
+            **summary,
+            "test_macro_f1": round(r["test"]["single"]["macro"]["f1"], 4),
+            "report": str(args.out / "report.md"),
+        }
         args.card.write_text(json.dumps(card, indent=2) + "\n")
     print(json.dumps(summary))
 

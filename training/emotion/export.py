@@ -30,8 +30,13 @@ from training.settings import REPO, settings
 
 def git_commit() -> str:
     try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=REPO,
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--abbrev=12"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         return out.stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -46,12 +51,27 @@ def load_run(run: Path) -> tuple[torch.nn.Module, dict]:
 
 def to_onnx(model: torch.nn.Module, out: Path, name: str, size: int = 48) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(model, (torch.zeros(1, 1, size, size),), str(out), input_names=["image"],
-                      output_names=["logits"], dynamic_axes={"image": {0: "n"}, "logits": {0: "n"}},
-                      opset_version=18, dynamo=True, external_data=False)
+    torch.onnx.export(
+        model,
+        (torch.zeros(1, 1, size, size),),
+        str(out),
+        input_names=["image"],
+        output_names=["logits"],
+        dynamic_axes={"image": {0: "n"}, "logits": {0: "n"}},
+        opset_version=18,
+        dynamo=True,
+        external_data=False,
+    )
     m = onnx.load(str(out))
-    onnx.helper.set_model_props(m, {"classes": ",".join(EMOTIONS), "name": name,
-                                    "input": "grey pixels 0..255, face crop", "commit": git_commit()})
+    onnx.helper.set_model_props(
+        m,
+        {
+            "classes": ",".join(EMOTIONS),
+            "name": name,
+            "input": "grey pixels 0..255, face crop",
+            "commit": git_commit(),
+        },
+    )
     onnx.checker.check_model(m)
     onnx.save(m, str(out))
 
@@ -62,8 +82,11 @@ def parity(model: torch.nn.Module, onnx_path: Path, x: np.ndarray) -> dict:
         ref = model(torch.from_numpy(x)).numpy()
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     got = sess.run(None, {"image": x})[0]
-    return {"n": len(x), "max_abs_logit_diff": float(np.abs(ref - got).max()),
-            "prediction_agreement": float((ref.argmax(1) == got.argmax(1)).mean())}
+    return {
+        "n": len(x),
+        "max_abs_logit_diff": float(np.abs(ref - got).max()),
+        "prediction_agreement": float((ref.argmax(1) == got.argmax(1)).mean()),
+    }
 
 
 def train_command(cfg: dict) -> str:
@@ -85,9 +108,15 @@ def earlier_stages(history: dict) -> list[dict]:
             stages.append({"run": str(run), "history": "not found"})
             break
         history = json.loads((run / "history.json").read_text())
-        stages.append({"run": str(run), "command": train_command(history["config"]),
-                       "epochs": history["epoch"], "hardware": history.get("hardware", "unknown"),
-                       "training_minutes": round(history["seconds"] / 60, 1)})
+        stages.append(
+            {
+                "run": str(run),
+                "command": train_command(history["config"]),
+                "epochs": history["epoch"],
+                "hardware": history.get("hardware", "unknown"),
+                "training_minutes": round(history["seconds"] / 60, 1),
+            }
+        )
     return stages[::-1]
 
 
@@ -115,18 +144,26 @@ def main() -> None:
         "name": name,
         "file": args.out.name,
         "architecture": {"name": cfg["arch"], **ARCHITECTURES[cfg["arch"]], "parameters": n_params(model)},
-        "input": {"name": "image", "shape": ["N", 1, 48, 48], "dtype": "float32",
-                  "range": "grey pixels 0..255; normalisation inside the graph"},
+        "input": {
+            "name": "image",
+            "shape": ["N", 1, 48, 48],
+            "dtype": "float32",
+            "range": "grey pixels 0..255; normalisation inside the graph",
+        },
         "output": {"name": "logits", "shape": ["N", 7], "classes": list(EMOTIONS)},
         "data": "FER2013 (train split for fitting, val = PublicTest for model selection, "
-                "test = PrivateTest reported only)",
-        "training": {"config": cfg, "epochs_run": history["epoch"], "selected_epoch": ck["epoch"],
-                     "selected_weights": "EMA" if ck.get("ema") else "raw",
-                     "val_acc_at_selection": ck["val_acc"],
-                     "training_minutes": round(history["seconds"] / 60, 1),
-                     "hardware": history.get("hardware", "unknown"),
-                     "command": train_command(cfg),
-                     "earlier_stages": earlier_stages(history)},
+        "test = PrivateTest reported only)",
+        "training": {
+            "config": cfg,
+            "epochs_run": history["epoch"],
+            "selected_epoch": ck["epoch"],
+            "selected_weights": "EMA" if ck.get("ema") else "raw",
+            "val_acc_at_selection": ck["val_acc"],
+            "training_minutes": round(history["seconds"] / 60, 1),
+            "hardware": history.get("hardware", "unknown"),
+            "command": train_command(cfg),
+            "earlier_stages": earlier_stages(history),
+        },
         "code_commit": git_commit(),
         "parity": check,
         "size_bytes": args.out.stat().st_size,

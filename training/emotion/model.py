@@ -12,8 +12,9 @@ FER_STD = 0.2550
 
 
 def conv_bn(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
-                         nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+    )
 
 
 class Normalise(nn.Module):
@@ -28,8 +29,15 @@ class VGGNet(nn.Module):
     and one linear layer; otherwise the pooled feature map is flattened into an MLP.
     """
 
-    def __init__(self, stages: list[tuple[int, int]], hidden: list[int], dropout: float,
-                 size: int = 48, n_classes: int = 7, gap: bool = False) -> None:
+    def __init__(
+        self,
+        stages: list[tuple[int, int]],
+        hidden: list[int],
+        dropout: float,
+        size: int = 48,
+        n_classes: int = 7,
+        gap: bool = False,
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = [Normalise()]
         cin = 1
@@ -48,8 +56,12 @@ class VGGNet(nn.Module):
             head += [nn.Flatten()]
             width = cin * size * size
         for h in hidden:
-            head += [nn.Dropout(dropout), nn.Linear(width, h, bias=False), nn.BatchNorm1d(h),
-                     nn.ReLU(inplace=True)]
+            head += [
+                nn.Dropout(dropout),
+                nn.Linear(width, h, bias=False),
+                nn.BatchNorm1d(h),
+                nn.ReLU(inplace=True),
+            ]
             width = h
         head += [nn.Dropout(dropout), nn.Linear(width, n_classes)]
         self.head = nn.Sequential(*head)

@@ -42,8 +42,12 @@ BATCH = 64
 
 class _Faces(CalibrationDataReader):
     def __init__(self, input_name: str, images: np.ndarray) -> None:
-        self.batches = iter([{input_name: images[i:i + BATCH, None].astype(np.float32)}
-                             for i in range(0, len(images), BATCH)])
+        self.batches = iter(
+            [
+                {input_name: images[i : i + BATCH, None].astype(np.float32)}
+                for i in range(0, len(images), BATCH)
+            ]
+        )
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self.batches, None)
@@ -58,9 +62,16 @@ def quantize(model: Path, out: Path, calibration: np.ndarray, reduce_range: bool
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(model), str(prepared), skip_symbolic_shape=True)
-        quantize_static(str(prepared), str(out), _Faces(input_name, calibration),
-                        quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=reduce_range,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        quantize_static(
+            str(prepared),
+            str(out),
+            _Faces(input_name, calibration),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            reduce_range=reduce_range,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
     props = {p.key: p.value for p in source.metadata_props}
     props["name"] = props.get("name", model.stem) + ("-int8" if reduce_range else "-int8-full-range")
     quantized = onnx.load(str(out))
@@ -72,15 +83,22 @@ def quantize(model: Path, out: Path, calibration: np.ndarray, reduce_range: bool
 def logits(model: Path, images: np.ndarray) -> np.ndarray:
     sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
-    return np.concatenate([sess.run(None, {name: images[i:i + 256, None].astype(np.float32)})[0]
-                           for i in range(0, len(images), 256)])
+    return np.concatenate(
+        [
+            sess.run(None, {name: images[i : i + 256, None].astype(np.float32)})[0]
+            for i in range(0, len(images), 256)
+        ]
+    )
 
 
 def parity(reference: Path, quantized: Path, images: np.ndarray) -> dict:
     ref, got = logits(reference, images), logits(quantized, images)
-    return {"n": len(images), "prediction_agreement": float((ref.argmax(1) == got.argmax(1)).mean()),
-            "max_abs_logit_diff": float(np.abs(ref - got).max()),
-            "mean_abs_logit_diff": float(np.abs(ref - got).mean())}
+    return {
+        "n": len(images),
+        "prediction_agreement": float((ref.argmax(1) == got.argmax(1)).mean()),
+        "max_abs_logit_diff": float(np.abs(ref - got).max()),
+        "mean_abs_logit_diff": float(np.abs(ref - got).mean()),
+    }
 
 
 def main() -> None:
@@ -90,8 +108,11 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=settings.data / "fer2013" / "fer2013.npz")
     ap.add_argument("--faces", type=int, default=CALIBRATION_FACES, help="calibration faces")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--full-range", action="store_true",
-                    help="8-bit weights instead of 7 (for comparison: saturates on CPUs without VNNI)")
+    ap.add_argument(
+        "--full-range",
+        action="store_true",
+        help="8-bit weights instead of 7 (for comparison: saturates on CPUs without VNNI)",
+    )
     args = ap.parse_args()
 
     ds = fer.load(args.data)
@@ -105,22 +126,25 @@ def main() -> None:
     # and parity_val_vs_float below is its own parity.
     card.pop("metrics", None)
     card.pop("parity", None)
-    card.update({
-        "name": card.get("name", args.model.stem) + ("-int8-full-range" if args.full_range else "-int8"),
-        "file": args.out.name,
-        "quantization": {
-            "source": args.model.name,
-            "source_sha256": hashlib.sha256(args.model.read_bytes()).hexdigest()[:12],
-            "method": "ONNX Runtime static quantization, QDQ, weights int8 per channel"
-                      + (", full 8-bit range" if args.full_range else " with reduce_range (7-bit)")
-                      + ", activations uint8, MinMax calibration",
-            "calibration": f"{len(pick)} faces of the FER2013 train split (seed {args.seed})",
-            "command": "python -m training.emotion.quantize" + (" --full-range" if args.full_range else ""),
-            "parity_val_vs_float": check,
-        },
-        "code_commit": git_commit(),
-        "size_bytes": args.out.stat().st_size,
-    })
+    card.update(
+        {
+            "name": card.get("name", args.model.stem) + ("-int8-full-range" if args.full_range else "-int8"),
+            "file": args.out.name,
+            "quantization": {
+                "source": args.model.name,
+                "source_sha256": hashlib.sha256(args.model.read_bytes()).hexdigest()[:12],
+                "method": "ONNX Runtime static quantization, QDQ, weights int8 per channel"
+                + (", full 8-bit range" if args.full_range else " with reduce_range (7-bit)")
+                + ", activations uint8, MinMax calibration",
+                "calibration": f"{len(pick)} faces of the FER2013 train split (seed {args.seed})",
+                "command": "python -m training.emotion.quantize"
+                + (" --full-range" if args.full_range else ""),
+                "parity_val_vs_float": check,
+            },
+            "code_commit": git_commit(),
+            "size_bytes": args.out.stat().st_size,
+        }
+    )
     card_path(args.out).write_text(json.dumps(card, indent=2) + "\n")
     print(json.dumps({"onnx": str(args.out), "card": str(card_path(args.out)), **check}))
     if check["prediction_agreement"] < 0.95:

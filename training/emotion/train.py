@@ -125,13 +125,20 @@ def setup(cfg: Config, device: str) -> tuple[torch.nn.Module, AveragedModel, tor
     # channels_last lets oneDNN pick faster convolution kernels on CPU (about 1.3x here).
     model = build(cfg.arch).to(device, memory_format=torch.channels_last)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
-                          weight_decay=cfg.weight_decay)
+    opt = torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay
+    )
     return model, ema, opt
 
 
-def step(model: torch.nn.Module, opt: torch.optim.Optimizer, cfg: Config, x: torch.Tensor,
-         target: torch.Tensor, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+def step(
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    cfg: Config,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    device: str,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One augmented SGD step on a batch that already sits on the device; returns (logits, loss)."""
     xb = random_erase(random_affine(x, cfg.rotate_deg, cfg.zoom, cfg.shift), cfg.erase_p)
     xb = xb.contiguous(memory_format=torch.channels_last)
@@ -144,8 +151,15 @@ def step(model: torch.nn.Module, opt: torch.optim.Optimizer, cfg: Config, x: tor
     return logits, loss
 
 
-def epochs_for_budget(cfg: Config, minutes: float, x: torch.Tensor, target: torch.Tensor,
-                      x_val: torch.Tensor, y_val: torch.Tensor, device: str) -> int:
+def epochs_for_budget(
+    cfg: Config,
+    minutes: float,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    x_val: torch.Tensor,
+    y_val: torch.Tensor,
+    device: str,
+) -> int:
     """Times a few steps and a validation pass of a throwaway model: the epochs that fit in `minutes`."""
     model, ema, opt = setup(cfg, device)
     batches = [torch.randint(len(x), (cfg.batch_size,), device=x.device) for _ in range(23)]
@@ -175,12 +189,20 @@ def probe(cfg: Config, data_path: Path, minutes: float) -> int:
     x_val, y_val = to_tensors(ds.subset("val"), cfg.limit)
     print(f"{cfg.arch} on {hardware(device)}")
     seed_everything(cfg.seed)
-    return epochs_for_budget(cfg, minutes, x_train.to(device), targets(ds.subset("train"), cfg).to(device),
-                             x_val, y_val, device)
+    return epochs_for_budget(
+        cfg, minutes, x_train.to(device), targets(ds.subset("train"), cfg).to(device), x_val, y_val, device
+    )
 
 
-def train(cfg: Config, data_path: Path, out: Path, stop_after: int = 0, budget_minutes: float = 0,
-          max_epochs: int = 0, init: Path | None = None) -> dict:
+def train(
+    cfg: Config,
+    data_path: Path,
+    out: Path,
+    stop_after: int = 0,
+    budget_minutes: float = 0,
+    max_epochs: int = 0,
+    init: Path | None = None,
+) -> dict:
     """Trains (or resumes) a run; with stop_after > 0, returns after that many epochs of this call. With
     budget_minutes, a fresh run first sets its epoch count to what fits the budget on this hardware (at
     most max_epochs when that is > 0)."""
@@ -209,10 +231,17 @@ def train(cfg: Config, data_path: Path, out: Path, stop_after: int = 0, budget_m
         model.load_state_dict(torch.load(init, weights_only=False, map_location=device)["model"])
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
     steps = len(x_train) // cfg.batch_size
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps,
-                                                pct_start=0.15)
-    state = {"epoch": 0, "history": [], "best_val": -1.0, "seconds": 0.0, "hardware": hardware(device),
-             "init": str(init) if init else None}
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps, pct_start=0.15
+    )
+    state = {
+        "epoch": 0,
+        "history": [],
+        "best_val": -1.0,
+        "seconds": 0.0,
+        "hardware": hardware(device),
+        "init": str(init) if init else None,
+    }
 
     if ck is not None:
         model.load_state_dict(ck["model"])
@@ -224,8 +253,10 @@ def train(cfg: Config, data_path: Path, out: Path, stop_after: int = 0, budget_m
             torch.cuda.set_rng_state(ck["cuda_rng"])
         state = ck["state"]
         print(f"resumed from epoch {state['epoch']}")
-    print(f"{cfg.arch}: {n_params(model):,} parameters, {len(x_train)} train / {len(x_val)} val images, "
-          f"{device}, {torch.get_num_threads()} threads, bf16 {use_bf16(device)}")
+    print(
+        f"{cfg.arch}: {n_params(model):,} parameters, {len(x_train)} train / {len(x_val)} val images, "
+        f"{device}, {torch.get_num_threads()} threads, bf16 {use_bf16(device)}"
+    )
 
     last_epoch = min(cfg.epochs, state["epoch"] + stop_after) if stop_after else cfg.epochs
     for epoch in range(state["epoch"], last_epoch):
@@ -248,21 +279,44 @@ def train(cfg: Config, data_path: Path, out: Path, stop_after: int = 0, budget_m
         val_raw = accuracy(model, x_val, y_val, device)
         val_ema = accuracy(ema.module, x_val, y_val, device)
         state["seconds"] += time.time() - t0
-        row = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": correct / seen,
-               "val_acc": val_raw, "val_acc_ema": val_ema, "lr": sched.get_last_lr()[0],
-               "seconds": time.time() - t0}
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": loss_sum / seen,
+            "train_acc": correct / seen,
+            "val_acc": val_raw,
+            "val_acc_ema": val_ema,
+            "lr": sched.get_last_lr()[0],
+            "seconds": time.time() - t0,
+        }
         state["history"].append(row)
         print(json.dumps(row), flush=True)
         if max(val_raw, val_ema) > state["best_val"]:
             state["best_val"] = max(val_raw, val_ema)
             weights = ema.module.state_dict() if val_ema >= val_raw else model.state_dict()
-            save({"model": weights, "config": asdict(cfg), "epoch": epoch + 1,
-                  "val_acc": state["best_val"], "ema": val_ema >= val_raw}, out / "best.pt")
+            save(
+                {
+                    "model": weights,
+                    "config": asdict(cfg),
+                    "epoch": epoch + 1,
+                    "val_acc": state["best_val"],
+                    "ema": val_ema >= val_raw,
+                },
+                out / "best.pt",
+            )
         state["epoch"] = epoch + 1
-        save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-              "sched": sched.state_dict(), "rng": torch.get_rng_state(), "state": state,
-              **({"cuda_rng": torch.cuda.get_rng_state()} if device == "cuda" else {}),
-              "config": asdict(cfg)}, last)
+        save(
+            {
+                "model": model.state_dict(),
+                "ema": ema.state_dict(),
+                "opt": opt.state_dict(),
+                "sched": sched.state_dict(),
+                "rng": torch.get_rng_state(),
+                "state": state,
+                **({"cuda_rng": torch.cuda.get_rng_state()} if device == "cuda" else {}),
+                "config": asdict(cfg),
+            },
+            last,
+        )
         (out / "history.json").write_text(json.dumps({"config": asdict(cfg), **state}, indent=1))
     return state
 
@@ -273,11 +327,18 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=settings.data / "fer2013" / "fer2013.npz")
     ap.add_argument("--out", type=Path, help="run folder (default runs/<config>)")
     ap.add_argument("--epochs", type=int, help="override the config's epoch count (with a budget: the most)")
-    ap.add_argument("--budget-minutes", type=float, default=0,
-                    help="set the epoch count to what fits this many minutes on this hardware")
+    ap.add_argument(
+        "--budget-minutes",
+        type=float,
+        default=0,
+        help="set the epoch count to what fits this many minutes on this hardware",
+    )
     ap.add_argument("--init", type=Path, help="start from this best.pt (default: the config's init_from run)")
-    ap.add_argument("--probe", action="store_true",
-                    help="only time this config here: seconds per epoch, epochs in --budget-minutes (or 120)")
+    ap.add_argument(
+        "--probe",
+        action="store_true",
+        help="only time this config here: seconds per epoch, epochs in --budget-minutes (or 120)",
+    )
     ap.add_argument("--stop-after", type=int, default=0, help="stop after N epochs (resume later)")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = ap.parse_args()
@@ -295,8 +356,15 @@ def main() -> None:
         print(f"first stage: --config {cfg.init_from}")
         train(CONFIGS[cfg.init_from], args.data, settings.runs / cfg.init_from)
         init = settings.runs / cfg.init_from / "best.pt"
-    state = train(cfg, args.data, args.out or settings.runs / args.config, args.stop_after,
-                  args.budget_minutes, max_epochs=args.epochs or 0, init=init)
+    state = train(
+        cfg,
+        args.data,
+        args.out or settings.runs / args.config,
+        args.stop_after,
+        args.budget_minutes,
+        max_epochs=args.epochs or 0,
+        init=init,
+    )
     print(f"best val accuracy {state['best_val']:.4f} after {state['seconds'] / 60:.1f} min of training")
 
 

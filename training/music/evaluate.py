@@ -53,8 +53,9 @@ NESTED_GRID: dict[str, Any] = {"folds": 3}
 RELEVANT_WEIGHT = 0.3  # a mood is a target of an emotion when it carries at least this weight
 
 
-def nested_cv(df: pd.DataFrame, sets: dict[str, list[str]], repeats: int, grid: dict[str, Any],
-              seed: int = 0) -> dict[str, Any]:
+def nested_cv(
+    df: pd.DataFrame, sets: dict[str, list[str]], repeats: int, grid: dict[str, Any], seed: int = 0
+) -> dict[str, Any]:
     x, y = matrix(df), merged_labels(df["label"])
     outer = RepeatedStratifiedKFold(n_splits=5, n_repeats=repeats, random_state=seed)
     scores, chosen = [], []
@@ -66,23 +67,33 @@ def nested_cv(df: pd.DataFrame, sets: dict[str, list[str]], repeats: int, grid: 
         chosen.append(to_config(gs.best_params_).model_dump())
         if fold < 5:  # the first repeat covers every track once
             predicted[test] = pred
-    return {"accuracy_mean": float(np.mean(scores)), "accuracy_std": float(np.std(scores)),
-            "folds": len(scores), "scores": [float(a) for a in scores], "chosen": chosen,
-            "y": y, "predicted": predicted.astype(str)}
+    return {
+        "accuracy_mean": float(np.mean(scores)),
+        "accuracy_std": float(np.std(scores)),
+        "folds": len(scores),
+        "scores": [float(a) for a in scores],
+        "chosen": chosen,
+        "y": y,
+        "predicted": predicted.astype(str),
+    }
 
 
-def accuracy_vs_k(df: pd.DataFrame, config: KnnConfig, features: list[str], k_grid: list[int],
-                  repeats: int) -> tuple[np.ndarray, np.ndarray]:
+def accuracy_vs_k(
+    df: pd.DataFrame, config: KnnConfig, features: list[str], k_grid: list[int], repeats: int
+) -> tuple[np.ndarray, np.ndarray]:
     y = merged_labels(df["label"])
     cv = RepeatedStratifiedKFold(n_splits=5, n_repeats=repeats, random_state=1)
     x = df.reindex(columns=features).to_numpy(dtype=np.float64)
-    runs = [cross_val_score(build_pipeline(config.model_copy(update={"k": k, "features": features})), x, y,
-                            cv=cv) for k in k_grid]
+    runs = [
+        cross_val_score(build_pipeline(config.model_copy(update={"k": k, "features": features})), x, y, cv=cv)
+        for k in k_grid
+    ]
     return np.array([r.mean() for r in runs]), np.array([r.std() for r in runs])
 
 
-def model_report(labelled: pd.DataFrame, out: Path, repeats: int, grid: dict[str, Any],
-                 k_grid: list[int]) -> dict[str, Any]:
+def model_report(
+    labelled: pd.DataFrame, out: Path, repeats: int, grid: dict[str, Any], k_grid: list[int]
+) -> dict[str, Any]:
     datasets = {
         "data_moods": labelled[labelled["source"] == "data_moods"] if "source" in labelled else labelled,
         "combined": labelled,
@@ -108,8 +119,9 @@ def model_report(labelled: pd.DataFrame, out: Path, repeats: int, grid: dict[str
             res[variant] = {k: v for k, v in r.items() if k not in ("y", "predicted")}
             res[variant]["seconds"] = time.perf_counter() - t0
             if variant == "all":
-                res["per_class"] = classification_report(r["y"], r["predicted"], output_dict=True,
-                                                         zero_division=0)
+                res["per_class"] = classification_report(
+                    r["y"], r["predicted"], output_dict=True, zero_division=0
+                )
                 fig, ax = plt.subplots(figsize=(5.5, 5))
                 ConfusionMatrixDisplay.from_predictions(r["y"], r["predicted"], ax=ax, colorbar=False)
                 ax.set_title(f"{name}: KNN, nested-CV predictions")
@@ -131,8 +143,9 @@ def model_report(labelled: pd.DataFrame, out: Path, repeats: int, grid: dict[str
         ax.grid(alpha=0.3)
         ax.legend()
         results[name] = res
-    fig_k.suptitle(f"KNN mood accuracy vs k ({best.transform} transform, {best.weights} weights, "
-                   f"repeated 5-fold CV)")
+    fig_k.suptitle(
+        f"KNN mood accuracy vs k ({best.transform} transform, {best.weights} weights, repeated 5-fold CV)"
+    )
     fig_k.tight_layout()
     fig_k.savefig(out / "knn_accuracy_vs_k.png", dpi=110)
     plt.close(fig_k)
@@ -151,8 +164,9 @@ def relevant(emotion: Emotion, targets: dict[Emotion, Any]) -> set[str]:
     return {m for m, w in targets[emotion].mood.items() if w >= RELEVANT_WEIGHT}
 
 
-def held_out_precision(labelled: pd.DataFrame, config: KnnConfig, seeds: int,
-                       ranking: dict[str, Any], list_seeds: int = 10) -> dict[str, Any]:
+def held_out_precision(
+    labelled: pd.DataFrame, config: KnnConfig, seeds: int, ranking: dict[str, Any], list_seeds: int = 10
+) -> dict[str, Any]:
     """precision@10 of the target mood per emotion (match: unseeded, and the mean over `list_seeds`
     seeded lists), and of the lift's start and end. `ranking`: the Ranker's settings."""
     per: dict[str, list[float]] = {e.value: [] for e in Emotion}
@@ -161,8 +175,9 @@ def held_out_precision(labelled: pd.DataFrame, config: KnnConfig, seeds: int,
     lift_end: list[float] = []
     base: dict[str, list[float]] = {e.value: [] for e in Emotion}
     for seed in range(seeds):
-        train, test = train_test_split(labelled, test_size=0.3, stratify=merged_labels(labelled["label"]),
-                                       random_state=seed)
+        train, test = train_test_split(
+            labelled, test_size=0.3, stratify=merged_labels(labelled["label"]), random_state=seed
+        )
         model = MoodModel(config).fit(train)
         catalog = _eval_catalog(test)
         truth = dict(zip(test["track_id"], merged_labels(test["label"]), strict=True))
@@ -207,10 +222,12 @@ def catalog_metrics(ranker: Ranker, seeds: int) -> dict[str, Any]:
                 rows = [r for r, _ in ranker.rank(emotion, strategy, 10, seed=seed)]
                 if strategy is Strategy.match:
                     target_p["unseeded" if seed is None else "seeded"].append(
-                        float(proba[np.ix_(rows, goal)].sum(axis=1).mean()))
+                        float(proba[np.ix_(rows, goal)].sum(axis=1).mean())
+                    )
                 x = ranker.catalog.features[rows] / scale
-                per_list_distance.append(np.mean([np.linalg.norm(x[i] - x[j])
-                                                  for i, j in combinations(range(len(rows)), 2)]))
+                per_list_distance.append(
+                    np.mean([np.linalg.norm(x[i] - x[j]) for i, j in combinations(range(len(rows)), 2)])
+                )
                 keys = [k for r in rows for k in artist_keys(ranker.catalog.artists[r])]
                 unique_artist_share.append(len(set(keys)) / len(keys))
                 mine.update(rows)
@@ -238,8 +255,12 @@ def _pct(x: float) -> str:
 
 def write_markdown(out: Path, model: dict[str, Any], recs: dict[str, Any], command: str) -> None:
     lines = [
-        "# Music mood model and recommendations", "", f"Command: `{command}`", "",
-        "## Mood KNN: nested cross-validated accuracy", "",
+        "# Music mood model and recommendations",
+        "",
+        f"Command: `{command}`",
+        "",
+        "## Mood KNN: nested cross-validated accuracy",
+        "",
         "Outer: repeated stratified 5-fold; inner: 3-fold search (training.music.fit's grid) over feature "
         "set, transform (quantile to a normal, or percentile ranks), Minkowski p and k for a "
         "distance-weighted KNN; the outer folds only score. The last row of each set is the previous grid "
@@ -249,47 +270,67 @@ def write_markdown(out: Path, model: dict[str, Any], recs: dict[str, Any], comma
         "| set | classes | features | accuracy (mean ± std over outer folds) |",
         "|---|---|---|---|",
     ]
-    names = {"original4": "valence, energy, tempo, loudness", "all": "all available",
-             "all_quantile": "all available, previous grid (quantile only)"}
+    names = {
+        "original4": "valence, energy, tempo, loudness",
+        "all": "all available",
+        "all_quantile": "all available, previous grid (quantile only)",
+    }
     for name, res in model.items():
         for variant, feats in names.items():
             r = res[variant]
-            lines.append(f"| {name} ({res['n']}) | {len(res['classes'])} | {feats} | "
-                         f"{_pct(r['accuracy_mean'])} ± {_pct(r['accuracy_std'])} ({r['folds']} folds) |")
+            lines.append(
+                f"| {name} ({res['n']}) | {len(res['classes'])} | {feats} | "
+                f"{_pct(r['accuracy_mean'])} ± {_pct(r['accuracy_std'])} ({r['folds']} folds) |"
+            )
         gain = np.subtract(res["all"]["scores"], res["all_quantile"]["scores"])
-        lines.append(f"| {name}: transform search minus previous grid, paired | | | {_pct(gain.mean())} "
-                     f"± {_pct(gain.std(ddof=1) / np.sqrt(len(gain)))} (standard error) |")
+        lines.append(
+            f"| {name}: transform search minus previous grid, paired | | | {_pct(gain.mean())} "
+            f"± {_pct(gain.std(ddof=1) / np.sqrt(len(gain)))} (standard error) |"
+        )
     lines += ["", "Configuration chosen most often (all features):", ""]
     for name, res in model.items():
         lines.append(f"- {name}: `{json.dumps(res['most_chosen'])}`")
     lines += ["", "![accuracy vs k](knn_accuracy_vs_k.png)", ""]
     for name, res in model.items():
-        lines += [f"### {name}: per-class scores (first outer repeat)", "",
-                  "| class | precision | recall | f1 | support |", "|---|---|---|---|---|"]
+        lines += [
+            f"### {name}: per-class scores (first outer repeat)",
+            "",
+            "| class | precision | recall | f1 | support |",
+            "|---|---|---|---|---|",
+        ]
         for cls in res["classes"]:
             c = res["per_class"][cls]
-            lines.append(f"| {cls} | {c['precision']:.2f} | {c['recall']:.2f} | {c['f1-score']:.2f} | "
-                         f"{int(c['support'])} |")
+            lines.append(
+                f"| {cls} | {c['precision']:.2f} | {c['recall']:.2f} | {c['f1-score']:.2f} | "
+                f"{int(c['support'])} |"
+            )
         lines += ["", f"![confusion matrix](confusion_{name}.png)", ""]
     p = recs["held_out"]
     lines += [
-        "## Recommendations on held-out labelled tracks", "",
+        "## Recommendations on held-out labelled tracks",
+        "",
         f"The service's model (config from `python -m training.music.fit`) is fitted on 70% of the combined "
-        f"labelled set and ranks the other 30% as a catalog; mean of {p['splits']} stratified splits.", "",
+        f"labelled set and ranks the other 30% as a catalog; mean of {p['splits']} stratified splits.",
+        "",
         f"Ranker settings: `{json.dumps(p['ranking'])}`; seeded: mean over seeds 0..{p['list_seeds'] - 1}.",
         "",
         "| emotion | target moods | precision@10 (match) | seeded | share of target moods in held-out set |",
         "|---|---|---|---|---|",
     ]
     for e in Emotion:
-        lines.append(f"| {e.value} | {', '.join(p['relevant_moods'][e.value])} | "
-                     f"{_pct(p['precision_at_10'][e.value])} | {_pct(p['precision_at_10_seeded'][e.value])} "
-                     f"| {_pct(p['random_baseline'][e.value])} |")
+        lines.append(
+            f"| {e.value} | {', '.join(p['relevant_moods'][e.value])} | "
+            f"{_pct(p['precision_at_10'][e.value])} | {_pct(p['precision_at_10_seeded'][e.value])} "
+            f"| {_pct(p['random_baseline'][e.value])} |"
+        )
     c = recs["catalog"]
     lines += [
-        "", f"Lift lists: first 3 tracks in the start mood {_pct(p['lift_first3_in_start_mood'])}, "
-        f"last 3 in the goal mood {_pct(p['lift_last3_in_goal_mood'])}.", "",
-        f"## Full catalog ({c['catalog_size']} servable tracks)", "",
+        "",
+        f"Lift lists: first 3 tracks in the start mood {_pct(p['lift_first3_in_start_mood'])}, "
+        f"last 3 in the goal mood {_pct(p['lift_last3_in_goal_mood'])}.",
+        "",
+        f"## Full catalog ({c['catalog_size']} servable tracks)",
+        "",
         f"- {c['lists']} lists of 10 (7 emotions x 2 strategies x (no seed + {recs['seeds']} seeds))",
         f"- intra-list diversity: mean pairwise distance {c['intra_list_distance_mean']:.2f} in "
         f"standardised feature units (random pairs: {c['random_pair_distance_mean']:.2f})",
@@ -298,15 +339,17 @@ def write_markdown(out: Path, model: dict[str, Any], recs: dict[str, Any], comma
         f"the catalog (at most {c['lists'] * 10} could be distinct)",
         f"- the mood model's probability of the target moods, mean over match lists' tracks: unseeded "
         f"{_pct(c['target_mood_probability_match']['unseeded'])}, seeded "
-        f"{_pct(c['target_mood_probability_match']['seeded'])}", "",
+        f"{_pct(c['target_mood_probability_match']['seeded'])}",
+        "",
     ]
     (out / "report.md").write_text("\n".join(lines))
 
 
 def main(argv: list[str] | None = None) -> int:
     settings = RecommenderSettings()
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--labelled", type=Path, default=settings.labelled_path)
     parser.add_argument("--catalog", type=Path, default=settings.catalog_path)
     parser.add_argument("--config", type=Path, default=MODEL_CONFIG)
@@ -326,15 +369,22 @@ def main(argv: list[str] | None = None) -> int:
     curve = [int(k) for k in args.curve_k.split(",")]
     model = model_report(labelled, args.out, args.repeats, grid, curve)
     config = KnnConfig.load(args.config)
-    ranking = {"pool_size": settings.pool_size, "diversity": settings.diversity,
-               "seed_noise": settings.seed_noise}  # the service's settings
+    ranking = {
+        "pool_size": settings.pool_size,
+        "diversity": settings.diversity,
+        "seed_noise": settings.seed_noise,
+    }  # the service's settings
     ranker = Ranker(load_catalog(args.catalog), MoodModel(config).fit(labelled), **ranking)
-    recs = {"held_out": held_out_precision(labelled, config, args.splits, ranking),
-            "catalog": catalog_metrics(ranker, args.seeds), "seeds": args.seeds,
-            "config": config.model_dump()}
+    recs = {
+        "held_out": held_out_precision(labelled, config, args.splits, ranking),
+        "catalog": catalog_metrics(ranker, args.seeds),
+        "seeds": args.seeds,
+        "config": config.model_dump(),
+    }
     command = "python -m training.music.evaluate " + " ".join(argv if argv is not None else [])
-    (args.out / "metrics.json").write_text(json.dumps({"model": model, "recommendations": recs}, indent=2,
-                                                      default=float) + "\n")
+    (args.out / "metrics.json").write_text(
+        json.dumps({"model": model, "recommendations": recs}, indent=2, default=float) + "\n"
+    )
     write_markdown(args.out, model, recs, command.strip())
     print((args.out / "report.md").read_text())
     return 0

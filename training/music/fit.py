@@ -60,20 +60,28 @@ def matrix(df: pd.DataFrame) -> np.ndarray:
     return df.reindex(columns=COLUMNS).to_numpy(dtype=np.float64)
 
 
-def search(feature_sets: dict[str, list[str]], k_grid: list[int] = K_GRID,
-           transforms: tuple[TransformName, ...] = SEARCHED_TRANSFORMS, p_grid: tuple[int, ...] = (1, 2),
-           weights: tuple[str, ...] = ("distance",), folds: int = 5, seed: int = 0) -> GridSearchCV:
+def search(
+    feature_sets: dict[str, list[str]],
+    k_grid: list[int] = K_GRID,
+    transforms: tuple[TransformName, ...] = SEARCHED_TRANSFORMS,
+    p_grid: tuple[int, ...] = (1, 2),
+    weights: tuple[str, ...] = ("distance",),
+    folds: int = 5,
+    seed: int = 0,
+) -> GridSearchCV:
     """A GridSearchCV over KNN pipelines on `matrix(df)`.
 
     The default grid is the one that won in exploration (quantile or percentile transform, distance
     weights; PowerTransformer scores like quantile but fits ~10x slower); feature set, p and k stay searched.
     """
     columns = [[COLUMNS.index(c) for c in cols] for cols in feature_sets.values()]
-    pipeline = Pipeline([
-        ("select", ColumnTransformer([("features", "passthrough", columns[0])])),
-        ("transform", StandardScaler()),
-        ("knn", KNeighborsClassifier(algorithm="brute")),
-    ])
+    pipeline = Pipeline(
+        [
+            ("select", ColumnTransformer([("features", "passthrough", columns[0])])),
+            ("transform", StandardScaler()),
+            ("knn", KNeighborsClassifier(algorithm="brute")),
+        ]
+    )
     grid = {
         "select__transformers": [[("features", "passthrough", cols)] for cols in columns],
         "transform": [make_transform(t) for t in transforms],
@@ -81,18 +89,28 @@ def search(feature_sets: dict[str, list[str]], k_grid: list[int] = K_GRID,
         "knn__p": list(p_grid),
         "knn__weights": list(weights),
     }
-    return GridSearchCV(pipeline, grid, cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
-                        n_jobs=1, error_score="raise")
+    return GridSearchCV(
+        pipeline,
+        grid,
+        cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
+        n_jobs=1,
+        error_score="raise",
+    )
 
 
 def to_config(params: dict[str, Any]) -> KnnConfig:
-    return KnnConfig(features=[COLUMNS[i] for i in params["select__transformers"][0][2]],
-                     transform=transform_name(params["transform"]),
-                     k=params["knn__n_neighbors"], p=params["knn__p"], weights=params["knn__weights"])
+    return KnnConfig(
+        features=[COLUMNS[i] for i in params["select__transformers"][0][2]],
+        transform=transform_name(params["transform"]),
+        k=params["knn__n_neighbors"],
+        p=params["knn__p"],
+        weights=params["knn__weights"],
+    )
 
 
-def fit_config(labelled: pd.DataFrame, set_names: list[str] | None = None,
-               **grid: Any) -> tuple[KnnConfig, float]:
+def fit_config(
+    labelled: pd.DataFrame, set_names: list[str] | None = None, **grid: Any
+) -> tuple[KnnConfig, float]:
     """Best config and its CV accuracy; only feature sets the mood model can serve (in FEATURES)."""
     gs = search(available_sets(labelled, set_names or ["original4", "audio9"]), **grid)
     gs.fit(matrix(labelled), merged_labels(labelled["label"]))
@@ -100,8 +118,9 @@ def fit_config(labelled: pd.DataFrame, set_names: list[str] | None = None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--labelled", type=Path, default=RecommenderSettings().labelled_path)
     parser.add_argument("--out", type=Path, default=MODEL_CONFIG)
     args = parser.parse_args(argv)
@@ -111,10 +130,18 @@ def main(argv: list[str] | None = None) -> int:
     with threadpool_limits(1):  # tiny matrices: extra BLAS threads only contend on a busy machine
         config, accuracy = fit_config(labelled)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({**config.model_dump(), "cv_accuracy": round(accuracy, 4),
-                                    "n_tracks": len(labelled),
-                                    "classes": sorted(np.unique(merged_labels(labelled["label"])))},
-                                   indent=2) + "\n")
+    args.out.write_text(
+        json.dumps(
+            {
+                **config.model_dump(),
+                "cv_accuracy": round(accuracy, 4),
+                "n_tracks": len(labelled),
+                "classes": sorted(np.unique(merged_labels(labelled["label"]))),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"{config.model_dump()} cv accuracy {accuracy:.3f} on {len(labelled)} tracks -> {args.out}")
     return 0
 

@@ -37,25 +37,66 @@ FORMATS: tuple[Format, ...] = (
     Format("moodtunes", ("track_id", "name", "artists", *FEATURES), {}),
     Format(
         "kaggle",
-        ("track_id", "artists", "album_name", "track_name", "popularity", "duration_ms", "explicit",
-         *FEATURES, "key", "mode", "time_signature", "track_genre"),
+        (
+            "track_id",
+            "artists",
+            "album_name",
+            "track_name",
+            "popularity",
+            "duration_ms",
+            "explicit",
+            *FEATURES,
+            "key",
+            "mode",
+            "time_signature",
+            "track_genre",
+        ),
         {"track_name": "name", "album_name": "album", "track_genre": "genre"},
         artist_separator=";",
     ),
     Format(
         "tidytuesday",
-        ("track_id", "track_name", "track_artist", "track_popularity", "track_album_id", "track_album_name",
-         "track_album_release_date", "playlist_genre", "playlist_subgenre", *FEATURES, "key", "mode",
-         "duration_ms"),
-        {"track_name": "name", "track_artist": "artists", "track_popularity": "popularity",
-         "track_album_id": "album_id", "track_album_name": "album",
-         "track_album_release_date": "release_date",
-         "playlist_genre": "genre", "playlist_subgenre": "subgenre"},
+        (
+            "track_id",
+            "track_name",
+            "track_artist",
+            "track_popularity",
+            "track_album_id",
+            "track_album_name",
+            "track_album_release_date",
+            "playlist_genre",
+            "playlist_subgenre",
+            *FEATURES,
+            "key",
+            "mode",
+            "duration_ms",
+        ),
+        {
+            "track_name": "name",
+            "track_artist": "artists",
+            "track_popularity": "popularity",
+            "track_album_id": "album_id",
+            "track_album_name": "album",
+            "track_album_release_date": "release_date",
+            "playlist_genre": "genre",
+            "playlist_subgenre": "subgenre",
+        },
     ),
     Format(
         "moods",
-        ("name", "album", "artist", "id", "release_date", "popularity", "length", *FEATURES, "key",
-         "time_signature", "mood"),
+        (
+            "name",
+            "album",
+            "artist",
+            "id",
+            "release_date",
+            "popularity",
+            "length",
+            *FEATURES,
+            "key",
+            "time_signature",
+            "mood",
+        ),
         {"id": "track_id", "artist": "artists", "length": "duration_ms", "mood": "label"},
     ),
 )
@@ -124,8 +165,9 @@ def write(df: pd.DataFrame, out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("inputs", nargs="+", type=Path, help="parquet or CSV files, first wins per track id")
     parser.add_argument("--out", type=Path, required=True, help="catalog file to write (.parquet or .csv)")
     parser.add_argument("--format", choices=["auto", *BY_NAME], default="auto")

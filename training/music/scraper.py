@@ -38,9 +38,15 @@ EXTRA_FEATURES = ("key", "mode", "time_signature", "duration_ms")
 FEATURE_BATCH = 100  # the audio-features endpoint takes at most 100 ids
 
 
-def make_client(api_url: str | None = None, token_url: str | None = None, *, retries: int = 5,
-                status_retries: int = 5, backoff_factor: float = 0.5,
-                timeout: float = 10.0) -> spotipy.Spotify:
+def make_client(
+    api_url: str | None = None,
+    token_url: str | None = None,
+    *,
+    retries: int = 5,
+    status_retries: int = 5,
+    backoff_factor: float = 0.5,
+    timeout: float = 10.0,
+) -> spotipy.Spotify:
     """Client-credentials client (SPOTIPY_CLIENT_ID/SECRET from the environment) with explicit retries.
 
     spotipy retries 429 and 5xx through urllib3: at most `status_retries` times, sleeping for the
@@ -49,8 +55,13 @@ def make_client(api_url: str | None = None, token_url: str | None = None, *, ret
     auth = spotipy.SpotifyClientCredentials(cache_handler=MemoryCacheHandler(), requests_timeout=timeout)
     if token_url:
         auth.OAUTH_TOKEN_URL = token_url
-    client = spotipy.Spotify(auth_manager=auth, retries=retries, status_retries=status_retries,
-                             backoff_factor=backoff_factor, requests_timeout=timeout)
+    client = spotipy.Spotify(
+        auth_manager=auth,
+        retries=retries,
+        status_retries=status_retries,
+        backoff_factor=backoff_factor,
+        requests_timeout=timeout,
+    )
     if api_url:
         client.prefix = api_url.rstrip("/") + "/"
     return client
@@ -89,8 +100,13 @@ def _record(track: dict[str, Any]) -> dict[str, Any]:
 
 
 class Scraper:
-    def __init__(self, client: spotipy.Spotify, state: State, state_path: Path,
-                 catalog_features: dict[str, dict[str, float]] | None = None) -> None:
+    def __init__(
+        self,
+        client: spotipy.Spotify,
+        state: State,
+        state_path: Path,
+        catalog_features: dict[str, dict[str, float]] | None = None,
+    ) -> None:
         self.client = client
         self.state = state
         self.state_path = state_path
@@ -106,15 +122,20 @@ class Scraper:
         return found[:wanted]
 
     def collect(self, word: str, playlist_id: str, max_tracks: int) -> int:
-        page: dict[str, Any] | None = self.client.playlist_items(playlist_id, limit=100,
-                                                                 additional_types=("track",))
+        page: dict[str, Any] | None = self.client.playlist_items(
+            playlist_id, limit=100, additional_types=("track",)
+        )
         count = 0
         while page and count < max_tracks:
             for item in page["items"]:
                 track = (item or {}).get("track")
                 # Local files and podcast episodes have no catalogue id or audio features.
-                if not track or track.get("type", "track") != "track" or not track.get("id") or \
-                        track.get("is_local"):
+                if (
+                    not track
+                    or track.get("type", "track") != "track"
+                    or not track.get("id")
+                    or track.get("is_local")
+                ):
                     continue
                 record = self.state.tracks.setdefault(track["id"], _record(track))
                 record["labels"][word] = record["labels"].get(word, 0) + 1
@@ -122,8 +143,9 @@ class Scraper:
             page = self.client.next(page) if page.get("next") else None
         return count
 
-    def scrape(self, words: list[str], playlists_per_word: int, max_tracks: int,
-               progress: bool = True) -> None:
+    def scrape(
+        self, words: list[str], playlists_per_word: int, max_tracks: int, progress: bool = True
+    ) -> None:
         with tqdm(total=len(words) * playlists_per_word, desc="playlists", disable=not progress) as bar:
             for word in words:
                 done = self.state.done.setdefault(word, [])
@@ -140,7 +162,7 @@ class Scraper:
 
     def fetch_features(self, progress: bool = True) -> None:
         todo = [t for t in self.state.tracks if t not in self.state.features]
-        batches = [todo[i:i + FEATURE_BATCH] for i in range(0, len(todo), FEATURE_BATCH)]
+        batches = [todo[i : i + FEATURE_BATCH] for i in range(0, len(todo), FEATURE_BATCH)]
         for batch in tqdm(batches, desc="audio features", disable=not progress):
             if self.state.features_api != "forbidden":
                 try:
@@ -153,8 +175,10 @@ class Scraper:
                 except spotipy.SpotifyException as exc:
                     if exc.http_status != 403:
                         raise
-                    log.warning("audio-features answered 403 (apps registered since 27 Nov 2024 are "
-                                "refused it): taking features from the catalog by track id")
+                    log.warning(
+                        "audio-features answered 403 (apps registered since 27 Nov 2024 are "
+                        "refused it): taking features from the catalog by track id"
+                    )
                     self.state.features_api = "forbidden"
             for track_id in batch:
                 self.state.features.setdefault(track_id, None)
@@ -165,8 +189,12 @@ class Scraper:
         rows, missing = [], []
         for track_id, record in self.state.tracks.items():
             labels = Counter(record["labels"])
-            row = {"track_id": track_id, **{k: v for k, v in record.items() if k != "labels"},
-                   "label": labels.most_common(1)[0][0], "labels": ",".join(sorted(labels))}
+            row = {
+                "track_id": track_id,
+                **{k: v for k, v in record.items() if k != "labels"},
+                "label": labels.most_common(1)[0][0],
+                "labels": ",".join(sorted(labels)),
+            }
             feats, origin = self.state.features.get(track_id), "api"
             if feats is None:
                 feats, origin = self.catalog_features.get(track_id), "catalog"
@@ -187,20 +215,27 @@ def catalog_features(path: Path | None) -> dict[str, dict[str, float]]:
     if path is None or not path.exists():
         return {}
     catalog = load_catalog(path)
-    return {track_id: dict(zip(FEATURES, row, strict=True))
-            for track_id, row in zip(catalog.ids, catalog.features.tolist(), strict=True)}
+    return {
+        track_id: dict(zip(FEATURES, row, strict=True))
+        for track_id, row in zip(catalog.ids, catalog.features.tolist(), strict=True)
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, required=True, help="labelled tracks to write (.parquet or .csv)")
     parser.add_argument("--state", type=Path, help="checkpoint file (default: <out>.state.json)")
     parser.add_argument("--words", default=",".join(EMOTIONS), help="comma-separated emotion words")
     parser.add_argument("--playlists", type=int, default=5, help="playlists per word")
     parser.add_argument("--max-tracks", type=int, default=200, help="tracks per playlist")
-    parser.add_argument("--catalog", type=Path, default=RecommenderSettings().catalog_path,
-                        help="features when audio-features is refused (default: RECOMMENDER_CATALOG_PATH)")
+    parser.add_argument(
+        "--catalog",
+        type=Path,
+        default=RecommenderSettings().catalog_path,
+        help="features when audio-features is refused (default: RECOMMENDER_CATALOG_PATH)",
+    )
     parser.add_argument("--api-url", help="Web API base (default https://api.spotify.com/v1/)")
     parser.add_argument("--token-url", help="token endpoint (default https://accounts.spotify.com/api/token)")
     parser.add_argument("--retries", type=int, default=5, help="retries on 429/5xx (spotipy status_retries)")
@@ -209,19 +244,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not os.environ.get("SPOTIPY_CLIENT_ID") or not os.environ.get("SPOTIPY_CLIENT_SECRET"):
-        print("error: set SPOTIPY_CLIENT_ID and SPOTIPY_CLIENT_SECRET (a Spotify app's client credentials)",
-              file=sys.stderr)
+        print(
+            "error: set SPOTIPY_CLIENT_ID and SPOTIPY_CLIENT_SECRET (a Spotify app's client credentials)",
+            file=sys.stderr,
+        )
         return 2
     state_path = args.state or args.out.with_suffix(".state.json")
-    client = make_client(args.api_url, args.token_url, retries=args.retries, status_retries=args.retries,
-                         backoff_factor=args.backoff)
+    client = make_client(
+        args.api_url,
+        args.token_url,
+        retries=args.retries,
+        status_retries=args.retries,
+        backoff_factor=args.backoff,
+    )
     scraper = Scraper(client, State.load(state_path), state_path, catalog_features(args.catalog))
     words = [w.strip() for w in args.words.split(",") if w.strip()]
     try:
         scraper.scrape(words, args.playlists, args.max_tracks, progress=not args.no_progress)
     except spotipy.SpotifyException as exc:
-        print(f"error: Spotify answered {exc.http_status}: {exc.msg.strip()}; progress is saved in "
-              f"{state_path}, rerun the same command to resume", file=sys.stderr)
+        print(
+            f"error: Spotify answered {exc.http_status}: {exc.msg.strip()}; progress is saved in "
+            f"{state_path}, rerun the same command to resume",
+            file=sys.stderr,
+        )
         return 1
     found, missing = scraper.table()
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -232,8 +277,10 @@ def main(argv: list[str] | None = None) -> int:
     missing_path = args.out.with_name(args.out.stem + ".missing.csv")
     missing.to_csv(missing_path, index=False)
     api = scraper.state.features_api
-    print(f"{len(found)} labelled tracks with features -> {args.out} (audio-features API: {api}); "
-          f"{len(missing)} lacking features -> {missing_path}")
+    print(
+        f"{len(found)} labelled tracks with features -> {args.out} (audio-features API: {api}); "
+        f"{len(missing)} lacking features -> {missing_path}"
+    )
     return 0
 
 
