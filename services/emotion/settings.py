@@ -39,10 +39,9 @@ class EmotionSettings(BaseSettings):
     # Face detector (CenterFace), fed the grey frame, scaled so its longer side is at most
     # detect_max_side pixels for a video frame (no more than video_max_side a side, as the page
     # sends), photo_detect_max_side for a larger image (a photo). In grey, 256 finds every face of
-    # the photo set with no extra one, as 320 and 480 do, in two thirds of 320's time; what it gives
-    # up is the smallest faces (of the photos fitted into 640x480 frames it finds 93% of the faces,
-    # 320 finds 96%). Photos are single requests where small faces matter more than milliseconds:
-    # at 640 a face can be 2.5 times smaller than at 256 (reports/detectors.md).
+    # the photo set with no extra one, as larger inputs do, in a fraction of their time; what it gives
+    # up is the smallest faces in a video frame. Photos are single requests where small faces matter
+    # more than milliseconds, so they are searched larger (reports/detectors.md, docs/results.md).
     detect_max_side: int = Field(default=256, ge=32, le=4096)
     video_max_side: int = Field(default=640, ge=32)
     photo_detect_max_side: int = Field(default=640, ge=32, le=4096)

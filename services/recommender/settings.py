@@ -23,8 +23,8 @@ class RecommenderSettings(BaseSettings):
     # Hyper-parameters chosen by `python -m training.music.fit`; defaults apply when the file is absent.
     knn_config_path: Path = MODEL_CONFIG
     # Candidates scored at start-up per waypoint, and a seed's noise in units of the score spread over the
-    # catalog. 1000 / 0.3 (was 300 / 0.15 of the pool's spread): seeded lists reach about 3x as many
-    # tracks for under 2 points of seeded precision@10 (reports/music/report.md).
+    # catalog. Larger pools and noise on the catalog's spread let seeded lists reach far more of the
+    # catalog for a small cost in seeded precision@10 (reports/music/report.md).
     pool_size: int = 1000
     diversity: float = 0.3
     seed_noise: float = 0.3

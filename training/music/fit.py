@@ -72,7 +72,8 @@ def search(
     """A GridSearchCV over KNN pipelines on `matrix(df)`.
 
     The default grid is the one that won in exploration (quantile or percentile transform, distance
-    weights; PowerTransformer scores like quantile but fits ~10x slower); feature set, p and k stay searched.
+    weights; PowerTransformer scored like quantile but fitted much slower); feature set, p and k stay
+    searched.
     """
     columns = [[COLUMNS.index(c) for c in cols] for cols in feature_sets.values()]
     pipeline = Pipeline(
