@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -17,6 +18,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _RID_KEY = REQUEST_ID_HEADER.lower().encode("latin-1")  # ASGI header names are lower-case bytes
+# A client's id is kept only if it is short visible ASCII: it is logged and forwarded to the backends, so
+# anything else (a 200 KB value, control or non-ASCII bytes) would cost or break every hop after this one.
+REQUEST_ID_MAX = 64
+_VALID_RID = re.compile(rb"[\x21-\x7e]{1,%d}" % REQUEST_ID_MAX)
 log = logging.getLogger("moodtunes")
 
 REQUESTS = Counter("http_requests_total", "HTTP requests", ["service", "method", "route", "status"])
@@ -36,6 +41,13 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+def request_id(raw: bytes | None) -> str:
+    """The client's X-Request-ID when it is short visible ASCII, else a new one."""
+    if raw is not None and _VALID_RID.fullmatch(raw):
+        return raw.decode("ascii")
+    return uuid.uuid4().hex
+
+
 class _Observe:
     """Pure ASGI middleware: request id in and out, access metrics and one log line per request.
 
@@ -51,8 +63,7 @@ class _Observe:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        raw = dict(scope["headers"]).get(_RID_KEY)
-        rid = raw.decode("latin-1") if raw else uuid.uuid4().hex
+        rid = request_id(dict(scope["headers"]).get(_RID_KEY))
         scope.setdefault("state", {})["request_id"] = rid  # what request.state.request_id reads
         status = 500  # what the client gets if the app raises before starting a response
         start = time.perf_counter()

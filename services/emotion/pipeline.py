@@ -20,6 +20,9 @@ BoxTuple = tuple[int, int, int, int]
 
 # The boxes a client sends back are the answer's own faces[].box: the shared Box schema reads them.
 _BOX_LIST = TypeAdapter(list[Box])
+# JSON integers have no size limit; float arithmetic on the region overflows past about 1e308. No image
+# the service accepts is anywhere near this many pixels a side.
+MAX_COORD = 2**31 - 1
 
 
 def parse_boxes(raw: bytes, max_boxes: int) -> list[BoxTuple]:
@@ -34,6 +37,9 @@ def parse_boxes(raw: bytes, max_boxes: int) -> list[BoxTuple]:
     if len(boxes) > max_boxes:
         raise ImageInputError(422, f"boxes: at most {max_boxes} boxes, got {len(boxes)}")
     for i, box in enumerate(boxes):
+        for name, value in (("x", box.x), ("y", box.y), ("w", box.w), ("h", box.h)):
+            if not -MAX_COORD <= value <= MAX_COORD:
+                raise ImageInputError(422, f"boxes[{i}].{name}: out of range (|value| <= {MAX_COORD})")
         if box.w < 1 or box.h < 1:
             raise ImageInputError(422, f"boxes[{i}]: width and height must be at least 1")
     return [(box.x, box.y, box.w, box.h) for box in boxes]

@@ -93,7 +93,7 @@ async def read_upload(request: Request, max_bytes: int) -> Upload:
     multipart = media_type == "multipart/form-data"
     cap = max_bytes + MULTIPART_OVERHEAD if multipart else max_bytes
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > cap:
+    if declared.isascii() and declared.isdigit() and int(declared) > cap:
         raise too_large(max_bytes)
     body = bytearray()
     async for chunk in request.stream():

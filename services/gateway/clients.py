@@ -122,7 +122,9 @@ class EmotionClient(Backend):
     async def predict(
         self, body: bytes, content_type: str | None, detect: bool | None, request_id: str
     ) -> dict[str, Any]:
-        headers = {"Content-Type": content_type} if content_type else {}
+        # Passed on as the client's bytes (ASGI decodes headers as latin-1): the emotion service judges
+        # it, and a non-ASCII value cannot fail here.
+        headers = {"Content-Type": content_type.encode("latin-1")} if content_type else {}
         params = {} if detect is None else {"detect": str(detect).lower()}
         response = await self.request(
             "POST", "/predict", request_id=request_id, content=body, headers=headers, params=params

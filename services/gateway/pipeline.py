@@ -83,7 +83,7 @@ class Gateway:
             413, f"upload too large: the limit is {self.settings.max_upload_bytes} bytes"
         )
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
+        if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
             raise too_large
         body = bytearray()
         async for chunk in request.stream():
