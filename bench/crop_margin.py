@@ -26,12 +26,12 @@ import numpy as np
 import pandas as pd
 
 from services.common.contracts import EMOTIONS
+from services.common.paths import REPO
 from services.emotion.classifier import EmotionClassifier
 from services.emotion.detector import CenterFaceDetector
 from services.emotion.imaging import face_crop, to_grey
 from services.emotion.settings import EmotionSettings
 
-REPO = Path(__file__).resolve().parents[1]
 MARGINS = [0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5]
 UPSCALE = 4
 CANVAS = 48 * UPSCALE * 2

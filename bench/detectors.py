@@ -29,12 +29,12 @@ import onnxruntime as ort
 import pandas as pd
 from skimage import data as skdata
 
+from services.common.paths import REPO
 from services.emotion.detector import CenterFaceDetector
 from services.emotion.pipeline import EmotionPipeline
 from services.emotion.runtime import session_options
 from services.emotion.settings import EmotionSettings
 
-REPO = Path(__file__).resolve().parents[1]
 SERVICE = EmotionSettings()
 REPORTS = REPO / "reports"
 FRAME_SIZES = [(320, 240), (640, 480), (960, 540), (1280, 720)]

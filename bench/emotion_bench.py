@@ -34,12 +34,12 @@ import numpy as np
 from PIL import Image
 from skimage import data
 
+from services.common.paths import REPO
 from services.emotion.classifier import EmotionClassifier
 from services.emotion.pipeline import EmotionPipeline
 from services.emotion.settings import EmotionSettings
 from tests.procs import service
 
-REPO = Path(__file__).resolve().parents[1]
 STAGES = ("decode", "detect", "classify")
 
 

@@ -19,8 +19,8 @@ import httpx
 import numpy as np
 
 from bench.emotion_bench import frame_jpeg
+from services.common.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 REPORTS = REPO / "reports"
 PERCENTILES = (50, 95, 99)
 

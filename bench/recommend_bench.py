@@ -22,11 +22,10 @@ import httpx
 import numpy as np
 
 from services.common.contracts import EMOTIONS, Emotion, Strategy
+from services.common.paths import REPORTS
 from services.recommender.service import build
 from services.recommender.settings import RecommenderSettings
 from tests.procs import service
-
-REPORTS = Path(__file__).resolve().parents[1] / "reports"
 
 
 def percentiles(samples_ms: list[float]) -> dict[str, float]:

@@ -37,13 +37,13 @@ from bench.load import closed_loop, percentiles_ms, run_load
 from bench.load import write_report as write_load_report
 from bench.memory import memory_mb, uvicorn_pid
 from services.__main__ import SERVICES
+from services.common.paths import REPO
 from services.emotion.pipeline import EmotionPipeline
 from services.emotion.runtime import session_options
 from services.emotion.settings import EmotionSettings
 from services.recommender.settings import RecommenderSettings
 from tests.procs import free_port, service
 
-REPO = Path(__file__).resolve().parents[1]
 # Where `make train-baseline` writes the original architecture (kept out of the service image).
 DEFAULT_BASELINE = REPO / "models" / "baseline" / "baseline.onnx"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/10"

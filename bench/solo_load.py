@@ -23,10 +23,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.load import run_load
 from services.__main__ import SERVICES
+from services.common.paths import REPO
 from services.emotion.settings import EmotionSettings
 from tests.procs import free_port, service
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def solo_runs(emotion_url: str) -> float:

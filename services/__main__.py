@@ -15,9 +15,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from services.common.paths import REPO
 
 # The one table of what runs where; docker-compose.yml must run the same commands (tests/test_compose.py).
 SERVICES: dict[str, tuple[str, int]] = {

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from services.common.paths import REPO
+
 OUTPUT = REPO / "test-output"
 
 

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def default_data_dir() -> Path:
-    return (REPO.parent / "shared" / "data").resolve()
+from services.common.paths import REPO, data_dir
 
 
 class TrainingSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MOODTUNES_")
 
-    data: Path = default_data_dir()
+    data: Path = Field(default_factory=data_dir)  # MOODTUNES_DATA
     runs: Path = REPO / "runs"
     model_dir: Path = REPO / "services" / "emotion" / "model"
     reports: Path = REPO / "reports"

@@ -1,1 +1,1 @@
-"""Code every service shares: the API contracts and the observability plumbing."""
+"""Code every service shares: the API contracts, errors, paths and the observability plumbing."""

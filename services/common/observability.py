@@ -16,6 +16,8 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.common.errors import ApiError, api_error_response
+
 REQUEST_ID_HEADER = "X-Request-ID"
 _RID_KEY = REQUEST_ID_HEADER.lower().encode("latin-1")  # ASGI header names are lower-case bytes
 # A client's id is kept only if it is short visible ASCII: it is logged and forwarded to the backends, so
@@ -95,8 +97,10 @@ class _Observe:
 
 
 def instrument(app: FastAPI, service: str, ready: Callable[[], bool]) -> None:
-    """Adds /healthz, /readyz, /metrics, request-id propagation, access metrics and JSON errors."""
+    """Adds /healthz, /readyz, /metrics, request-id propagation, access metrics and JSON errors
+    (ApiError, validation errors and the framework's own 404/405 all answer `{"detail": ...}`)."""
     app.add_middleware(_Observe, service=service)
+    app.add_exception_handler(ApiError, api_error_response)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

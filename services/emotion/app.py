@@ -8,12 +8,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from services.common.contracts import ErrorResponse, PredictResponse
+from services.common.errors import ApiError
 from services.common.observability import instrument
 from services.emotion import metrics
-from services.emotion.imaging import ImageInputError
 from services.emotion.pipeline import EmotionPipeline, parse_boxes
 from services.emotion.settings import EmotionSettings
 from services.emotion.upload import BOXES_FIELD, FIELD, read_upload
@@ -64,12 +64,12 @@ async def predict(
 ) -> Response:
     pipeline: EmotionPipeline | None = request.app.state.pipeline
     if pipeline is None:
-        return JSONResponse(status_code=503, content={"detail": "emotion model not loaded"})
+        raise ApiError(503, "emotion model not loaded")
     upload = await read_upload(request, pipeline.settings.max_upload_bytes)
     hint = None
     if upload.boxes is not None:
         if not detect:
-            raise ImageInputError(422, f"'{BOXES_FIELD}' needs face detection: drop detect=false")
+            raise ApiError(422, f"'{BOXES_FIELD}' needs face detection: drop detect=false")
         hint = parse_boxes(upload.boxes, pipeline.settings.max_faces)
     # ONNX Runtime and OpenCV release the GIL: frames run in parallel on the thread pool.
     response = await run_in_threadpool(pipeline.predict, upload.image, detect, hint)
@@ -77,11 +77,6 @@ async def predict(
     # Serialised by pydantic directly: FastAPI's own path would validate the model again through
     # dicts, on every frame (response_model still documents the schema).
     return Response(response.model_dump_json(), media_type="application/json")
-
-
-async def _bad_image(_: Request, exc: ImageInputError) -> JSONResponse:
-    metrics.REJECTED.labels(str(exc.status)).inc()
-    return JSONResponse(status_code=exc.status, content={"detail": exc.detail})
 
 
 def create_app(settings: EmotionSettings | None = None) -> FastAPI:
@@ -108,7 +103,6 @@ def create_app(settings: EmotionSettings | None = None) -> FastAPI:
     app = FastAPI(title="moodtunes emotion", version="1.0", lifespan=lifespan)
     app.state.pipeline = None
     instrument(app, "emotion", lambda: app.state.pipeline is not None)
-    app.add_exception_handler(ImageInputError, _bad_image)  # type: ignore[arg-type]
     app.add_api_route(
         "/predict",
         predict,

@@ -13,22 +13,11 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from services.common.errors import ApiError, too_large
+
 # Pillow format names of what we accept, and the media types that announce them on a raw body.
 SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
 SUPPORTED_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
-
-
-class ImageInputError(Exception):
-    """A bad upload; `status` is the HTTP status that describes it."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-
-
-def too_large(limit: int) -> ImageInputError:
-    return ImageInputError(413, f"upload too large: the limit is {limit} bytes")
 
 
 @dataclass(frozen=True)
@@ -46,7 +35,7 @@ def decode(data: bytes, limits: Limits, grey: bool = False) -> np.ndarray:
     image is refused cheaply.
     """
     if not data:
-        raise ImageInputError(422, "empty body: send a JPEG, PNG or WebP image")
+        raise ApiError(422, "empty body: send a JPEG, PNG or WebP image")
     if len(data) > limits.max_upload_bytes:
         raise too_large(limits.max_upload_bytes)
     try:
@@ -55,19 +44,17 @@ def decode(data: bytes, limits: Limits, grey: bool = False) -> np.ndarray:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
-        raise ImageInputError(413, f"image has too many pixels: {exc}") from exc
+        raise ApiError(413, f"image has too many pixels: {exc}") from exc
     except UnidentifiedImageError as exc:
-        raise ImageInputError(422, "not an image: the bytes are not a decodable JPEG, PNG or WebP") from exc
+        raise ApiError(422, "not an image: the bytes are not a decodable JPEG, PNG or WebP") from exc
     except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageInputError(422, f"undecodable image header: {exc}") from exc
+        raise ApiError(422, f"undecodable image header: {exc}") from exc
     with img:
         if img.format not in SUPPORTED_FORMATS:
-            raise ImageInputError(415, f"unsupported image format {img.format}: send JPEG, PNG or WebP")
+            raise ApiError(415, f"unsupported image format {img.format}: send JPEG, PNG or WebP")
         width, height = img.size
         if width * height > limits.max_pixels:
-            raise ImageInputError(
-                413, f"image has too many pixels: {width}x{height} > {limits.max_pixels} pixels"
-            )
+            raise ApiError(413, f"image has too many pixels: {width}x{height} > {limits.max_pixels} pixels")
         mode = "L" if grey else "RGB"
         if grey and img.format == "JPEG":
             # A JPEG stores luma apart from colour: decoding only that plane skips the chroma
@@ -80,7 +67,7 @@ def decode(data: bytes, limits: Limits, grey: bool = False) -> np.ndarray:
             return np.asarray(img if img.mode == mode else img.convert(mode))
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
             # Pillow raises OSError("image file is truncated ...") for cut-off files.
-            raise ImageInputError(422, f"undecodable or truncated image: {exc}") from exc
+            raise ApiError(422, f"undecodable or truncated image: {exc}") from exc
 
 
 def square_crop_box(box: tuple[int, int, int, int], margin: float, shift_y: float) -> tuple[int, int, int]:

@@ -16,7 +16,6 @@ STAGE_SECONDS = Histogram(
     ["stage"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
 )
-REJECTED = Counter("emotion_rejected_uploads_total", "Uploads refused, by HTTP status", ["status"])
 SOLO_RUNS = Counter(
     "emotion_solo_runs_total", "Frames processed on several cores (alone in flight on an idle machine)"
 )

@@ -8,10 +8,11 @@ import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
 from services.common.contracts import Box, Face, PredictResponse
+from services.common.errors import ApiError
 from services.emotion import metrics
 from services.emotion.classifier import EmotionClassifier
 from services.emotion.detector import CenterFaceDetector
-from services.emotion.imaging import ImageInputError, Limits, decode, face_crop
+from services.emotion.imaging import Limits, decode, face_crop
 from services.emotion.runtime import InFlight
 from services.emotion.settings import EmotionSettings
 
@@ -33,15 +34,15 @@ def parse_boxes(raw: bytes, max_boxes: int) -> list[BoxTuple]:
     except ValidationError as exc:
         err = exc.errors()[0]
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
-        raise ImageInputError(422, f"boxes{where}: {err['msg']}") from exc
+        raise ApiError(422, f"boxes{where}: {err['msg']}") from exc
     if len(boxes) > max_boxes:
-        raise ImageInputError(422, f"boxes: at most {max_boxes} boxes, got {len(boxes)}")
+        raise ApiError(422, f"boxes: at most {max_boxes} boxes, got {len(boxes)}")
     for i, box in enumerate(boxes):
         for name, value in (("x", box.x), ("y", box.y), ("w", box.w), ("h", box.h)):
             if not -MAX_COORD <= value <= MAX_COORD:
-                raise ImageInputError(422, f"boxes[{i}].{name}: out of range (|value| <= {MAX_COORD})")
+                raise ApiError(422, f"boxes[{i}].{name}: out of range (|value| <= {MAX_COORD})")
         if box.w < 1 or box.h < 1:
-            raise ImageInputError(422, f"boxes[{i}]: width and height must be at least 1")
+            raise ApiError(422, f"boxes[{i}]: width and height must be at least 1")
     return [(box.x, box.y, box.w, box.h) for box in boxes]
 
 
@@ -76,9 +77,7 @@ class EmotionPipeline:
         x0, y0, x1, y1 = width, height, 0, 0
         for x, y, w, h in hint:
             if x + w <= 0 or y + h <= 0 or x >= width or y >= height:
-                raise ImageInputError(
-                    422, f"boxes: ({x}, {y}, {w}, {h}) lies outside the {width}x{height} image"
-                )
+                raise ApiError(422, f"boxes: ({x}, {y}, {w}, {h}) lies outside the {width}x{height} image")
             half = max(w, h) * self.settings.track_scale / 2
             cx, cy = x + w / 2, y + h / 2
             x0, y0 = min(x0, int(cx - half)), min(y0, int(cy - half))

@@ -10,8 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.emotion.classifier import card_path
 
-REPO = Path(__file__).resolve().parents[2]
-MODEL_DIR = REPO / "services" / "emotion" / "model"
+MODEL_DIR = Path(__file__).resolve().parent / "model"
 
 
 class EmotionSettings(BaseSettings):

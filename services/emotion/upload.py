@@ -13,7 +13,8 @@ from fastapi import Request
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from services.emotion.imaging import SUPPORTED_MEDIA_TYPES, ImageInputError, too_large
+from services.common.errors import ApiError, too_large
+from services.emotion.imaging import SUPPORTED_MEDIA_TYPES
 
 FIELD = "image"
 # Optional multipart field: the previous frame's face boxes, for region-of-interest detection.
@@ -32,7 +33,7 @@ class Upload:
 
 def _multipart_fields(body: bytes, boundary: bytes | None, max_bytes: int) -> Upload:
     if not boundary:
-        raise ImageInputError(422, "multipart body without a boundary")
+        raise ApiError(422, "multipart body without a boundary")
     parts: list[tuple[dict[bytes, bytes], bytearray]] = []
     header_field = bytearray()
     header_value = bytearray()
@@ -68,19 +69,19 @@ def _multipart_fields(body: bytes, boundary: bytes | None, max_bytes: int) -> Up
         parser.write(body)
         parser.finalize()
     except MultipartParseError as exc:
-        raise ImageInputError(422, f"malformed multipart body: {exc}") from exc
+        raise ApiError(422, f"malformed multipart body: {exc}") from exc
     fields: dict[bytes, bytearray] = {}
     for headers, data in parts:
         _, options = parse_options_header(headers.get(b"content-disposition"))
         fields.setdefault(options.get(b"name", b""), data)
     image = fields.get(FIELD.encode())
     if image is None:
-        raise ImageInputError(422, f"multipart body has no '{FIELD}' field")
+        raise ApiError(422, f"multipart body has no '{FIELD}' field")
     if len(image) > max_bytes:
         raise too_large(max_bytes)
     boxes = fields.get(BOXES_FIELD.encode())
     if boxes is not None and len(boxes) > MAX_BOXES_BYTES:
-        raise ImageInputError(422, f"'{BOXES_FIELD}' field too long: at most {MAX_BOXES_BYTES} bytes")
+        raise ApiError(422, f"'{BOXES_FIELD}' field too long: at most {MAX_BOXES_BYTES} bytes")
     return Upload(bytes(image), None if boxes is None else bytes(boxes))
 
 
@@ -101,11 +102,11 @@ async def read_upload(request: Request, max_bytes: int) -> Upload:
         if len(body) > cap:
             raise too_large(max_bytes)
     if not body:
-        raise ImageInputError(422, "empty body: send a JPEG, PNG or WebP image")
+        raise ApiError(422, "empty body: send a JPEG, PNG or WebP image")
     if multipart:
         return _multipart_fields(bytes(body), options.get(b"boundary"), max_bytes)
     if media_type not in SUPPORTED_MEDIA_TYPES:
-        raise ImageInputError(
+        raise ApiError(
             415,
             f"unsupported Content-Type {media_type or '(none)'}: send image/jpeg, image/png or "
             f"image/webp, or multipart/form-data with an '{FIELD}' field",

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -24,8 +24,9 @@ from services.common.contracts import (
     Strategy,
     parse_track_ids,
 )
+from services.common.errors import ApiError
 from services.common.observability import instrument
-from services.gateway.clients import BackendError, RecommendParams
+from services.gateway.clients import RecommendParams
 from services.gateway.pipeline import Gateway, RecommendMode
 from services.gateway.settings import GatewaySettings
 
@@ -64,7 +65,7 @@ def exclude_ids(
     try:
         return parse_track_ids(exclude)
     except ValueError as exc:
-        raise HTTPException(422, f"exclude: {exc}") from exc
+        raise ApiError(422, f"exclude: {exc}") from exc
 
 
 Exclude = Annotated[frozenset[str], Depends(exclude_ids)]
@@ -96,10 +97,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             allow_methods=["GET", "POST"],
             allow_headers=["Content-Type", "X-Session-ID", "X-Request-ID"],
         )
-
-    @app.exception_handler(BackendError)
-    async def _backend_error(_: Request, exc: BackendError) -> JSONResponse:
-        return JSONResponse(status_code=exc.status_code, content={"detail": exc.detail})
 
     def gateway(request: Request) -> Gateway:
         return request.app.state.gateway

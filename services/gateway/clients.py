@@ -13,16 +13,14 @@ from typing import Any
 import httpx
 
 from services.common.contracts import Emotion, Strategy
+from services.common.errors import ApiError
 from services.common.observability import REQUEST_ID_HEADER
 
 log = logging.getLogger("moodtunes.gateway.clients")
 
 
-class BackendError(Exception):
-    def __init__(self, status_code: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status_code = status_code
-        self.detail = detail
+class BackendError(ApiError):
+    """A backend's failure, answered as the gateway's own (the shared ApiError handler)."""
 
 
 def _detail(response: httpx.Response) -> str:
@@ -107,7 +105,7 @@ class Backend:
         try:
             await self.request("GET", "/readyz", request_id=request_id, timeout=timeout_s)
         except BackendError as exc:
-            return exc.detail
+            return exc.message
         return "ok"
 
     async def aclose(self) -> None:

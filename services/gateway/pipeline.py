@@ -13,6 +13,7 @@ from fastapi import Request
 from prometheus_client import Counter
 
 from services.common.contracts import Emotion
+from services.common.errors import too_large
 from services.gateway.cache import RecommendCache, cache_key, make_cache
 from services.gateway.clients import BackendError, EmotionClient, RecommenderClient, RecommendParams
 from services.gateway.settings import GatewaySettings
@@ -79,17 +80,15 @@ class Gateway:
         limit = self.settings.max_upload_bytes
         if request.headers.get("content-type", "").startswith("multipart/"):
             limit += MULTIPART_OVERHEAD
-        too_large = BackendError(
-            413, f"upload too large: the limit is {self.settings.max_upload_bytes} bytes"
-        )
+        refused = too_large(self.settings.max_upload_bytes)
         declared = request.headers.get("content-length")
         if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
-            raise too_large
+            raise refused
         body = bytearray()
         async for chunk in request.stream():
             body += chunk
             if len(body) > limit:
-                raise too_large
+                raise refused
         return bytes(body)
 
     async def recommend(
@@ -113,9 +112,9 @@ class Gateway:
         try:
             answer = await self.recommender.recommend(params, request_id)
         except BackendError as exc:
-            if exc.status_code >= 500:
+            if exc.status >= 500:
                 self._recommender_down_until = time.monotonic() + self.settings.recommender_backoff_s
-                self._recommender_error = exc.detail
+                self._recommender_error = exc.message
             raise
         self._recommender_down_until = 0.0
         await self.cache.set(key, answer)
@@ -158,11 +157,11 @@ class Gateway:
         try:
             answer, _ = await self.recommend(wanted, request_id, respect_backoff=True)
         except BackendError as exc:
-            if exc.status_code < 500:
+            if exc.status < 500:
                 raise  # the request's own fault (e.g. limit out of range): say so, as /recommend does
             # Faces and emotions are still worth showing while the recommender is down.
             ANALYZE_RECOMMEND.labels("backoff" if isinstance(exc, RecommenderBackoff) else "failed").inc()
-            result["recommender_error"] = exc.detail
+            result["recommender_error"] = exc.message
             return result
         ANALYZE_RECOMMEND.labels("fetched").inc()
         if state is not None:

@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-REPO = Path(__file__).resolve().parents[2]
+from services.common.paths import REPO
 
 
 class GatewaySettings(BaseSettings):

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import orjson
-from fastapi import FastAPI, HTTPException, Query, Response
+from fastapi import FastAPI, Query, Response
 
 from services.common.contracts import (
     MAX_SEED,
@@ -17,6 +17,7 @@ from services.common.contracts import (
     Strategy,
     parse_track_ids,
 )
+from services.common.errors import ApiError
 from services.common.observability import instrument
 from services.recommender.service import RECOMMENDATIONS, State, start
 from services.recommender.settings import RecommenderSettings
@@ -53,11 +54,11 @@ async def recommend(
     # costs. The body is serialised once with orjson from dicts built at start-up; returning a Response
     # skips FastAPI's re-validation, while response_model above still documents the schema.
     if state.ranker is None:
-        raise HTTPException(503, state.error)
+        raise ApiError(503, state.error)
     try:
         played = parse_track_ids(exclude)
     except ValueError as exc:
-        raise HTTPException(422, f"exclude: {exc}") from exc
+        raise ApiError(422, f"exclude: {exc}") from exc
     tracks = state.ranker.recommend_dicts(emotion, strategy, limit, played, seed)
     RECOMMENDATIONS.labels(emotion.value, strategy.value).inc()
     body = orjson.dumps({"emotion": emotion.value, "strategy": strategy.value, "tracks": tracks})

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED_MUSIC = (REPO.parent / "shared" / "data" / "music").resolve()
+from services.common.paths import data_dir
+
 MODEL_CONFIG = Path(__file__).resolve().parent / "model" / "mood_knn.json"
 
 
-def _existing(path: Path) -> Path | None:
+def _music_file(name: str) -> Path | None:
+    """The file in the data folder's music/ (MOODTUNES_DATA), or None when it is not there."""
+    path = data_dir() / "music" / name
     return path if path.exists() else None
 
 
 class RecommenderSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RECOMMENDER_")
 
-    catalog_path: Path | None = _existing(SHARED_MUSIC / "catalog.parquet")
-    labelled_path: Path | None = _existing(SHARED_MUSIC / "mood_labelled.parquet")
+    # Default: catalog.parquet and mood_labelled.parquet under $MOODTUNES_DATA/music, when they exist.
+    catalog_path: Path | None = Field(default_factory=lambda: _music_file("catalog.parquet"))
+    labelled_path: Path | None = Field(default_factory=lambda: _music_file("mood_labelled.parquet"))
     # Hyper-parameters chosen by `python -m training.music.fit`; defaults apply when the file is absent.
     knn_config_path: Path = MODEL_CONFIG
     # Candidates scored at start-up per waypoint, and a seed's noise in units of the score spread over the

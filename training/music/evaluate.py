@@ -32,6 +32,7 @@ from sklearn.metrics import ConfusionMatrixDisplay, accuracy_score, classificati
 from sklearn.model_selection import RepeatedStratifiedKFold, cross_val_score, train_test_split  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
+from services.common import paths  # noqa: E402
 from services.common.contracts import Emotion, Strategy  # noqa: E402
 from services.recommender.catalog import Catalog, load_catalog  # noqa: E402
 from services.recommender.mood_model import (  # noqa: E402
@@ -47,7 +48,7 @@ from services.recommender.ranking import Ranker, artist_keys  # noqa: E402
 from services.recommender.settings import MODEL_CONFIG, RecommenderSettings  # noqa: E402
 from training.music.fit import FEATURE_SETS, K_GRID, available_sets, matrix, search, to_config  # noqa: E402
 
-REPORTS = Path(__file__).resolve().parents[2] / "reports" / "music"
+REPORTS = paths.REPORTS / "music"
 # Nested CV runs fit.py's search once per outer fold; 3 inner folds keep it to minutes.
 NESTED_GRID: dict[str, Any] = {"folds": 3}
 RELEVANT_WEIGHT = 0.3  # a mood is a target of an emotion when it carries at least this weight

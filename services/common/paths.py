@@ -1,0 +1,20 @@
+"""Where the repository and the datasets are: the one place that computes either.
+
+The datasets live outside the repository (read-only, never copied in): MOODTUNES_DATA names their
+folder; without it, ../shared/data beside the repository. Read when called, not at import, so a test or a
+process that sets MOODTUNES_DATA after importing still gets its value.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DATA_ENV = "MOODTUNES_DATA"
+REPO = Path(__file__).resolve().parents[2]
+REPORTS = REPO / "reports"
+
+
+def data_dir() -> Path:
+    value = os.environ.get(DATA_ENV)
+    return Path(value) if value else (REPO.parent / "shared" / "data").resolve()
