@@ -107,6 +107,8 @@ class Catalog:
     popularity: np.ndarray  # 0..100, NaN where unknown
     features: np.ndarray  # [n, len(FEATURES)] float64, raw units
     skipped: int
+    mode: np.ndarray | None = None  # 1 major, 0 minor, NaN where unknown; None: no such column
+    genres: list[frozenset[str]] | None = None  # playlist genres ("pop;edm" -> both), empty where unknown
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -136,6 +138,15 @@ class Catalog:
             if "popularity" in df.columns
             else pd.Series(np.nan, index=df.index)
         )
+        mode = pd.to_numeric(df["mode"], errors="coerce") if "mode" in df.columns else None
+        genres = (
+            [
+                frozenset(g.casefold().split(";")) if isinstance(g, str) and g else frozenset()
+                for g in df["genre"][keep]
+            ]
+            if "genre" in df.columns
+            else None
+        )
         return cls(
             ids=df["track_id"][keep].astype(str).tolist(),
             names=names[keep].tolist(),
@@ -144,13 +155,15 @@ class Catalog:
             popularity=popularity[keep].to_numpy(dtype=np.float64, na_value=np.nan),
             features=features[keep].to_numpy(dtype=np.float64),
             skipped=int(len(df) - keep.sum()),
+            mode=None if mode is None else mode[keep].to_numpy(dtype=np.float64, na_value=np.nan),
+            genres=genres,
         )
 
 
 def load_catalog(path: Path) -> Catalog:
     if not path.exists():
         raise CatalogError(f"catalog file {path} does not exist")
-    columns = ["track_id", "name", "artists", "album", "popularity", *FEATURES]
+    columns = ["track_id", "name", "artists", "album", "popularity", "mode", "genre", *FEATURES]
     if path.suffix.lower() == ".parquet":
         present = set(pq.read_schema(path).names)
         return Catalog.from_frame(pd.read_parquet(path, columns=[c for c in columns if c in present]))

@@ -7,7 +7,7 @@ Facial emotions map to a target: a mix of the model's mood classes plus a point 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -82,49 +82,182 @@ def build_pipeline(config: KnnConfig, random_state: int = 0) -> Pipeline:
 
 
 def merged_labels(labels: pd.Series) -> np.ndarray:
-    return labels.astype(str).replace(LABEL_MERGE).to_numpy(dtype=object).astype(str)
+    """Mood labels in lower case (data_moods spells them "Happy"), neutral merged into calm."""
+    return labels.astype(str).str.strip().str.lower().replace(LABEL_MERGE).to_numpy(dtype=object).astype(str)
+
+
+@dataclass(frozen=True)
+class Region:
+    """A box on the circumplex plane (inclusive bounds on valence and on energy, which stands in for
+    arousal): where every track of a list for an emotion must lie."""
+
+    valence: tuple[float, float]
+    energy: tuple[float, float]
+
+    def distance(self, valence: np.ndarray, energy: np.ndarray) -> np.ndarray:
+        """How far each (valence, energy) point lies outside the box; 0 inside."""
+        dv = np.maximum(self.valence[0] - valence, 0.0) + np.maximum(valence - self.valence[1], 0.0)
+        de = np.maximum(self.energy[0] - energy, 0.0) + np.maximum(energy - self.energy[1], 0.0)
+        return np.hypot(dv, de)
+
+    def blend(self, other: Region, alpha: float) -> Region:
+        def mix(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
+            return ((1 - alpha) * a[0] + alpha * b[0], (1 - alpha) * a[1] + alpha * b[1])
+
+        return Region(mix(self.valence, other.valence), mix(self.energy, other.energy))
+
+
+# Per emotion, what decides among tracks inside the region besides the mood model: +1 favours high
+# values of a feature (percentile rank in the catalog; mode: 1 major, 0 minor), -1 low ones; genres are
+# the catalog's playlist genres that earn a bonus where a track's genre is known.
+Profile = dict[str, float]
 
 
 @dataclass(frozen=True)
 class Target:
-    """Where an emotion points: weights over mood classes and a (valence, arousal) point in 0..1."""
+    """Where an emotion points: weights over mood classes, a (valence, arousal) point in 0..1, the region
+    the list must stay in, and the feature profile that ranks tracks inside it."""
 
     mood: dict[str, float]
     valence: float
     arousal: float
+    region: Region
+    profile: Profile = field(default_factory=dict)
+    genres: frozenset[str] = frozenset()
 
     def blend(self, other: Target, alpha: float) -> Target:
         moods = set(self.mood) | set(other.mood)
+        features = set(self.profile) | set(other.profile)
         return Target(
             mood={m: (1 - alpha) * self.mood.get(m, 0.0) + alpha * other.mood.get(m, 0.0) for m in moods},
             valence=(1 - alpha) * self.valence + alpha * other.valence,
             arousal=(1 - alpha) * self.arousal + alpha * other.arousal,
+            region=self.region.blend(other.region, alpha),
+            profile={
+                f: (1 - alpha) * self.profile.get(f, 0.0) + alpha * other.profile.get(f, 0.0)
+                for f in features
+            },
+            genres=self.genres if alpha < 0.5 else other.genres,
         )
 
 
-_ANGRY = Target({"angry": 0.8, "energetic": 0.2}, valence=0.25, arousal=0.85)
-# `match` mirrors the felt emotion. Fear and surprise have no labelled tracks: they are placed by their
-# circumplex position (fear: negative, aroused; surprise: positive-leaning, very aroused).
-MATCH: dict[Emotion, Target] = {
-    Emotion.angry: _ANGRY,
-    Emotion.disgust: _ANGRY,
-    Emotion.fear: Target({"sad": 0.5, "angry": 0.3, "calm": 0.2}, valence=0.2, arousal=0.7),
-    Emotion.happy: Target({"happy": 0.75, "energetic": 0.25}, valence=0.85, arousal=0.65),
-    Emotion.sad: Target({"sad": 1.0}, valence=0.15, arousal=0.25),
-    Emotion.surprise: Target({"energetic": 0.5, "happy": 0.5}, valence=0.65, arousal=0.85),
-    Emotion.neutral: Target({"calm": 1.0}, valence=0.5, arousal=0.4),
+# Regions of Russell's circumplex for music (valence, energy as arousal), the issue's bounds: anger and
+# disgust negative and highly aroused, fear negative and aroused, sadness negative and calm, neutral mid
+# and calm, happiness positive and lively, surprise lively.
+REGIONS: dict[Emotion, Region] = {
+    Emotion.angry: Region((0.0, 0.40), (0.70, 1.0)),
+    Emotion.disgust: Region((0.0, 0.40), (0.70, 1.0)),
+    Emotion.fear: Region((0.0, 0.40), (0.50, 1.0)),
+    Emotion.happy: Region((0.65, 1.0), (0.55, 1.0)),
+    Emotion.sad: Region((0.0, 0.35), (0.0, 0.45)),
+    Emotion.surprise: Region((0.50, 1.0), (0.70, 1.0)),
+    Emotion.neutral: Region((0.35, 0.65), (0.0, 0.60)),
 }
-_SOOTHE = Target({"calm": 0.5, "happy": 0.5}, valence=0.65, arousal=0.45)
-# `lift` ends here (iso principle: meet the mood first, then move): anger and fear are soothed,
-# sadness and neutrality brightened, happiness and surprise kept up.
+_ANGRY_PROFILE: Profile = {"loudness": 1.0, "mode": -1.0, "tempo": 0.5, "acousticness": -1.0}
+_LIVELY_GENRES = frozenset({"pop", "latin", "edm"})
+# `match` mirrors the felt emotion. The capstone's angry playlists are mostly bright pop (their tracks'
+# median valence is above the angry region's bound), so angry music is also data_moods' `energetic`.
+# Fear and surprise have no labelled tracks: their region and profile place them.
+MATCH: dict[Emotion, Target] = {
+    Emotion.angry: Target(
+        {"angry": 0.5, "energetic": 0.5},
+        valence=0.2,
+        arousal=0.88,
+        region=REGIONS[Emotion.angry],
+        profile=_ANGRY_PROFILE,
+        genres=frozenset({"rock", "edm"}),
+    ),
+    Emotion.disgust: Target(
+        {"angry": 0.5, "energetic": 0.5},
+        valence=0.15,
+        arousal=0.8,
+        region=REGIONS[Emotion.disgust],
+        profile={**_ANGRY_PROFILE, "danceability": -1.0},
+        genres=frozenset({"rock", "rap"}),
+    ),
+    Emotion.fear: Target(
+        {"sad": 0.5, "angry": 0.3, "calm": 0.2},
+        valence=0.15,
+        arousal=0.62,
+        region=REGIONS[Emotion.fear],
+        profile={"mode": -1.0, "danceability": -1.0, "instrumentalness": 0.5, "acousticness": -0.5},
+        genres=frozenset({"rock", "edm"}),
+    ),
+    Emotion.happy: Target(
+        {"happy": 0.75, "energetic": 0.25},
+        valence=0.85,
+        arousal=0.7,
+        region=REGIONS[Emotion.happy],
+        profile={"mode": 1.0, "danceability": 1.0, "acousticness": -0.5},
+        genres=_LIVELY_GENRES,
+    ),
+    Emotion.sad: Target(
+        {"sad": 1.0},
+        valence=0.15,
+        arousal=0.25,
+        region=REGIONS[Emotion.sad],
+        profile={"mode": -1.0, "tempo": -1.0, "acousticness": 1.0, "loudness": -1.0},
+    ),
+    Emotion.surprise: Target(
+        {"energetic": 0.5, "happy": 0.5},
+        valence=0.68,
+        arousal=0.86,
+        region=REGIONS[Emotion.surprise],
+        profile={"tempo": 1.0, "loudness": 1.0, "danceability": 0.5},
+        genres=frozenset({"edm", "pop"}),
+    ),
+    Emotion.neutral: Target(
+        {"calm": 1.0},
+        valence=0.5,
+        arousal=0.4,
+        region=REGIONS[Emotion.neutral],
+        profile={"loudness": -1.0, "speechiness": -1.0, "acousticness": 0.5},
+    ),
+}
+# `lift` ends here (iso principle: meet the mood first, then move): clearly brighter for every emotion
+# (valence >= 0.55), and calmer for anger, disgust and fear; happiness and surprise are kept up.
+_SOOTHE = Target(
+    {"calm": 0.5, "happy": 0.5},
+    valence=0.68,
+    arousal=0.45,
+    region=Region((0.55, 1.0), (0.25, 0.60)),
+    profile={"mode": 1.0, "acousticness": 0.5, "loudness": -0.5},
+)
+_BRIGHTEN = Target(
+    {"happy": 0.7, "energetic": 0.3},
+    valence=0.8,
+    arousal=0.65,
+    region=Region((0.65, 1.0), (0.50, 0.85)),
+    profile={"mode": 1.0, "danceability": 1.0},
+    genres=_LIVELY_GENRES,
+)
 LIFT_GOAL: dict[Emotion, Target] = {
     Emotion.angry: _SOOTHE,
     Emotion.disgust: _SOOTHE,
-    Emotion.fear: Target({"calm": 0.7, "happy": 0.3}, valence=0.6, arousal=0.35),
-    Emotion.happy: Target({"happy": 0.5, "energetic": 0.5}, valence=0.85, arousal=0.8),
-    Emotion.sad: Target({"happy": 0.7, "calm": 0.3}, valence=0.75, arousal=0.55),
-    Emotion.surprise: Target({"happy": 0.8, "energetic": 0.2}, valence=0.8, arousal=0.65),
-    Emotion.neutral: Target({"happy": 0.7, "energetic": 0.3}, valence=0.8, arousal=0.65),
+    Emotion.fear: Target(
+        {"calm": 0.7, "happy": 0.3},
+        valence=0.65,
+        arousal=0.35,
+        region=Region((0.55, 1.0), (0.0, 0.50)),
+        profile={"mode": 1.0, "acousticness": 1.0, "loudness": -1.0},
+    ),
+    Emotion.happy: Target(
+        {"happy": 0.5, "energetic": 0.5},
+        valence=0.85,
+        arousal=0.8,
+        region=Region((0.70, 1.0), (0.60, 1.0)),
+        profile={"mode": 1.0, "danceability": 1.0},
+        genres=_LIVELY_GENRES,
+    ),
+    Emotion.sad: Target(
+        {"happy": 0.7, "calm": 0.3},
+        valence=0.75,
+        arousal=0.58,
+        region=Region((0.60, 1.0), (0.40, 0.80)),
+        profile={"mode": 1.0, "acousticness": 0.5},
+    ),
+    Emotion.surprise: _BRIGHTEN,
+    Emotion.neutral: _BRIGHTEN,
 }
 LIFT_STAGES = 4
 
@@ -135,6 +268,16 @@ def targets(emotion: Emotion, strategy: Strategy) -> list[Target]:
     if strategy is Strategy.match:
         return [start]
     return [start.blend(LIFT_GOAL[emotion], i / (LIFT_STAGES - 1)) for i in range(LIFT_STAGES)]
+
+
+def stage_of(limit: int, stages: int) -> list[int]:
+    """The waypoint of each list position: a lift's first and last ~30% sit on its start and its goal
+    (so its last three tracks are in the goal's region), the positions between walk the middle ones."""
+    if stages == 1 or limit == 1:
+        return [0] * limit
+    ends = max(1, round(0.3 * limit))
+    middle = limit - 2 * ends
+    return [0] * ends + [1 + i * (stages - 2) // middle for i in range(middle)] + [stages - 1] * ends
 
 
 class MoodModel:

@@ -7,7 +7,7 @@ import pytest
 
 from services.common.contracts import Emotion, Strategy
 from services.recommender.catalog import Catalog
-from services.recommender.mood_model import MATCH, MoodModel, targets
+from services.recommender.mood_model import MATCH, REGIONS, MoodModel, merged_labels, stage_of, targets
 from services.recommender.ranking import Ranker, artist_keys, reason
 from tests.recommender import synthetic
 
@@ -81,33 +81,23 @@ def test_seed_is_reproducible_and_varies(ranker: Ranker) -> None:
     assert set(lists[0]) & set(ids(None))
 
 
-def test_reason_describes_features() -> None:
-    text = reason(
-        {
-            "valence": 0.82,
-            "energy": 0.77,
-            "danceability": 0.5,
-            "acousticness": 0.1,
-            "instrumentalness": 0.0,
-            "tempo": 124.2,
-        },
-        "happy",
-        0.9,
+def test_reason_says_why_the_track_fits() -> None:
+    features = {"valence": 0.21, "energy": 0.91, "loudness": -4.26, "tempo": 151.6}
+    text = reason(features, ["loudness+", "mode-"], frozenset({"rock"}), "energetic", 0.72)
+    assert text == (
+        "dark (valence 0.21), intense (energy 0.91), loud (-4.3 dB), minor key, rock, "
+        "energetic mood (72%), 152 BPM"
     )
-    assert text == "happy mood (90%), bright (valence 0.82), energetic (energy 0.77), 124 BPM"
-    calm = reason(
-        {
-            "valence": 0.5,
-            "energy": 0.2,
-            "danceability": 0.3,
-            "acousticness": 0.9,
-            "instrumentalness": 0.8,
-            "tempo": 70,
-        },
-        "calm",
-        0.6,
-    )
-    assert "gentle (energy 0.20)" in calm and "acoustic" in calm and "instrumental" in calm
+    calm = reason({"valence": 0.5, "energy": 0.2, "tempo": 70}, ["acousticness+"], frozenset(), "calm", 0.6)
+    assert calm.startswith("mixed (valence 0.50), calm (energy 0.20), acoustic")
+
+
+def test_reasons_name_the_profile_the_track_stands_out_on(ranker: Ranker) -> None:
+    for track in ranker.recommend(Emotion.angry, Strategy.match, 10):
+        assert track.reason.startswith(("dark (valence", "very dark (valence")), track.reason
+        assert "(energy 0." in track.reason and "BPM" in track.reason
+    loud = [t for t in ranker.recommend(Emotion.angry, Strategy.match, 10) if "loud (" in t.reason]
+    assert loud and all(t.features["loudness"] > np.median(ranker.catalog.features[:, 2]) for t in loud)
 
 
 def test_skips_unservable_rows() -> None:
@@ -134,8 +124,72 @@ def test_seeded_lists_stay_near_the_target(ranker: Ranker) -> None:
     """A seed varies the list, but its tracks fit about as well as the unseeded list's."""
 
     def mean_fit(seed: int | None) -> float:
-        return float(np.mean([s for _, s in ranker.rank(Emotion.sad, Strategy.match, 10, seed=seed)]))
+        return float(np.mean([p.score for p in ranker.rank(Emotion.sad, Strategy.match, 10, seed=seed)]))
 
     best = mean_fit(None)
     seeded = [mean_fit(seed) for seed in range(10)]
     assert min(seeded) > best - 0.1 and np.mean(seeded) > best - 0.05
+
+
+def in_region(emotion: Emotion, tracks: list) -> list[bool]:
+    region = REGIONS[emotion]
+    v = np.array([t.features["valence"] for t in tracks])
+    e = np.array([t.features["energy"] for t in tracks])
+    return (region.distance(v, e) == 0).tolist()
+
+
+@pytest.mark.parametrize("emotion", list(Emotion))
+def test_match_lists_stay_inside_the_region(ranker: Ranker, emotion: Emotion) -> None:
+    for seed in (None, 0, 1, 2):
+        tracks = ranker.recommend(emotion, Strategy.match, 10, seed=seed)
+        assert all(in_region(emotion, tracks)), (emotion, seed, [t.features for t in tracks])
+    # Exclusions walk down the pool, still inside.
+    played = frozenset(t.id for t in ranker.recommend(emotion, Strategy.match, 50))
+    assert all(in_region(emotion, ranker.recommend(emotion, Strategy.match, 10, exclude=played)))
+
+
+def test_a_strong_mood_label_cannot_pull_a_list_out_of_its_region(model: MoodModel) -> None:
+    # The catalog's most "angry" tracks by the mood model are bright (as the capstone's angry playlists
+    # are): they must lose to dark, intense tracks however sure the model is.
+    df = synthetic.catalog(n=2000, artists=500, seed=3)
+    bright = synthetic.features(np.random.default_rng(4), 300, synthetic.CENTRES["angry"])
+    bright["valence"] = 0.7
+    df.iloc[:300, df.columns.get_indexer(bright.columns)] = bright.to_numpy()
+    ranker = Ranker(Catalog.from_frame(df), model, pool_size=300)
+    assert all(in_region(Emotion.angry, ranker.recommend(Emotion.angry, Strategy.match, 20)))
+
+
+def test_a_sparse_region_is_left_by_as_little_as_possible(model: MoodModel) -> None:
+    df = synthetic.catalog(n=1000, artists=900, seed=5)
+    df["valence"] = np.where(df["valence"] < 0.35, df["valence"] + 0.35, df["valence"])  # nothing dark
+    df.loc[:2, "valence"] = 0.1  # three dark tracks
+    df.loc[:2, "energy"] = 0.2
+    tracks = Ranker(Catalog.from_frame(df), model, pool_size=300).recommend(Emotion.sad, Strategy.match, 10)
+    assert sum(in_region(Emotion.sad, tracks)) == 3 and all(in_region(Emotion.sad, tracks[:3]))
+    assert max(t.features["valence"] for t in tracks) < 0.45
+
+
+@pytest.mark.parametrize("emotion", list(Emotion))
+def test_lift_ends_brighter_and_calmer_for_the_aroused_negative_emotions(
+    ranker: Ranker, emotion: Emotion
+) -> None:
+    tracks = ranker.recommend(emotion, Strategy.lift, 10)
+    assert all(in_region(emotion, tracks[:3]))
+    assert all(t.features["valence"] >= 0.55 for t in tracks[-3:])
+    if emotion in (Emotion.angry, Emotion.disgust, Emotion.fear):
+        start = np.mean([t.features["energy"] for t in tracks[:3]])
+        assert all(t.features["energy"] < start - 0.1 for t in tracks[-3:])
+
+
+def test_stages_put_a_lift_s_ends_on_its_start_and_goal() -> None:
+    assert stage_of(10, 4) == [0, 0, 0, 1, 1, 2, 2, 3, 3, 3]
+    assert stage_of(10, 1) == [0] * 10 and stage_of(1, 4) == [0] and stage_of(2, 4) == [0, 3]
+    for limit in range(1, 51):
+        stages = stage_of(limit, 4)
+        assert len(stages) == limit and stages == sorted(stages)
+
+
+def test_mood_labels_are_case_insensitive() -> None:
+    import pandas as pd
+
+    assert merged_labels(pd.Series(["Happy", "SAD ", "neutral"])).tolist() == ["happy", "sad", "calm"]

@@ -220,7 +220,7 @@ def catalog_metrics(ranker: Ranker, seeds: int) -> dict[str, Any]:
         for strategy in Strategy:
             mine: set[int] = set()
             for seed in [None, *range(seeds)]:
-                rows = [r for r, _ in ranker.rank(emotion, strategy, 10, seed=seed)]
+                rows = [p.row for p in ranker.rank(emotion, strategy, 10, seed=seed)]
                 if strategy is Strategy.match:
                     target_p["unseeded" if seed is None else "seeded"].append(
                         float(proba[np.ix_(rows, goal)].sum(axis=1).mean())
