@@ -14,6 +14,7 @@ from services.common.contracts import ErrorResponse, PredictResponse
 from services.common.errors import ApiError
 from services.common.observability import instrument
 from services.emotion import metrics
+from services.emotion.imaging import ACCEPTED, SUPPORTED_MEDIA_TYPES
 from services.emotion.pipeline import EmotionPipeline, parse_boxes
 from services.emotion.settings import EmotionSettings
 from services.emotion.upload import BOXES_FIELD, FIELD, read_upload
@@ -25,7 +26,7 @@ _ERRORS: dict[int | str, dict] = {
     code: {"model": ErrorResponse, "description": text}
     for code, text in {
         413: "upload or pixel count over the limit",
-        415: "not JPEG, PNG or WebP",
+        415: f"not {ACCEPTED}",
         422: "empty, undecodable or truncated image",
         503: "model not loaded",
     }.items()
@@ -50,9 +51,7 @@ _PREDICT_BODY = {
                     },
                 }
             },
-            "image/jpeg": {"schema": _IMAGE_SCHEMA},
-            "image/png": {"schema": _IMAGE_SCHEMA},
-            "image/webp": {"schema": _IMAGE_SCHEMA},
+            **{media: {"schema": _IMAGE_SCHEMA} for media in sorted(SUPPORTED_MEDIA_TYPES)},
         },
     }
 }

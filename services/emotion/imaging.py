@@ -11,13 +11,25 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from services.common.errors import ApiError, too_large
 
-# Pillow format names of what we accept, and the media types that announce them on a raw body.
-SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
-SUPPORTED_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
+# Phones save HEIC (iPhones) and AVIF; Pillow decodes AVIF itself, pillow-heif (libheif) adds HEIC/HEIF.
+pillow_heif.register_heif_opener()
+
+# Pillow format names of what we accept, and the media types that announce them on a raw body. MPO is
+# the JPEG that many phones write (a JPEG with further frames appended): its first frame is the photo.
+SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "HEIF", "AVIF"})
+JPEG_FORMATS = frozenset({"JPEG", "MPO"})
+SUPPORTED_MEDIA_TYPES = frozenset(
+    {"image/jpeg", "image/png", "image/webp", "image/heic", "image/heif", "image/avif"}
+)
+ACCEPTED = "JPEG, PNG, WebP, HEIC or AVIF"
+# Pillow's modes for more than 8 bits a sample (16-bit grey PNG): scaled to 8 bits, since converting
+# them to "L" clips every value above 255 to white.
+WIDE_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
 
 
 @dataclass(frozen=True)
@@ -27,7 +39,7 @@ class Limits:
 
 
 def decode(data: bytes, limits: Limits, grey: bool = False) -> np.ndarray:
-    """Decodes JPEG/PNG/WebP bytes to an RGB uint8 array [H, W, 3] (grey: [H, W]), upright per EXIF
+    """Decodes JPEG/PNG/WebP/HEIC/AVIF bytes to an RGB uint8 array [H, W, 3] (grey: [H, W]), upright per EXIF
     orientation.
 
     The format is judged by the bytes (Pillow's sniffing), never by a declared type. The pixel count
@@ -35,7 +47,7 @@ def decode(data: bytes, limits: Limits, grey: bool = False) -> np.ndarray:
     image is refused cheaply.
     """
     if not data:
-        raise ApiError(422, "empty body: send a JPEG, PNG or WebP image")
+        raise ApiError(422, f"empty body: send a {ACCEPTED} image")
     if len(data) > limits.max_upload_bytes:
         raise too_large(limits.max_upload_bytes)
     try:
@@ -46,28 +58,36 @@ def decode(data: bytes, limits: Limits, grey: bool = False) -> np.ndarray:
     except Image.DecompressionBombError as exc:
         raise ApiError(413, f"image has too many pixels: {exc}") from exc
     except UnidentifiedImageError as exc:
-        raise ApiError(422, "not an image: the bytes are not a decodable JPEG, PNG or WebP") from exc
+        raise ApiError(422, f"not an image: the bytes are not a decodable {ACCEPTED}") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ApiError(422, f"undecodable image header: {exc}") from exc
     with img:
         if img.format not in SUPPORTED_FORMATS:
-            raise ApiError(415, f"unsupported image format {img.format}: send JPEG, PNG or WebP")
+            raise ApiError(415, f"unsupported image format {img.format}: send {ACCEPTED}")
         width, height = img.size
         if width * height > limits.max_pixels:
             raise ApiError(413, f"image has too many pixels: {width}x{height} > {limits.max_pixels} pixels")
         mode = "L" if grey else "RGB"
-        if grey and img.format == "JPEG":
+        if grey and img.format in JPEG_FORMATS:
             # A JPEG stores luma apart from colour: decoding only that plane skips the chroma
             # upsampling and colour conversion, about half the decode time of a 640x480 frame.
             img.draft("L", img.size)
         try:
             img.load()
             ImageOps.exif_transpose(img, in_place=True)
+            if img.mode in WIDE_MODES:
+                return _from_wide(np.asarray(img), grey)
             # np.asarray on an image already in the mode avoids the copy that convert() would make.
             return np.asarray(img if img.mode == mode else img.convert(mode))
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
             # Pillow raises OSError("image file is truncated ...") for cut-off files.
             raise ApiError(422, f"undecodable or truncated image: {exc}") from exc
+
+
+def _from_wide(samples: np.ndarray, grey: bool) -> np.ndarray:
+    """16-bit grey samples scaled to 8 bits (65535 -> 255)."""
+    eight = (np.clip(samples, 0, 65535) // 257).astype(np.uint8)
+    return eight if grey else cv2.cvtColor(eight, cv2.COLOR_GRAY2RGB)
 
 
 def square_crop_box(box: tuple[int, int, int, int], margin: float, shift_y: float) -> tuple[int, int, int]:

@@ -14,7 +14,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from services.common.errors import ApiError, too_large
-from services.emotion.imaging import SUPPORTED_MEDIA_TYPES
+from services.emotion.imaging import ACCEPTED, SUPPORTED_MEDIA_TYPES
 
 FIELD = "image"
 # Optional multipart field: the previous frame's face boxes, for region-of-interest detection.
@@ -102,13 +102,13 @@ async def read_upload(request: Request, max_bytes: int) -> Upload:
         if len(body) > cap:
             raise too_large(max_bytes)
     if not body:
-        raise ApiError(422, "empty body: send a JPEG, PNG or WebP image")
+        raise ApiError(422, f"empty body: send a {ACCEPTED} image")
     if multipart:
         return _multipart_fields(bytes(body), options.get(b"boundary"), max_bytes)
     if media_type not in SUPPORTED_MEDIA_TYPES:
         raise ApiError(
             415,
-            f"unsupported Content-Type {media_type or '(none)'}: send image/jpeg, image/png or "
-            f"image/webp, or multipart/form-data with an '{FIELD}' field",
+            f"unsupported Content-Type {media_type or '(none)'}: send one of "
+            f"{', '.join(sorted(SUPPORTED_MEDIA_TYPES))}, or multipart/form-data with an '{FIELD}' field",
         )
     return Upload(bytes(body))

@@ -45,7 +45,7 @@ IMAGE_BODY = {
             },
             **{
                 t: {"schema": {"type": "string", "format": "binary"}}
-                for t in ("image/jpeg", "image/png", "image/webp")
+                for t in ("image/jpeg", "image/png", "image/webp", "image/heic", "image/heif", "image/avif")
             },
         },
     }
