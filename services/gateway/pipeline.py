@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from enum import StrEnum
 from typing import Any
 
@@ -16,7 +15,9 @@ from services.common.contracts import Emotion
 from services.common.errors import too_large
 from services.gateway.cache import RecommendCache, cache_key, make_cache
 from services.gateway.clients import BackendError, EmotionClient, RecommenderClient, RecommendParams
+from services.gateway.redis_link import RedisLink
 from services.gateway.settings import GatewaySettings
+from services.gateway.state import GatewayState, make_state
 from services.gateway.steadiness import Steadiness
 
 log = logging.getLogger("moodtunes.gateway")
@@ -54,26 +55,32 @@ class Gateway:
             settings.recommend_timeout_s,
             settings.recommend_retries,
         )
-        self.cache: RecommendCache = make_cache(
-            settings.redis_url,
-            settings.cache_ttl_s,
-            settings.cache_max_entries,
-            settings.redis_timeout_s,
-            settings.redis_backoff_s,
+        self.redis = (
+            RedisLink(settings.redis_url, settings.redis_timeout_s, settings.redis_backoff_s)
+            if settings.redis_url
+            else None
         )
-        self.steadiness = Steadiness(
-            settings.steadiness_window,
-            settings.steadiness_votes,
-            settings.sessions_max,
+        self.cache: RecommendCache = make_cache(self.redis, settings.cache_ttl_s, settings.cache_max_entries)
+        # Sessions' steadiness and the recommender back-off (after the recommender fails, frames skip it
+        # for a while: a hanging recommender must not hold every frame up for its timeout). Shared by
+        # all replicas through Redis when there is one.
+        self.state: GatewayState = make_state(
+            self.redis,
+            settings.redis_prefix,
+            Steadiness(
+                settings.steadiness_window,
+                settings.steadiness_votes,
+                settings.sessions_max,
+                settings.session_ttl_s,
+            ),
             settings.session_ttl_s,
+            settings.recommender_backoff_s,
         )
-        # After the recommender fails, frames skip it for a while: a hanging recommender must not
-        # hold every frame up for its timeout.
-        self._recommender_down_until = 0.0
-        self._recommender_error: str | None = None
 
     async def aclose(self) -> None:
         await asyncio.gather(self.emotion.aclose(), self.recommender.aclose(), self.cache.close())
+        if self.redis is not None:
+            await self.redis.close()
 
     async def read_upload(self, request: Request) -> bytes:
         """The request body, refused with 413 as soon as it exceeds the limit (before any forwarding)."""
@@ -96,27 +103,19 @@ class Gateway:
     ) -> tuple[dict[str, Any], bool]:
         """The recommender's answer and whether it came from the cache. With respect_backoff, a
         recommender that failed moments ago is not asked again (RecommenderBackoff)."""
-        key = cache_key(
-            self.settings.redis_prefix,
-            params.emotion.value,
-            params.limit,
-            params.strategy.value,
-            list(params.exclude),
-            params.seed,
-        )
+        key = self._cache_key(params)
         cached = await self.cache.get(key)
         if cached is not None:
             return cached, True
-        if respect_backoff and time.monotonic() < self._recommender_down_until:
-            raise RecommenderBackoff(503, self._recommender_error or "recommender unavailable")
+        if respect_backoff and (down := await self.state.backoff()) is not None:
+            raise RecommenderBackoff(503, down or "recommender unavailable")
         try:
             answer = await self.recommender.recommend(params, request_id)
         except BackendError as exc:
             if exc.status >= 500:
-                self._recommender_down_until = time.monotonic() + self.settings.recommender_backoff_s
-                self._recommender_error = exc.message
+                await self.state.recommender_failed(exc.message)
             raise
-        self._recommender_down_until = 0.0
+        await self.state.recommender_ok()
         await self.cache.set(key, answer)
         return answer, False
 
@@ -133,8 +132,8 @@ class Gateway:
         predicted = await self.emotion.predict(body, content_type, detect, request_id)
         faces = predicted.get("faces") or []
         emotion = Emotion(faces[0]["emotion"]) if faces else None
-        state = self.steadiness.session(session_id) if session_id else None
-        stable = self.steadiness.observe(state, emotion) if state else emotion
+        observed = await self.state.observe(session_id, emotion) if session_id else None
+        stable = observed.stable if observed else emotion
 
         result: dict[str, Any] = {
             **predicted,
@@ -151,7 +150,8 @@ class Gateway:
             ANALYZE_RECOMMEND.labels("no_face").inc()
             return result
         wanted = RecommendParams(stable, params.limit, params.strategy, params.exclude, params.seed)
-        if mode is RecommendMode.auto and state is not None and state.recommended_for == wanted:
+        wanted_key = self._cache_key(wanted)
+        if mode is RecommendMode.auto and observed is not None and observed.recommended_for == wanted_key:
             ANALYZE_RECOMMEND.labels("unchanged").inc()
             return result
         try:
@@ -164,8 +164,8 @@ class Gateway:
             result["recommender_error"] = exc.message
             return result
         ANALYZE_RECOMMEND.labels("fetched").inc()
-        if state is not None:
-            state.recommended_for = wanted
+        if session_id:
+            await self.state.recommended(session_id, wanted_key)
         result["tracks"] = answer.get("tracks", [])
         result["tracks_updated"] = True
         return result
@@ -178,5 +178,16 @@ class Gateway:
             "emotion": emotion,
             "recommender": recommender,
             "cache": {"backend": self.cache.backend, "status": cache},
-            "sessions": len(self.steadiness),
+            # Sessions this replica has served lately (with Redis, others may hold more).
+            "sessions": self.state.local_sessions(),
         }
+
+    def _cache_key(self, params: RecommendParams) -> str:
+        return cache_key(
+            self.settings.redis_prefix,
+            params.emotion.value,
+            params.limit,
+            params.strategy.value,
+            list(params.exclude),
+            params.seed,
+        )

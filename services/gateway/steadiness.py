@@ -3,13 +3,13 @@
 Each client session keeps the emotions of its last `window` frames that showed a face. The stable
 emotion starts as the first one seen, and switches to another only when that one holds at least
 `votes` of the window; boxes and labels still follow every frame. Sessions live in a bounded TTL map,
-so abandoned tabs cost nothing.
+so abandoned tabs cost nothing. This is the in-process form of the rule; with Redis the same rule runs as
+a Lua script (services/gateway/state.py), and tests hold the two to the same answers.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 from cachetools import TTLCache
@@ -22,8 +22,8 @@ class SessionState:
     window: int
     recent: deque[Emotion] = field(init=False)
     stable: Emotion | None = None
-    # What was last recommended to this session: (emotion, parameters) it was fetched for.
-    recommended_for: Hashable | None = None
+    # What was last recommended to this session: the cache key of the request it was fetched with.
+    recommended_for: str | None = None
 
     def __post_init__(self) -> None:
         self.recent = deque(maxlen=self.window)

@@ -1,0 +1,214 @@
+"""What the gateway remembers between requests: each session's steadiness (recent emotions, the stable
+one, what was last recommended to it) and the recommender back-off.
+
+Without REDIS_URL it lives in this process, as one replica needs. With it, every replica reads and
+writes the same state in Redis, so a viewer whose frames are spread over replicas by a load balancer gets
+the same stable emotion as with one gateway: one Lua script per frame applies the steadiness rule
+atomically (two replicas handling one session's frames at once cannot interleave their updates), and
+every key expires, sessions after `session_ttl_s` without frames, the back-off after its period.
+
+While Redis fails (RedisLink's back-off), the state lives in this process: the viewer keeps getting
+answers and tracks, and each replica remembers the sessions it has served. Every Redis answer is mirrored
+into that per-process state, so a session that loses Redis carries on from where it was on this replica.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from redis.exceptions import RedisError
+
+from services.common.contracts import Emotion
+from services.gateway.redis_link import RedisLink
+from services.gateway.steadiness import Steadiness
+
+T = TypeVar("T")
+
+# KEYS[1]: the session's hash. ARGV: this frame's emotion ('' when no face), window, votes, TTL in ms.
+# The same rule as Steadiness.observe. Returns the stable emotion, what was last recommended and the
+# recent emotions (comma-separated), '' for none.
+OBSERVE_LUA = """
+local key = KEYS[1]
+local emotion = ARGV[1]
+local stable = redis.call('HGET', key, 'stable')
+local stored = redis.call('HGET', key, 'recent') or ''
+if emotion ~= '' then
+  local window, votes = tonumber(ARGV[2]), tonumber(ARGV[3])
+  local recent = {}
+  for e in string.gmatch(stored, '[^,]+') do recent[#recent + 1] = e end
+  recent[#recent + 1] = emotion
+  while #recent > window do table.remove(recent, 1) end
+  local count = 0
+  for _, e in ipairs(recent) do
+    if e == emotion then count = count + 1 end
+  end
+  if not stable or count >= votes then stable = emotion end
+  stored = table.concat(recent, ',')
+  redis.call('HSET', key, 'recent', stored, 'stable', stable)
+end
+if redis.call('EXISTS', key) == 1 then redis.call('PEXPIRE', key, ARGV[4]) end
+return {stable or '', redis.call('HGET', key, 'recommended') or '', stored}
+"""
+
+# KEYS[1]: the session's hash; ARGV: the recommendation's key, TTL in ms.
+RECOMMENDED_LUA = """
+redis.call('HSET', KEYS[1], 'recommended', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+"""
+
+
+@dataclass(frozen=True)
+class Observed:
+    stable: Emotion | None
+    recommended_for: str | None
+
+
+class GatewayState(Protocol):
+    backend: str
+
+    async def observe(self, session_id: str, emotion: Emotion | None) -> Observed:
+        """Records one frame's emotion (None: no face) and returns the session's stable emotion."""
+
+    async def recommended(self, session_id: str, key: str) -> None:
+        """The session was just sent the tracks fetched with this cache key."""
+
+    async def backoff(self) -> str | None:
+        """Why the recommender is not to be asked now, or None."""
+
+    async def recommender_failed(self, detail: str) -> None: ...
+    async def recommender_ok(self) -> None: ...
+    def local_sessions(self) -> int: ...
+
+
+class MemoryState:
+    backend = "memory"
+
+    def __init__(self, steadiness: Steadiness, recommender_backoff_s: float) -> None:
+        self.steadiness = steadiness
+        self.recommender_backoff_s = recommender_backoff_s
+        self._down_until = 0.0
+        self._down_detail = ""
+
+    async def observe(self, session_id: str, emotion: Emotion | None) -> Observed:
+        state = self.steadiness.session(session_id)
+        stable = self.steadiness.observe(state, emotion)
+        return Observed(stable, state.recommended_for)
+
+    async def recommended(self, session_id: str, key: str) -> None:
+        self.steadiness.session(session_id).recommended_for = key
+
+    def mirror(self, session_id: str, stable: str, recommended: str, recent: str) -> None:
+        state = self.steadiness.session(session_id)
+        state.recent = deque((Emotion(e) for e in recent.split(",") if e), maxlen=self.steadiness.window)
+        state.stable = Emotion(stable) if stable else None
+        state.recommended_for = recommended or None
+
+    async def backoff(self) -> str | None:
+        return self._down_detail if time.monotonic() < self._down_until else None
+
+    async def recommender_failed(self, detail: str) -> None:
+        self._down_until = time.monotonic() + self.recommender_backoff_s
+        self._down_detail = detail
+
+    async def recommender_ok(self) -> None:
+        self._down_until = 0.0
+
+    def local_sessions(self) -> int:
+        return len(self.steadiness)
+
+
+class RedisState:
+    backend = "redis"
+
+    def __init__(
+        self,
+        link: RedisLink,
+        prefix: str,
+        session_ttl_s: int,
+        recommender_backoff_s: float,
+        local: MemoryState,
+    ) -> None:
+        self.link = link
+        self.prefix = prefix
+        self.ttl_ms = session_ttl_s * 1000
+        self.backoff_ms = max(1, round(recommender_backoff_s * 1000))
+        self.local = local
+        self._observe = link.redis.register_script(OBSERVE_LUA)
+        self._recommended = link.redis.register_script(RECOMMENDED_LUA)
+        self._backoff_key = f"{prefix}recommender:backoff"
+
+    def _session_key(self, session_id: str) -> str:
+        return f"{self.prefix}session:{session_id}"
+
+    async def _shared(
+        self, op: str, remote: Callable[[], Awaitable[T]], local: Callable[[], Awaitable[T]]
+    ) -> T:
+        if self.link.available():
+            try:
+                result = await remote()
+            except RedisError as exc:
+                self.link.failed(op, exc)
+            else:
+                self.link.succeeded()
+                return result
+        return await local()
+
+    async def observe(self, session_id: str, emotion: Emotion | None) -> Observed:
+        steadiness = self.local.steadiness
+
+        async def remote() -> Observed:
+            args = [emotion.value if emotion else "", steadiness.window, steadiness.votes, self.ttl_ms]
+            stable, recommended, recent = await self._observe(keys=[self._session_key(session_id)], args=args)
+            self.local.mirror(session_id, stable, recommended, recent)
+            return Observed(Emotion(stable) if stable else None, recommended or None)
+
+        return await self._shared("session observe", remote, lambda: self.local.observe(session_id, emotion))
+
+    async def recommended(self, session_id: str, key: str) -> None:
+        await self.local.recommended(session_id, key)
+
+        async def remote() -> None:
+            await self._recommended(keys=[self._session_key(session_id)], args=[key, self.ttl_ms])
+
+        await self._shared("session update", remote, _nothing)
+
+    async def backoff(self) -> str | None:
+        return await self._shared(
+            "backoff read", lambda: self.link.redis.get(self._backoff_key), self.local.backoff
+        )
+
+    async def recommender_failed(self, detail: str) -> None:
+        await self.local.recommender_failed(detail)
+        await self._shared(
+            "backoff write",
+            lambda: self.link.redis.set(self._backoff_key, detail, px=self.backoff_ms),
+            _nothing,
+        )
+
+    async def recommender_ok(self) -> None:
+        await self.local.recommender_ok()
+        await self._shared("backoff clear", lambda: self.link.redis.delete(self._backoff_key), _nothing)
+
+    def local_sessions(self) -> int:
+        return self.local.local_sessions()
+
+
+async def _nothing() -> None:
+    return None
+
+
+def make_state(
+    link: RedisLink | None,
+    prefix: str,
+    steadiness: Steadiness,
+    session_ttl_s: int,
+    recommender_backoff_s: float,
+) -> GatewayState:
+    local = MemoryState(steadiness, recommender_backoff_s)
+    if link is None:
+        return local
+    return RedisState(link, prefix, session_ttl_s, recommender_backoff_s, local)

@@ -1,0 +1,136 @@
+"""Per-viewer state in Redis (real Redis, a key prefix of this run's own) answers as the in-process rule
+does, is shared by every gateway that uses the same Redis, expires, and falls back to the process when
+Redis fails."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+import redis
+
+from services.common.contracts import EMOTIONS, Emotion
+from services.gateway.redis_link import RedisLink
+from services.gateway.state import MemoryState, RedisState, make_state
+from services.gateway.steadiness import Steadiness
+from tests.fixtures import REDIS_TEST_URL
+from tests.gateway.faults import closed_url
+from tests.procs import redis_server
+
+pytestmark = pytest.mark.anyio
+
+H, S, N = Emotion.happy, Emotion.sad, Emotion.neutral
+WINDOW, VOTES = 5, 3
+
+
+@pytest.fixture()
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def memory(backoff_s: float = 3.0) -> MemoryState:
+    return MemoryState(Steadiness(WINDOW, VOTES, 100, 60), backoff_s)
+
+
+StateFactory = Callable[..., Awaitable[RedisState]]
+
+
+@pytest.fixture()
+async def replica(redis_prefix: str) -> AsyncIterator[StateFactory]:
+    """`await replica()` is one gateway's state on the test Redis; every call is another replica."""
+    links: list[RedisLink] = []
+
+    async def make(url: str = REDIS_TEST_URL, session_ttl_s: int = 60, backoff_s: float = 3.0) -> RedisState:
+        link = RedisLink(url, timeout_s=2.0, backoff_s=60)
+        links.append(link)
+        state = make_state(link, redis_prefix, Steadiness(WINDOW, VOTES, 100, 60), session_ttl_s, backoff_s)
+        assert isinstance(state, RedisState)
+        return state
+
+    yield make
+    for link in links:
+        await link.close()
+
+
+async def test_redis_rule_matches_the_in_process_rule(replica: StateFactory) -> None:
+    rng = random.Random(15)
+    shared, local = await replica(), memory()
+    emotions: list[Emotion | None] = [Emotion(e) for e in EMOTIONS[:3]] + [None]
+    for session in ("a", "b", "c"):
+        for _ in range(60):
+            emotion = rng.choice(emotions)
+            got, want = await shared.observe(session, emotion), await local.observe(session, emotion)
+            assert got == want
+
+
+async def test_two_replicas_share_a_session(replica: StateFactory) -> None:
+    one, two = await replica(), await replica()
+    frames = [H, S, H, S, S, N, S, H, H, H]
+    steady = [(await (one if i % 2 == 0 else two).observe("v", e)).stable for i, e in enumerate(frames)]
+    local = memory()
+    assert steady == [(await local.observe("v", e)).stable for e in frames]
+    await one.recommended("v", "key-1")
+    assert (await two.observe("v", None)).recommended_for == "key-1"
+
+
+async def test_concurrent_frames_of_one_session_are_not_lost(replica: StateFactory) -> None:
+    # Three sad frames sent at once from three replicas: each update sees the one before it.
+    replicas = [await replica() for _ in range(3)]
+    await replicas[0].observe("v", H)
+    await asyncio.gather(*(r.observe("v", S) for r in replicas))
+    assert (await replicas[0].observe("v", None)).stable == S
+
+
+async def test_session_keys_expire(
+    replica: StateFactory, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    state = await replica(session_ttl_s=30)
+    await state.observe("v", H)
+    await state.recommended("v", "k")
+    ttl = redis_client.ttl(f"{redis_prefix}session:v")
+    assert 0 < ttl <= 30
+    # No face on an unknown session writes nothing.
+    await state.observe("nobody", None)
+    assert redis_client.exists(f"{redis_prefix}session:nobody") == 0
+
+
+async def test_recommender_backoff_is_shared_and_expires(replica: StateFactory) -> None:
+    one, two = await replica(backoff_s=0.3), await replica(backoff_s=0.3)
+    assert await two.backoff() is None
+    await one.recommender_failed("recommender unavailable: no answer")
+    assert await two.backoff() == "recommender unavailable: no answer"
+    await asyncio.sleep(0.5)
+    assert await two.backoff() is None
+    await one.recommender_failed("again")
+    await two.recommender_ok()
+    assert await one.backoff() is None
+
+
+async def test_redis_down_falls_back_to_the_process_with_one_warning(
+    replica: StateFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    dead = await replica(url=closed_url().replace("http://", "redis://"))
+    with caplog.at_level(logging.WARNING, logger="moodtunes.gateway.redis"):
+        steady = [(await dead.observe("v", e)).stable for e in [H, S, S, S]]
+        await dead.recommender_failed("down")
+        backoff = await dead.backoff()
+    assert steady == [H, H, H, S]
+    assert backoff == "down"
+    assert len([r for r in caplog.records if "redis" in r.getMessage()]) == 1
+
+
+async def test_a_session_carries_on_in_process_when_redis_goes(replica: StateFactory) -> None:
+    with redis_server() as (url, proc):
+        state = await replica(url=url)
+        for e in [H, S, S]:
+            await state.observe("v", e)
+        await state.recommended("v", "k")
+        proc.kill()
+        proc.wait(10)
+        # The same replica goes on from what Redis last said (window H S S, stable H): one more sad frame.
+        observed = await state.observe("v", S)
+    assert observed.stable == S and observed.recommended_for == "k"
+    assert not state.link.available()
