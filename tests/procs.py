@@ -35,11 +35,17 @@ def wait_ready(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = 
 
 @contextlib.contextmanager
 def service(
-    app: str, port: int | None = None, env: dict[str, str] | None = None, timeout: float = 60.0
+    app: str,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 60.0,
+    log: Path | None = None,
 ) -> Iterator[str]:
-    """Runs `uvicorn <app>` (e.g. services.emotion.app:app) and yields its base URL."""
+    """Runs `uvicorn <app>` (e.g. services.emotion.app:app) and yields its base URL; `log`: a file that
+    receives its output."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
+    out = log.open("ab") if log is not None else None
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -55,7 +61,11 @@ def service(
         ],
         cwd=REPO,
         env={**os.environ, **(env or {})},
+        stdout=out,
+        stderr=None if out is None else subprocess.STDOUT,
     )
+    if out is not None:
+        out.close()  # the child has its own copy
     try:
         wait_ready(url, timeout, proc)
         yield url
