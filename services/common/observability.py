@@ -96,9 +96,12 @@ class _Observe:
                 )
 
 
-def instrument(app: FastAPI, service: str, ready: Callable[[], bool]) -> None:
+def instrument(
+    app: FastAPI, service: str, ready: Callable[[], bool], reason: Callable[[], str] | None = None
+) -> None:
     """Adds /healthz, /readyz, /metrics, request-id propagation, access metrics and JSON errors
-    (ApiError, validation errors and the framework's own 404/405 all answer `{"detail": ...}`)."""
+    (ApiError, validation errors and the framework's own 404/405 all answer `{"detail": ...}`).
+    `reason` says why the service is not ready (in /readyz's `reason`)."""
     app.add_middleware(_Observe, service=service)
     app.add_exception_handler(ApiError, api_error_response)
 
@@ -120,10 +123,10 @@ def instrument(app: FastAPI, service: str, ready: Callable[[], bool]) -> None:
 
     @app.get("/readyz", tags=["ops"], responses={503: {"description": "not ready"}})
     def readyz() -> JSONResponse:
-        ok = ready()
-        return JSONResponse(
-            status_code=200 if ok else 503, content={"status": "ready" if ok else "not ready"}
-        )
+        if ready():
+            return JSONResponse(status_code=200, content={"status": "ready"})
+        content = {"status": "not ready"} | ({"reason": reason()} if reason else {})
+        return JSONResponse(status_code=503, content=content)
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
     def metrics() -> Response:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import orjson
 from fastapi import FastAPI, Query, Response
@@ -19,21 +21,35 @@ from services.common.contracts import (
 )
 from services.common.errors import ApiError
 from services.common.observability import instrument
-from services.recommender.service import RECOMMENDATIONS, State, start
+from services.recommender.download import console
+from services.recommender.service import RECOMMENDATIONS, State, needs_download, start, start_after_download
 from services.recommender.settings import RecommenderSettings
 
 state = State()
 
 
-@asynccontextmanager
+@contextlib.asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     global state
-    state = start(RecommenderSettings())
-    yield
+    settings = RecommenderSettings()
+    console(logging.getLogger("moodtunes.recommender"))
+    if not needs_download(settings):
+        state = start(settings)
+        yield
+        return
+    # The service answers (healthy, not ready, saying why) while the first run downloads in the background.
+    state = State()
+    task = asyncio.create_task(start_after_download(settings, state))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 app = FastAPI(title="moodtunes recommender", lifespan=lifespan)
-instrument(app, "recommender", lambda: state.ranker is not None)
+instrument(app, "recommender", lambda: state.ranker is not None, reason=lambda: state.error)
 
 
 @app.get(

@@ -1,15 +1,19 @@
-"""Start-up: loads the catalog and labelled tracks the settings name, fits the model, builds the ranker."""
+"""Start-up: loads the catalog and labelled tracks the settings name (or the first-run cache: download.py),
+fits the model, builds the ranker."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from prometheus_client import Counter, Gauge
 from threadpoolctl import threadpool_limits
 
 from services.recommender.catalog import load_catalog
+from services.recommender.download import DownloadError, built, first_run
 from services.recommender.mood_model import KnnConfig, MoodModel, load_labelled
 from services.recommender.ranking import Ranker
 from services.recommender.settings import RecommenderSettings
@@ -32,26 +36,45 @@ class State:
     timings_s: dict[str, float] = field(default_factory=dict)
 
 
+def paths(settings: RecommenderSettings) -> tuple[Path, Path]:
+    """The catalog and labelled files to load: those configured, else the first-run cache's."""
+    catalog, labelled = built(settings.first_run.cache_dir)
+    return settings.catalog_path or catalog, settings.labelled_path or labelled
+
+
+def needs_download(settings: RecommenderSettings) -> bool:
+    """True when a file is neither configured nor cached (a configured file that is missing is an error
+    to report, not a reason to download)."""
+    configured = (settings.catalog_path, settings.labelled_path)
+    if any(path is not None and not path.exists() for path in configured):
+        return False
+    cached = built(settings.first_run.cache_dir)
+    return any(path is None and not copy.exists() for path, copy in zip(configured, cached, strict=True))
+
+
 def build(settings: RecommenderSettings) -> tuple[Ranker, dict[str, float]]:
-    if settings.catalog_path is None or not settings.catalog_path.exists():
+    catalog_path, labelled_path = paths(settings)
+    if not catalog_path.exists():
         raise NotConfigured(
             "no catalog: set RECOMMENDER_CATALOG_PATH to a catalog .parquet/.csv "
-            f"(currently {settings.catalog_path}); build one with `python -m training.music.importer`"
+            f"(currently {catalog_path}); build one with `python -m training.music.importer`"
         )
-    if settings.labelled_path is None or not settings.labelled_path.exists():
+    if not labelled_path.exists():
         raise NotConfigured(
             "no mood-labelled tracks: set RECOMMENDER_LABELLED_PATH to a labelled .parquet/.csv "
-            f"(currently {settings.labelled_path})"
+            f"(currently {labelled_path})"
         )
     with threadpool_limits(1):  # small matrices: extra BLAS threads only contend on a busy machine
-        return _build(settings)
+        return _build(settings, catalog_path, labelled_path)
 
 
-def _build(settings: RecommenderSettings) -> tuple[Ranker, dict[str, float]]:
+def _build(
+    settings: RecommenderSettings, catalog_path: Path, labelled_path: Path
+) -> tuple[Ranker, dict[str, float]]:
     start = time.perf_counter()
-    catalog = load_catalog(settings.catalog_path)
+    catalog = load_catalog(catalog_path)
     loaded = time.perf_counter()
-    model = MoodModel(KnnConfig.load(settings.knn_config_path)).fit(load_labelled(settings.labelled_path))
+    model = MoodModel(KnnConfig.load(settings.knn_config_path)).fit(load_labelled(labelled_path))
     fitted = time.perf_counter()
     ranker = Ranker(catalog, model, settings.pool_size, settings.diversity, settings.seed_noise)
     done = time.perf_counter()
@@ -75,3 +98,21 @@ def start(settings: RecommenderSettings) -> State:
         log.error("recommender not ready: %s", exc)
         return State(error=str(exc))
     return State(ranker=ranker, error="", timings_s=timings)
+
+
+async def start_after_download(settings: RecommenderSettings, state: State) -> None:
+    """The first run, off the start-up path: while it downloads and builds, `state.error` says how far it
+    got (what /readyz and /recommend answer); then the service becomes ready, or says what went wrong."""
+    state.error = "no music catalog yet: the first-run download is starting"
+
+    def report(message: str) -> None:
+        state.error = f"no music catalog yet: {message}"
+
+    try:
+        await first_run(settings.first_run, report)
+    except DownloadError as exc:
+        log.error("%s", exc)
+        state.error = str(exc)
+        return
+    ready = await asyncio.to_thread(start, settings)
+    state.ranker, state.error, state.timings_s = ready.ranker, ready.error, ready.timings_s

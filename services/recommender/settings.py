@@ -1,10 +1,11 @@
-"""Recommender settings; every field can be set from the environment with the RECOMMENDER_ prefix."""
+"""Recommender settings; every field can be set from the environment with the RECOMMENDER_ prefix, the
+first-run download's with MOODTUNES_."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.paths import data_dir
@@ -18,12 +19,38 @@ def _music_file(name: str) -> Path | None:
     return path if path.exists() else None
 
 
+class FirstRunSettings(BaseSettings):
+    """Where a catalog comes from when none is configured or found: the two public files, downloaded once
+    into the cache and built there. The expected sizes, digests and row counts are those of
+    ../shared/data/music/sources/README.md (the upstream files, byte for byte)."""
+
+    model_config = SettingsConfigDict(env_prefix="MOODTUNES_")
+
+    cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "moodtunes")
+    # An http(s) address, or the path of a local copy (checked the same way, not copied).
+    catalog_url: str = (
+        "https://raw.githubusercontent.com/rfordatascience/tidytuesday/master/data/2020/2020-01-21/"
+        "spotify_songs.csv"
+    )
+    catalog_bytes: int = 7_971_379
+    catalog_sha256: str = "9902920cfe4940f0914ebb6716801a42f7f19ac88fbd6693eaae7e2822b16845"
+    catalog_rows: int = 32_833
+    moods_url: str = (
+        "https://raw.githubusercontent.com/cristobalvch/Spotify-Machine-Learning/master/data/data_moods.csv"
+    )
+    moods_bytes: int = 118_089
+    moods_sha256: str = "84a74565cfb41385aef2896a8ed6b0b41ec7ff83e7332749db136a1de3133117"
+    moods_rows: int = 686
+
+
 class RecommenderSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RECOMMENDER_")
 
-    # Default: catalog.parquet and mood_labelled.parquet under $MOODTUNES_DATA/music, when they exist.
+    # Default: catalog.parquet and mood_labelled.parquet under $MOODTUNES_DATA/music, when they exist;
+    # unset (or set empty) and not there: the first-run cache (FirstRunSettings).
     catalog_path: Path | None = Field(default_factory=lambda: _music_file("catalog.parquet"))
     labelled_path: Path | None = Field(default_factory=lambda: _music_file("mood_labelled.parquet"))
+    first_run: FirstRunSettings = Field(default_factory=FirstRunSettings)
     # Hyper-parameters chosen by `python -m training.music.fit`; defaults apply when the file is absent.
     knn_config_path: Path = MODEL_CONFIG
     # Candidates scored at start-up per waypoint, and a seed's noise in units of the score spread over the
@@ -32,3 +59,8 @@ class RecommenderSettings(BaseSettings):
     pool_size: int = 1000
     diversity: float = 0.3
     seed_noise: float = 0.3
+
+    @field_validator("catalog_path", "labelled_path", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value

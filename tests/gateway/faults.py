@@ -6,11 +6,10 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
-from tests.procs import free_port
+from tests.procs import free_port, http_server
 
 
 def closed_url() -> str:
@@ -41,13 +40,5 @@ class _Failing(BaseHTTPRequestHandler):
         pass
 
 
-@contextlib.contextmanager
-def failing_url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Failing)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+def failing_url() -> contextlib.AbstractContextManager[str]:
+    return http_server(_Failing)

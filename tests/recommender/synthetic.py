@@ -59,6 +59,60 @@ def labelled(per_class: int = 60, seed: int = 1, moods: tuple[str, ...] = tuple(
     return pd.concat(parts, ignore_index=True)
 
 
+# data_moods.csv's moods, spelt as it spells them.
+DATA_MOODS = ("Happy", "Sad", "Calm", "Energetic")
+
+
+def tidytuesday(n: int, rng: np.random.Generator, artists: int = 1) -> pd.DataFrame:
+    """Rows in TidyTuesday's spotify_songs.csv columns; `artists` distinct artists ("Cat" when one)."""
+    df = features(rng, n)
+    return pd.DataFrame(
+        {
+            "track_id": track_ids(rng, n),
+            "track_name": [f"t{i}" for i in range(n)],
+            "track_artist": "Cat" if artists == 1 else [f"Artist {i % artists}" for i in range(n)],
+            "track_popularity": 70,
+            "track_album_id": track_ids(rng, n),
+            "track_album_name": "Album",
+            "track_album_release_date": "2019-06-14",
+            "playlist_name": "Pop Hits",
+            "playlist_id": "p",
+            "playlist_genre": "pop",
+            "playlist_subgenre": "dance pop",
+            **df,
+            "key": 2,
+            "mode": 0,
+            "duration_ms": 180_000,
+        }
+    )
+
+
+def moods(n: int, rng: np.random.Generator, centred: bool = False) -> pd.DataFrame:
+    """Rows in data_moods.csv's columns; `centred`: each mood's features around its centre, as real moods
+    cluster, instead of uniform noise."""
+    labels = rng.choice(DATA_MOODS, n)
+    df = features(rng, n)
+    if centred:
+        for mood in DATA_MOODS:
+            rows = labels == mood
+            df.loc[rows] = features(rng, int(rows.sum()), CENTRES[mood.lower()]).to_numpy()
+    return pd.DataFrame(
+        {
+            "name": [f"m{i}" for i in range(n)],
+            "album": "A",
+            "artist": "Dee",
+            "id": track_ids(rng, n),
+            "release_date": "2001-01-01",
+            "popularity": 30,
+            "length": 210_000,
+            **df,
+            "key": 1,
+            "time_signature": 4,
+            "mood": labels,
+        }
+    )
+
+
 def write(tmp: Path, **catalog_args: int) -> tuple[Path, Path]:
     catalog_path, labelled_path = tmp / "catalog.parquet", tmp / "labelled.parquet"
     catalog(**catalog_args).to_parquet(catalog_path)

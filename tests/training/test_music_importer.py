@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from services.recommender.catalog import FEATURES, CatalogError, load_catalog
-from tests.recommender.synthetic import features, track_ids
+from services.recommender.importer import detect, import_files
+from tests.recommender.synthetic import features, moods, tidytuesday, track_ids
 from training.music import importer
 
 
@@ -30,48 +31,6 @@ def kaggle(n: int, rng: np.random.Generator) -> pd.DataFrame:
             "mode": 1,
             "time_signature": 4,
             "track_genre": "pop",
-        }
-    )
-
-
-def tidytuesday(n: int, rng: np.random.Generator) -> pd.DataFrame:
-    df = features(rng, n)
-    return pd.DataFrame(
-        {
-            "track_id": track_ids(rng, n),
-            "track_name": [f"t{i}" for i in range(n)],
-            "track_artist": "Cat",
-            "track_popularity": 70,
-            "track_album_id": track_ids(rng, n),
-            "track_album_name": "Album",
-            "track_album_release_date": "2019-06-14",
-            "playlist_name": "Pop Hits",
-            "playlist_id": "p",
-            "playlist_genre": "pop",
-            "playlist_subgenre": "dance pop",
-            **df,
-            "key": 2,
-            "mode": 0,
-            "duration_ms": 180_000,
-        }
-    )
-
-
-def moods(n: int, rng: np.random.Generator) -> pd.DataFrame:
-    df = features(rng, n)
-    return pd.DataFrame(
-        {
-            "name": [f"m{i}" for i in range(n)],
-            "album": "A",
-            "artist": "Dee",
-            "id": track_ids(rng, n),
-            "release_date": "2001-01-01",
-            "popularity": 30,
-            "length": 210_000,
-            **df,
-            "key": 1,
-            "time_signature": 4,
-            "mood": rng.choice(["Happy", "Sad", "Calm", "Energetic"], n),
         }
     )
 
@@ -100,7 +59,7 @@ def test_every_format_imports_merges_and_dedupes(tmp_path: Path) -> None:
     assert set(mood_rows["label"]) <= {"Happy", "Sad", "Calm", "Energetic"}
     assert (mood_rows["duration_ms"] == 210_000).all()
     # Our own output reads back as the moodtunes format and loads as a servable catalog.
-    assert importer.detect(list(df.columns), "out").name == "moodtunes"
+    assert detect(list(df.columns), "out").name == "moodtunes"
     assert len(load_catalog(out)) == 11
 
 
@@ -113,9 +72,9 @@ def test_csv_output(tmp_path: Path) -> None:
 def test_missing_column_is_named(tmp_path: Path) -> None:
     kaggle(3, np.random.default_rng(2)).drop(columns=["energy"]).to_csv(tmp_path / "k.csv", index=False)
     with pytest.raises(CatalogError, match=r"closest format is 'kaggle'.*'energy'"):
-        importer.import_files([tmp_path / "k.csv"])
+        import_files([tmp_path / "k.csv"])
     with pytest.raises(CatalogError, match=r"missing column\(s\) 'energy'"):
-        importer.import_files([tmp_path / "k.csv"], fmt="kaggle")
+        import_files([tmp_path / "k.csv"], fmt="kaggle")
 
 
 @pytest.mark.parametrize(
@@ -134,7 +93,7 @@ def test_bad_value_names_column_and_row(tmp_path: Path, make, column: str, value
     df.loc[2, column] = value
     df.to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(CatalogError, match=shown.replace("[", r"\[").replace("]", r"\]").replace("+", r"\+")):
-        importer.import_files([tmp_path / "bad.csv"])
+        import_files([tmp_path / "bad.csv"])
     assert importer.main([str(tmp_path / "bad.csv"), "--out", str(tmp_path / "x.parquet")]) == 2
 
 
