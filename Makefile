@@ -5,8 +5,10 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/pip install -q -c requirements/constraints.txt
 DATA   ?= $(if $(MOODTUNES_DATA),$(MOODTUNES_DATA),../shared/data)
 MODEL  ?= services/emotion/model/emotion.onnx
-INT8   := $(MODEL:.onnx=.int8.onnx)
 CONFIG ?= vgg7-tuned
+# auto: a new model replaces the shipped one only when it beats it on FER2013 val; force; never.
+PROMOTE ?= auto
+PIPELINE := $(BIN)/python -m training.emotion.pipeline --data $(DATA)/fer2013/fer2013.npz --promote $(PROMOTE)
 
 .PHONY: run test test-fast lint install install-run train quantize train-baseline eval bench music clean
 
@@ -45,29 +47,21 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# CONFIG=vgg7 TRAIN_ARGS="--budget-minutes 120": one stage, as many epochs as fit two hours here.
-train: install  ## trains, exports, quantizes and evaluates the shipped emotion model (CONFIG=vgg7-tuned)
-	$(BIN)/python -m training.emotion.train --config $(CONFIG) --data $(DATA)/fer2013/fer2013.npz $(TRAIN_ARGS)
-	$(BIN)/python -m training.emotion.export --run runs/$(CONFIG) --out $(MODEL)
-	$(BIN)/python -m training.emotion.evaluate --model $(MODEL) --data $(DATA)/fer2013/fer2013.npz \
-	    --out reports/emotion --card $(dir $(MODEL))card.json
-	$(MAKE) quantize
+# The one pipeline (training/emotion/pipeline.py): train, export, evaluate, quantize, evaluate the int8
+# copy, all into runs/$(CONFIG)/, then promote. CONFIG=vgg7 TRAIN_ARGS="--budget-minutes 120": as many
+# epochs as fit two hours here.
+train: install  ## the shipped emotion model's recipe (CONFIG=vgg7-tuned); ships it only if better (PROMOTE=force)
+	$(PIPELINE) --config $(CONFIG) $(TRAIN_ARGS)
 
-# The service runs the int8 model made from MODEL (training/emotion/quantize.py says how).
-quantize: install  ## int8 model from MODEL, calibrated on FER2013 train faces, and its evaluation
-	$(BIN)/python -m training.emotion.quantize --model $(MODEL) --out $(INT8) --data $(DATA)/fer2013/fer2013.npz
-	$(BIN)/python -m training.emotion.evaluate --model $(INT8) --data $(DATA)/fer2013/fer2013.npz \
-	    --out reports/emotion-int8 --card $(INT8:.onnx=.card.json)
+quantize: install  ## a new int8 copy of the shipped float model, calibrated on FER2013 train faces, evaluated
+	$(PIPELINE) --quantize-shipped
 
-train-baseline: install  ## the prototype's architecture through the same pipeline
-	$(BIN)/python -m training.emotion.train --config original --data $(DATA)/fer2013/fer2013.npz $(TRAIN_ARGS)
-	$(BIN)/python -m training.emotion.export --run runs/original --out models/baseline/baseline.onnx
-	$(BIN)/python -m training.emotion.evaluate --model models/baseline/baseline.onnx \
-	    --data $(DATA)/fer2013/fer2013.npz --out reports/emotion-baseline --card models/baseline/baseline.card.json
+train-baseline: install  ## the prototype's architecture through the same pipeline, into models/baseline/
+	$(PIPELINE) --config original $(TRAIN_ARGS)
 
-eval: install  ## evaluates MODEL on DATA_FILE (npz, Kaggle csv or folders) into OUT
+eval: install  ## evaluates MODEL on DATA_FILE (npz, Kaggle csv or folders) into OUT (default runs/eval/)
 	$(BIN)/python -m training.emotion.evaluate --model $(MODEL) \
-	    --data $(if $(DATA_FILE),$(DATA_FILE),$(DATA)/fer2013/fer2013.npz) --out $(if $(OUT),$(OUT),reports/emotion)
+	    --data $(if $(DATA_FILE),$(DATA_FILE),$(DATA)/fer2013/fer2013.npz) $(if $(OUT),--out $(OUT))
 
 bench: install  ## speed, throughput, memory and load figures into reports/bench.md
 	$(BIN)/python -m bench.run_all

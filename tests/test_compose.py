@@ -4,6 +4,7 @@ only paths that exist, run as non-root and install only their own requirements; 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import queue
 import re
@@ -91,9 +92,21 @@ def test_training_is_behind_a_profile_and_mounts_data_read_only() -> None:
     assert tr["profiles"] == ["training"]
     assert any(v.endswith(":/data:ro") for v in tr["volumes"])
     assert any(v.startswith("./services/emotion/model:") for v in tr["volumes"])
-    # The command runs modules that exist.
-    for module in re.findall(r"python -m ([\w.]+)", " ".join(tr["command"])):
-        assert (REPO / (module.replace(".", "/") + ".py")).is_file(), module
+
+
+def test_the_training_job_and_image_run_the_one_pipeline() -> None:
+    """Compose and the training image call what `make train` calls, with a config that exists."""
+    pipeline = ["python", "-m", "training.emotion.pipeline"]
+    tr = COMPOSE["services"]["training"]
+    assert tr["entrypoint"] == pipeline
+    config = tr["command"][tr["command"].index("--config") + 1]
+    assert (REPO / "training" / "emotion" / "configs" / f"{config}.toml").is_file(), config
+    image = {
+        instr: json.loads(args) for instr, args in _dockerfile("training") if instr in ("ENTRYPOINT", "CMD")
+    }
+    assert image == {"ENTRYPOINT": pipeline, "CMD": tr["command"]}
+    make = (REPO / "Makefile").read_text()
+    assert make.count("-m training.emotion.pipeline") == 1 and make.count("$(PIPELINE)") == 3
 
 
 @pytest.mark.parametrize("name", sorted(DOCKERFILES))

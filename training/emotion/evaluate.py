@@ -1,16 +1,18 @@
 """Evaluates an emotion ONNX model on FER2013 (any supported format) and writes a report.
 
-    python -m training.emotion.evaluate --model services/emotion/model/emotion.onnx --out reports/emotion
+    python -m training.emotion.evaluate --model services/emotion/model/emotion.onnx --out runs/eval/shipped
 
 Per split (val, test): accuracy, macro and weighted precision/recall/F1, a per-class table and a
 confusion-matrix heatmap, single pass and with horizontal-flip averaging (reported separately). When
 the data carries FER+ votes: FER+ majority-vote accuracy on test (rows with NF >= 5 dropped).
-With --card, the metrics are also written into the model card.
+With --card, the metrics are also written into the model card, with a fingerprint of the val split
+(`val_data`): the pipeline compares val accuracies only between models measured on the same faces.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from pathlib import Path
 
@@ -32,6 +34,13 @@ from sklearn.metrics import (  # noqa: E402
 from services.common.contracts import EMOTIONS  # noqa: E402
 from training.emotion import data as fer  # noqa: E402
 from training.settings import settings  # noqa: E402
+
+
+def fingerprint(part: fer.FerData) -> str:
+    """The same faces and labels give the same string, whatever file format they were read from."""
+    digest = hashlib.sha256(part.images.astype(np.uint8).tobytes())
+    digest.update(part.labels.astype(np.int64).tobytes())
+    return f"sha256:{digest.hexdigest()[:16]}"
 
 
 def predict(sess: ort.InferenceSession, images: np.ndarray, flip: bool) -> np.ndarray:
@@ -125,7 +134,7 @@ def evaluate(model: Path, data_path: Path, out: Path) -> dict:
     meta = sess.get_modelmeta().custom_metadata_map
     name = meta.get("name", model.stem)
     ds = fer.load(data_path)
-    results: dict = {"model": name, "file": str(model)}
+    results: dict = {"model": name, "file": str(model), "val_data": fingerprint(ds.subset("val"))}
     for split in ("val", "test"):
         part = ds.subset(split)
         for mode in ("single", "flip"):
@@ -145,6 +154,26 @@ def evaluate(model: Path, data_path: Path, out: Path) -> dict:
     return results
 
 
+def summary(r: dict) -> dict:
+    """The accuracies a card and a log line carry."""
+    out = {f"{s}_{m}": round(r[s][m]["accuracy"], 4) for s in ("val", "test") for m in ("single", "flip")}
+    for split in ("val", "test"):
+        if f"ferplus_{split}" in r:
+            out[f"ferplus_{split}_single"] = round(r[f"ferplus_{split}"]["single"], 4)
+    return out
+
+
+def add_to_card(card: Path, r: dict, report: Path) -> None:
+    data = json.loads(card.read_text())
+    data["metrics"] = {
+        **summary(r),
+        "test_macro_f1": round(r["test"]["single"]["macro"]["f1"], 4),
+        "val_data": r["val_data"],
+        "report": str(report),
+    }
+    card.write_text(json.dumps(data, indent=2) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=settings.model_dir / "emotion.onnx")
@@ -154,23 +183,14 @@ def main() -> None:
         default=settings.data / "fer2013" / "fer2013.npz",
         help="fer2013.npz, fer2013.csv or a <split>/<class>/ folder",
     )
-    ap.add_argument("--out", type=Path, default=settings.reports / "emotion")
+    ap.add_argument("--out", type=Path, help="report folder (default runs/eval/<model file stem>)")
     ap.add_argument("--card", type=Path, help="model card to add the metrics to")
     args = ap.parse_args()
-    r = evaluate(args.model, args.data, args.out)
-    summary = {f"{s}_{m}": round(r[s][m]["accuracy"], 4) for s in ("val", "test") for m in ("single", "flip")}
-    for split in ("val", "test"):
-        if f"ferplus_{split}" in r:
-            summary[f"ferplus_{split}_single"] = round(r[f"ferplus_{split}"]["single"], 4)
+    out = args.out or settings.runs / "eval" / args.model.stem
+    r = evaluate(args.model, args.data, out)
     if args.card:
-        card = json.loads(args.card.read_text())
-        card["metrics"] = {
-            **summary,
-            "test_macro_f1": round(r["test"]["single"]["macro"]["f1"], 4),
-            "report": str(args.out / "report.md"),
-        }
-        args.card.write_text(json.dumps(card, indent=2) + "\n")
-    print(json.dumps(summary))
+        add_to_card(args.card, r, out / "report.md")
+    print(json.dumps(summary(r)))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
 """Exports a training run to ONNX per the model contract and checks it against PyTorch.
 
-    python -m training.emotion.export --run runs/vgg7-tuned --out services/emotion/model/emotion.onnx
+    python -m training.emotion.export --run runs/vgg7-tuned [--out runs/vgg7-tuned/model/emotion.onnx]
+
+A step of `python -m training.emotion.pipeline`, which exports into the run folder and ships the model
+only when it beats the shipped one.
 
 Contract: input `image` float32 [N,1,48,48] of grey pixels 0..255 (normalisation is inside the graph),
 output `logits` [N,7] in FER2013 order, class names in the metadata key `classes`. The card (JSON, beside
@@ -120,29 +123,23 @@ def earlier_stages(history: dict) -> list[dict]:
     return stages[::-1]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--run", type=Path, default=settings.runs / "vgg7-tuned")
-    ap.add_argument("--out", type=Path, default=settings.model_dir / "emotion.onnx")
-    ap.add_argument("--data", type=Path, default=settings.data / "fer2013" / "fer2013.npz")
-    ap.add_argument("--name", help="model name in the metadata and card (default: moodtunes-<arch>)")
-    args = ap.parse_args()
-
-    model, ck = load_run(args.run)
+def export_run(run: Path, out: Path, data: Path, name: str | None = None) -> dict:
+    """Writes the run's best weights as ONNX to `out` and its card beside it; returns the card."""
+    model, ck = load_run(run)
     cfg = ck["config"]
-    name = args.name or f"moodtunes-{cfg['arch']}"
-    to_onnx(model, args.out, name)
+    name = name or f"moodtunes-{cfg['arch']}"
+    to_onnx(model, out, name)
 
-    if args.data.exists():
-        val = fer.load(args.data).subset("val")
+    if data.exists():
+        val = fer.load(data).subset("val")
         x = val.images[:512, None].astype(np.float32)
     else:  # parity still means something on random pixels
         x = np.random.default_rng(0).uniform(0, 255, (64, 1, 48, 48)).astype(np.float32)
-    check = parity(model, args.out, x)
-    history = json.loads((args.run / "history.json").read_text())
+    check = parity(model, out, x)
+    history = json.loads((run / "history.json").read_text())
     card = {
         "name": name,
-        "file": args.out.name,
+        "file": out.name,
         "architecture": {"name": cfg["arch"], **ARCHITECTURES[cfg["arch"]], "parameters": n_params(model)},
         "input": {
             "name": "image",
@@ -166,13 +163,24 @@ def main() -> None:
         },
         "code_commit": git_commit(),
         "parity": check,
-        "size_bytes": args.out.stat().st_size,
+        "size_bytes": out.stat().st_size,
     }
-    card_file = card_path(args.out)
+    card_file = card_path(out)
     card_file.write_text(json.dumps(card, indent=2) + "\n")
-    print(json.dumps({"onnx": str(args.out), "card": str(card_file), **check}))
+    print(json.dumps({"onnx": str(out), "card": str(card_file), **check}))
     if check["prediction_agreement"] < 0.99 or check["max_abs_logit_diff"] > 1e-3:
         raise SystemExit("ONNX output differs from PyTorch")
+    return card
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", type=Path, default=settings.runs / "vgg7-tuned")
+    ap.add_argument("--out", type=Path, help="default <run>/model/emotion.onnx")
+    ap.add_argument("--data", type=Path, default=settings.data / "fer2013" / "fer2013.npz")
+    ap.add_argument("--name", help="model name in the metadata and card (default: moodtunes-<arch>)")
+    args = ap.parse_args()
+    export_run(args.run, args.out or args.run / "model" / "emotion.onnx", args.data, args.name)
 
 
 if __name__ == "__main__":

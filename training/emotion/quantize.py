@@ -2,7 +2,10 @@
 the float model.
 
     python -m training.emotion.quantize [--model services/emotion/model/emotion.onnx]
-        [--out services/emotion/model/emotion.int8.onnx]
+        [--out runs/quantize/emotion.int8.onnx] [--full-range]
+
+A step of `python -m training.emotion.pipeline`, which ships the int8 model only when it beats the
+shipped one.
 
 ONNX Runtime static quantization: weights int8 per output channel, activations uint8 with ranges
 calibrated on training faces (the train split only: val and test stay unseen). The graph keeps
@@ -101,10 +104,56 @@ def parity(reference: Path, quantized: Path, images: np.ndarray) -> dict:
     }
 
 
+def quantize_model(
+    model: Path,
+    out: Path,
+    data: Path,
+    faces: int = CALIBRATION_FACES,
+    seed: int = 0,
+    full_range: bool = False,
+) -> dict:
+    """Writes the int8 copy of `model` to `out` and its card beside it; returns the card."""
+    ds = fer.load(data)
+    train = ds.subset("train")
+    pick = np.random.default_rng(seed).choice(len(train), min(faces, len(train)), replace=False)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    quantize(model, out, train.images[np.sort(pick)], reduce_range=not full_range)
+    check = parity(model, out, ds.subset("val").images)
+
+    card = json.loads(card_path(model).read_text())
+    # The float model's metrics and ONNX/PyTorch parity; evaluate --card writes this model's metrics,
+    # and parity_val_vs_float below is its own parity.
+    card.pop("metrics", None)
+    card.pop("parity", None)
+    card.update(
+        {
+            "name": card.get("name", model.stem) + ("-int8-full-range" if full_range else "-int8"),
+            "file": out.name,
+            "quantization": {
+                "source": model.name,
+                "source_sha256": hashlib.sha256(model.read_bytes()).hexdigest()[:12],
+                "method": "ONNX Runtime static quantization, QDQ, weights int8 per channel"
+                + (", full 8-bit range" if full_range else " with reduce_range (7-bit)")
+                + ", activations uint8, MinMax calibration",
+                "calibration": f"{len(pick)} faces of the FER2013 train split (seed {seed})",
+                "command": "python -m training.emotion.quantize" + (" --full-range" if full_range else ""),
+                "parity_val_vs_float": check,
+            },
+            "code_commit": git_commit(),
+            "size_bytes": out.stat().st_size,
+        }
+    )
+    card_path(out).write_text(json.dumps(card, indent=2) + "\n")
+    print(json.dumps({"onnx": str(out), "card": str(card_path(out)), **check}))
+    if check["prediction_agreement"] < 0.95:
+        raise SystemExit("the int8 model disagrees with the float model on more than 5% of val faces")
+    return card
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=settings.model_dir / "emotion.onnx")
-    ap.add_argument("--out", type=Path, default=settings.model_dir / "emotion.int8.onnx")
+    ap.add_argument("--out", type=Path, help="default runs/quantize/<model stem>.int8.onnx")
     ap.add_argument("--data", type=Path, default=settings.data / "fer2013" / "fer2013.npz")
     ap.add_argument("--faces", type=int, default=CALIBRATION_FACES, help="calibration faces")
     ap.add_argument("--seed", type=int, default=0)
@@ -114,41 +163,8 @@ def main() -> None:
         help="8-bit weights instead of 7 (for comparison: saturates on CPUs without VNNI)",
     )
     args = ap.parse_args()
-
-    ds = fer.load(args.data)
-    train = ds.subset("train")
-    pick = np.random.default_rng(args.seed).choice(len(train), min(args.faces, len(train)), replace=False)
-    quantize(args.model, args.out, train.images[np.sort(pick)], reduce_range=not args.full_range)
-    check = parity(args.model, args.out, ds.subset("val").images)
-
-    card = json.loads(card_path(args.model).read_text())
-    # The float model's metrics and ONNX/PyTorch parity; evaluate --card writes this model's metrics,
-    # and parity_val_vs_float below is its own parity.
-    card.pop("metrics", None)
-    card.pop("parity", None)
-    card.update(
-        {
-            "name": card.get("name", args.model.stem) + ("-int8-full-range" if args.full_range else "-int8"),
-            "file": args.out.name,
-            "quantization": {
-                "source": args.model.name,
-                "source_sha256": hashlib.sha256(args.model.read_bytes()).hexdigest()[:12],
-                "method": "ONNX Runtime static quantization, QDQ, weights int8 per channel"
-                + (", full 8-bit range" if args.full_range else " with reduce_range (7-bit)")
-                + ", activations uint8, MinMax calibration",
-                "calibration": f"{len(pick)} faces of the FER2013 train split (seed {args.seed})",
-                "command": "python -m training.emotion.quantize"
-                + (" --full-range" if args.full_range else ""),
-                "parity_val_vs_float": check,
-            },
-            "code_commit": git_commit(),
-            "size_bytes": args.out.stat().st_size,
-        }
-    )
-    card_path(args.out).write_text(json.dumps(card, indent=2) + "\n")
-    print(json.dumps({"onnx": str(args.out), "card": str(card_path(args.out)), **check}))
-    if check["prediction_agreement"] < 0.95:
-        raise SystemExit("the int8 model disagrees with the float model on more than 5% of val faces")
+    out = args.out or settings.runs / "quantize" / f"{args.model.stem}.int8.onnx"
+    quantize_model(args.model, out, args.data, args.faces, args.seed, args.full_range)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,14 @@
 """Trains an emotion CNN on FER2013. Read top to bottom: config, data, model, loop, checkpoint.
 
-    python -m training.emotion.train --config vgg7             # the shipped model
+This is the pipeline's first step; `python -m training.emotion.pipeline --config vgg7-tuned` trains,
+exports, evaluates, quantizes and (when it is better) ships the model. Alone:
+
+    python -m training.emotion.train --config vgg7-tuned       # the shipped recipe (two stages)
     python -m training.emotion.train --config original         # the prototype's architecture, as baseline
     python -m training.emotion.train --config smoke            # CI: one short epoch on a few hundred images
     python -m training.emotion.train --config vgg7 --budget-minutes 120   # as many epochs as fit 2 hours
+
+Configs are the small files in configs/ (<name>.toml: the fields of Config below).
 
 Runs are resumable: each epoch writes <out>/last.pt; rerunning the same command continues from it.
 The weights with the best validation accuracy (raw or EMA) go to <out>/best.pt. The test split is never
@@ -17,6 +22,7 @@ import json
 import platform
 import random
 import time
+import tomllib
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -51,19 +57,17 @@ class Config:
     limit: int = 0  # >0: use only this many images per split (smoke runs)
 
 
-CONFIGS = {
-    # The shipped model, in two stages (reports/emotion/experiments.md): 107 epochs on FER2013 labels
-    # blended half-and-half with the FER+ crowd's votes, then 5 epochs at a low rate that lean back
-    # towards the FER2013 labels. It reads faces the way the crowd does (FER+) far better than plain
-    # training, at the same FER2013 accuracy.
-    "vgg7-ferplus": Config(epochs=107, ferplus_weight=0.5),
-    "vgg7-tuned": Config(epochs=5, lr=0.01, ferplus_weight=0.2, init_from="vgg7-ferplus"),
-    # FER2013 labels alone (the best FER2013 val accuracy, the worst FER+ agreement).
-    "vgg7": Config(epochs=160),
-    # The prototype's architecture through the same pipeline: the benchmark's baseline.
-    "original": Config(arch="original", epochs=130),
-    "smoke": Config(arch="vgg7", epochs=1, limit=300, batch_size=32),
-}
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+SHIPPED = "vgg7-tuned"
+
+
+def load_config(path: Path) -> Config:
+    """A config file: Config's fields at the top level; tables (the pipeline's [ship]) are not training's."""
+    fields = {k: v for k, v in tomllib.loads(path.read_text()).items() if not isinstance(v, dict)}
+    return Config(**fields)
+
+
+CONFIGS = {p.stem: load_config(p) for p in sorted(CONFIG_DIR.glob("*.toml"))}
 
 
 def use_bf16(device: str) -> bool:
@@ -321,12 +325,43 @@ def train(
     return state
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default="vgg7", choices=sorted(CONFIGS))
+def run(
+    name: str,
+    data_path: Path,
+    out: Path | None = None,
+    *,
+    runs: Path | None = None,
+    epochs: int = 0,
+    budget_minutes: float = 0,
+    stop_after: int = 0,
+    init: Path | None = None,
+) -> tuple[dict, Path]:
+    """Trains the named config into `out` (default <runs>/<name>), first the run it starts from
+    (<runs>/<init_from>) when no `init` weights are given; returns the training state and the run folder."""
+    runs = runs or settings.runs
+    cfg = CONFIGS[name]
+    if epochs and not budget_minutes:
+        cfg = replace(cfg, epochs=epochs)
+    if init is None and cfg.init_from:
+        # The first stage trains (or resumes, or finds complete) the run this one starts from.
+        print(f"first stage: --config {cfg.init_from}")
+        train(CONFIGS[cfg.init_from], data_path, runs / cfg.init_from)
+        init = runs / cfg.init_from / "best.pt"
+    out = out or runs / name
+    state = train(cfg, data_path, out, stop_after, budget_minutes, max_epochs=epochs, init=init)
+    print(f"best val accuracy {state['best_val']:.4f} after {state['seconds'] / 60:.1f} min of training")
+    return state, out
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """The training options, shared with the pipeline's command line."""
+    ap.add_argument(
+        "--config", default=SHIPPED, choices=sorted(CONFIGS), help=f"default {SHIPPED}, the shipped one"
+    )
     ap.add_argument("--data", type=Path, default=settings.data / "fer2013" / "fer2013.npz")
-    ap.add_argument("--out", type=Path, help="run folder (default runs/<config>)")
-    ap.add_argument("--epochs", type=int, help="override the config's epoch count (with a budget: the most)")
+    ap.add_argument(
+        "--epochs", type=int, default=0, help="override the config's epoch count (with a budget: the most)"
+    )
     ap.add_argument(
         "--budget-minutes",
         type=float,
@@ -334,38 +369,34 @@ def main() -> None:
         help="set the epoch count to what fits this many minutes on this hardware",
     )
     ap.add_argument("--init", type=Path, help="start from this best.pt (default: the config's init_from run)")
+    ap.add_argument("--stop-after", type=int, default=0, help="stop after N epochs (resume later)")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(ap)
+    ap.add_argument("--out", type=Path, help="run folder (default runs/<config>)")
     ap.add_argument(
         "--probe",
         action="store_true",
         help="only time this config here: seconds per epoch, epochs in --budget-minutes (or 120)",
     )
-    ap.add_argument("--stop-after", type=int, default=0, help="stop after N epochs (resume later)")
-    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = CONFIGS[args.config]
     if args.probe:
-        probe(cfg, args.data, args.budget_minutes or 120)
+        probe(CONFIGS[args.config], args.data, args.budget_minutes or 120)
         return
-    if args.epochs and not args.budget_minutes:
-        cfg = replace(cfg, epochs=args.epochs)
-    init = args.init
-    if init is None and cfg.init_from:
-        # The first stage trains (or resumes, or finds complete) the run this one starts from.
-        print(f"first stage: --config {cfg.init_from}")
-        train(CONFIGS[cfg.init_from], args.data, settings.runs / cfg.init_from)
-        init = settings.runs / cfg.init_from / "best.pt"
-    state = train(
-        cfg,
+    run(
+        args.config,
         args.data,
-        args.out or settings.runs / args.config,
-        args.stop_after,
-        args.budget_minutes,
-        max_epochs=args.epochs or 0,
-        init=init,
+        args.out,
+        epochs=args.epochs,
+        budget_minutes=args.budget_minutes,
+        stop_after=args.stop_after,
+        init=args.init,
     )
-    print(f"best val accuracy {state['best_val']:.4f} after {state['seconds'] / 60:.1f} min of training")
 
 
 if __name__ == "__main__":
