@@ -21,9 +21,14 @@ DOCS = {
 
 
 def env_names(cls: type[BaseSettings]) -> list[str]:
+    """The environment variables a settings class reads; a field that is itself settings (the
+    recommender's first-run download) reads its own class's."""
     prefix = cls.model_config.get("env_prefix", "")
     names = []
     for name, field in cls.model_fields.items():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseSettings):
+            names += env_names(field.annotation)
+            continue
         alias = field.validation_alias
         choices = getattr(alias, "choices", None)
         names.append(str(choices[0]) if choices else f"{prefix}{name}".upper())
