@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.emotion import runtime
 from services.emotion.app import create_app
+from services.emotion.settings import EmotionSettings
 
 
 def samples(client: TestClient) -> dict[tuple[str, tuple], float]:
@@ -53,6 +56,20 @@ def test_metrics_count_faces_and_emotions(client: TestClient, three_heads, face_
     assert delta("emotion_stage_duration_seconds_count", stage="detect") == 2
     assert delta("http_requests_total", service="emotion", method="POST", route="/predict", status="200") == 2
     assert delta("http_request_duration_seconds_count", service="emotion", route="/predict") == 2
-    # Sequential requests run alone; whether on several cores depends on what else this machine runs.
-    assert 0 <= delta("emotion_solo_runs_total") <= 2
     assert ("emotion_solo_runs_total", ()) in after
+
+
+@pytest.mark.parametrize(("free", "solo_runs"), [(64, 2), (1, 0)])
+def test_solo_runs_count_frames_run_alone_on_free_cores(
+    face_jpeg: bytes, monkeypatch: pytest.MonkeyPatch, free: int, solo_runs: int
+) -> None:
+    # Sequential requests are each alone in flight; the machine's idle cores (faked here, since
+    # other processes share CI's) decide whether they run solo and are counted.
+    monkeypatch.setattr(runtime, "free_cores", lambda cores: free)
+    with TestClient(create_app(EmotionSettings(solo_threads=2))) as solo:
+        before = samples(solo)
+        for _ in range(2):
+            r = solo.post("/predict", content=face_jpeg, headers={"Content-Type": "image/jpeg"})
+            assert r.status_code == 200
+        runs = samples(solo)[("emotion_solo_runs_total", ())] - before[("emotion_solo_runs_total", ())]
+    assert runs == solo_runs
