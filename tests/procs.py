@@ -37,13 +37,15 @@ def http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
         server.server_close()
 
 
-def wait_ready(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = None) -> None:
+def wait_ready(
+    url: str, timeout: float = 60.0, proc: subprocess.Popen | None = None, probe: str = "/readyz"
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"process for {url} exited with {proc.returncode}")
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
+            if httpx.get(f"{url}{probe}", timeout=1.0).status_code == 200:
                 return
         time.sleep(0.2)
     raise TimeoutError(f"{url} not ready after {timeout}s")
@@ -56,9 +58,11 @@ def service(
     env: dict[str, str] | None = None,
     timeout: float = 60.0,
     log: Path | None = None,
+    probe: str = "/readyz",
 ) -> Iterator[str]:
-    """Runs `uvicorn <app>` (e.g. services.emotion.app:app) and yields its base URL; `log`: a file that
-    receives its output."""
+    """Runs `uvicorn <app>` (e.g. services.emotion.app:app) and yields its base URL once `probe`
+    answers 200 (/healthz for a service expected to start unready); `log`: a file that receives its
+    output."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     out = log.open("ab") if log is not None else None
@@ -83,7 +87,7 @@ def service(
     if out is not None:
         out.close()  # the child has its own copy
     try:
-        wait_ready(url, timeout, proc)
+        wait_ready(url, timeout, proc, probe)
         yield url
     finally:
         proc.terminate()
