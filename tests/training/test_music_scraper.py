@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import traceback
 from collections import Counter
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,6 +42,12 @@ class FakeSpotify(ThreadingHTTPServer):
         self.broken: set[str] = set()  # paths answered 500 always
         self.hits: Counter[str] = Counter()
         self.times: dict[str, list[float]] = {}
+        # What the fake found wrong in a request: an assert in the server's thread would only end that
+        # thread, so the test asserts this list instead (run() does, after every scrape).
+        self.errors: list[str] = []
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        self.errors.append(f"handler raised: {traceback.format_exc()}")
 
     @property
     def base(self) -> str:
@@ -101,7 +108,10 @@ class Handler(BaseHTTPRequestHandler):
             self._send(404, {"error": {"status": 404, "message": "Not found"}})
 
     def _search(self, query: dict[str, str]) -> None:
-        assert query["type"] == "playlist"
+        if query.get("type") != "playlist":
+            self.server.errors.append(f"search for type={query.get('type')!r}, not playlists")
+            self._send(400, {"error": {"status": 400, "message": "Bad search type"}})
+            return
         word = query["q"]
         items = [
             {"id": p, "name": name, "type": "playlist"} for p, (w, name) in PLAYLISTS.items() if w == word
@@ -172,7 +182,7 @@ def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run(fake: FakeSpotify, tmp_path: Path, *extra: str) -> int:
-    return scraper.main(
+    code = scraper.main(
         [
             "--out",
             str(tmp_path / "scraped.parquet"),
@@ -190,6 +200,8 @@ def run(fake: FakeSpotify, tmp_path: Path, *extra: str) -> int:
             *extra,
         ]
     )
+    assert fake.errors == []
+    return code
 
 
 def matching_tracks(word: str) -> set[str]:
