@@ -18,7 +18,8 @@ from tests.e2e.conftest import START_TIMEOUT_S, Browsers, gateway_env, offline_c
 from tests.gateway.faults import closed_url
 from tests.procs import service
 
-pytestmark = pytest.mark.browser
+# Its session fixtures start three services, each allowed START_TIMEOUT_S on a busy machine.
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(3 * START_TIMEOUT_S + 60)]
 
 # Frames take up to a second or two on a busy 2-core machine; the first also warms the models.
 TIMEOUT_MS = 60_000

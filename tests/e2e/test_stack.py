@@ -4,10 +4,13 @@ and /analyze still answer, uncached."""
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.e2e.conftest import START_TIMEOUT_S, gateway_env
 from tests.fixtures import astronaut_jpeg
 from tests.procs import free_port, service
+
+pytestmark = pytest.mark.timeout(3 * START_TIMEOUT_S + 60)
 
 
 def test_redis_on_a_closed_port_still_answers(emotion_url: str, recommender_url: str) -> None:
