@@ -10,6 +10,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from samples.images import encode, head
+from services.emotion import imaging  # noqa: F401  (registers HEIF with Pillow, for encoding too)
 from services.emotion.settings import EmotionSettings
 
 # The smallest head pasted in, in the detector's input (the service scales a picture down to
@@ -17,7 +18,15 @@ from services.emotion.settings import EmotionSettings
 # heads of up to 46 px were missed; below that the face is not meant to be seen.
 MIN_HEAD_PX = 56
 DETECT = EmotionSettings()
-FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+# Pillow's format names and the media types the services accept for them (HEIF through pillow-heif,
+# registered by services.emotion.imaging).
+FORMATS = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "AVIF": "image/avif",
+    "HEIF": "image/heic",
+}
 
 
 @dataclass(frozen=True)
@@ -33,7 +42,7 @@ class Picture:
 def pictures(draw: st.DrawFn, formats: tuple[str, ...] = tuple(FORMATS), face: bool | None = None) -> Picture:
     """A picture 16-720 px a side: a flat, noisy or gradient background, in colour or grey, and maybe
     (face=None) the astronaut's head pasted in whole, 35-90% of the picture's height and at least
-    MIN_HEAD_PX in the detector's input, encoded as JPEG, PNG or WebP."""
+    MIN_HEAD_PX in the detector's input, encoded in one of FORMATS."""
     width, height = draw(st.integers(16, 720)), draw(st.integers(16, 720))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     kind = draw(st.sampled_from(["flat", "noise", "gradient"]))
@@ -65,4 +74,5 @@ def pictures(draw: st.DrawFn, formats: tuple[str, ...] = tuple(FORMATS), face: b
 
 
 def encoded(fmt: str) -> st.SearchStrategy[bytes]:
+    """Pictures in one format: the body of a request that declares its media type."""
     return pictures(formats=(fmt,)).map(lambda p: p.data)

@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from services.common.contracts import EMOTIONS
+from services.emotion.imaging import ACCEPTED, SUPPORTED_MEDIA_TYPES
 from tests.fixtures import astronaut_jpeg
 from tests.integration.stack import Stack
 
@@ -54,9 +55,12 @@ def raw(data: bytes, content_type: str | None) -> dict[str, Any]:
     return {"content": data, "headers": {"Content-Type": content_type} if content_type else {}}
 
 
-EMPTY = "empty body: send a JPEG, PNG or WebP image"
-NOT_IMAGE = "not an image: the bytes are not a decodable JPEG, PNG or WebP"
-MEDIA = "send image/jpeg, image/png or image/webp, or multipart/form-data with an 'image' field"
+# The lists of formats come from the service (they grow); the rest of each message is pinned here.
+EMPTY = f"empty body: send a {ACCEPTED} image"
+NOT_IMAGE = f"not an image: the bytes are not a decodable {ACCEPTED}"
+MEDIA = (
+    f"send one of {', '.join(sorted(SUPPORTED_MEDIA_TYPES))}, or multipart/form-data with an 'image' field"
+)
 TOO_LARGE = f"upload too large: the limit is {MAX_UPLOAD} bytes"
 NOT_BOOL = "detect: Input should be a valid boolean, unable to interpret input"
 EMOTION = "emotion: Input should be " + ", ".join(f"'{e}'" for e in EMOTIONS[:-1]) + f" or '{EMOTIONS[-1]}'"

@@ -41,6 +41,7 @@ BOUNDED = settings(max_examples=30, deadline=None, derandomize=True, suppress_he
 schemathesis.openapi.format("binary", st.one_of(pictures().map(lambda p: p.data), st.binary()))
 for _fmt, _media_type in FORMATS.items():
     schemathesis.openapi.media_type(_media_type, st.one_of(encoded(_fmt), st.binary()))
+schemathesis.openapi.media_type("image/heif", st.one_of(encoded("HEIF"), st.binary()))
 
 
 def _schema(app: FastAPI) -> schemathesis.BaseSchema:
