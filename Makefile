@@ -29,8 +29,17 @@ $(VENV)/.dev: $(VENV)/.run requirements/training.txt requirements/dev.txt
 	$(PIP) -r requirements/dev.txt
 	touch $@
 
+# checkov (the manifests' policy checker) requires packaging<24, which the project lock cannot hold
+# beside packaging 26: it gets a virtualenv of its own, with its own lock.
+CHECKOV_VENV := .venv-checkov
+$(CHECKOV_VENV)/.installed: requirements/checkov/requirements.txt requirements/checkov/constraints.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q -r requirements/checkov/requirements.txt \
+	    -c requirements/checkov/constraints.txt
+	touch $@
+
 install-run: $(VENV)/.run
-install: $(VENV)/.dev
+install: $(VENV)/.dev $(CHECKOV_VENV)/.installed
 
 run: install-run  ## the whole system on http://localhost:8000 (Ctrl-C stops it)
 	$(BIN)/python -m services
@@ -67,4 +76,4 @@ bench: install  ## speed, throughput, memory and load figures into reports/bench
 	$(BIN)/python -m bench.run_all
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache test-output
+	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .ruff_cache test-output
