@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 import torch
@@ -133,11 +134,11 @@ def test_a_failure_while_staging_leaves_the_model_dir_as_it_was(
     before = tree_hashes(ship.model_dir, ship.reports)
     real_copy, copies = shutil.copyfileobj, []
 
-    def failing_copy(src: object, dst: object) -> None:
+    def failing_copy(src: BinaryIO, dst: BinaryIO) -> None:
         copies.append(src)
         if len(copies) == 3:
             raise OSError("disk full")
-        real_copy(src, dst)  # type: ignore[arg-type]
+        real_copy(src, dst)
 
     monkeypatch.setattr(pipeline.shutil, "copyfileobj", failing_copy)
     with pytest.raises(OSError, match="disk full"):
@@ -162,11 +163,11 @@ def test_a_signal_during_the_renames_waits_until_the_new_set_is_complete(
         )
         raise KeyboardInterrupt
 
-    real_replace = Path.replace
+    real_replace, renames = Path.replace, []
 
     def replace_and_signal(self: Path, target: Path) -> Path:
-        if not seen and not hasattr(replace_and_signal, "sent"):
-            replace_and_signal.sent = True  # type: ignore[attr-defined]
+        renames.append(target)
+        if len(renames) == 1:  # SIGTERM arrives right after the first file is in place
             os.kill(os.getpid(), signal.SIGTERM)
         return real_replace(self, target)
 
@@ -178,6 +179,7 @@ def test_a_signal_during_the_renames_waits_until_the_new_set_is_complete(
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert seen == [True]  # the handler ran only once every file was in place
+    assert len(renames) == 2 * (2 + len(pipeline.REPORT_FILES))  # two models, two cards, their reports
 
 
 @pytest.mark.timeout(600)
