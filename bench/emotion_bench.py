@@ -333,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         urls = {
             solo: stack.enter_context(
                 service(
-                    "services.emotion.app:app",
+                    "services.emotion.app:create_app",
                     timeout=180,
                     env={
                         "EMOTION_THREADS": "1",

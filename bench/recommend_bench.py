@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         "startup": startup(settings, args.startup_runs),
         "ranking_in_process_ms": in_process(settings, args.requests),
     }
-    with service("services.recommender.app:app", timeout=120) as url:
+    with service("services.recommender.app:create_app", timeout=120) as url:
         result["http_ms"] = latency(url, args.requests, args.warmup)
     result["machine"] = {
         "cpus": os.cpu_count(),

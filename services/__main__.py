@@ -18,11 +18,13 @@ import urllib.request
 
 from services.common.paths import REPO
 
-# The one table of what runs where; docker-compose.yml must run the same commands (tests/test_compose.py).
+# The one table of what runs where: each service is an app factory, `create_app(settings)`, that uvicorn
+# calls at start-up (--factory), so importing a service reads no settings. docker-compose.yml and the
+# Dockerfiles must run the same commands (tests/test_compose.py).
 SERVICES: dict[str, tuple[str, int]] = {
-    "emotion": ("services.emotion.app:app", 8001),
-    "recommender": ("services.recommender.app:app", 8002),
-    "gateway": ("services.gateway.app:app", 8000),
+    "emotion": ("services.emotion.app:create_app", 8001),
+    "recommender": ("services.recommender.app:create_app", 8002),
+    "gateway": ("services.gateway.app:create_app", 8000),
 }
 
 STOP_TIMEOUT_S = 15.0
@@ -34,7 +36,7 @@ START_TIMEOUT_S = float(os.environ.get("MOODTUNES_START_TIMEOUT_S", "300"))
 def uvicorn_args(name: str, host: str, port: int | None = None) -> list[str]:
     """Arguments after `uvicorn` for one service, as compose runs them."""
     app, default_port = SERVICES[name]
-    return [app, "--host", host, "--port", str(port or default_port)]
+    return ["--factory", app, "--host", host, "--port", str(port or default_port)]
 
 
 def ports(env: dict[str, str]) -> dict[str, int]:

@@ -60,9 +60,9 @@ def service(
     log: Path | None = None,
     probe: str = "/readyz",
 ) -> Iterator[str]:
-    """Runs `uvicorn <app>` (e.g. services.emotion.app:app) and yields its base URL once `probe`
-    answers 200 (/healthz for a service expected to start unready); `log`: a file that receives its
-    output."""
+    """Runs `uvicorn --factory <app>` (an app factory, e.g. services.emotion.app:create_app, as in
+    services/__main__.py's SERVICES) and yields its base URL once `probe` answers 200 (/healthz for a
+    service expected to start unready); `log`: a file that receives its output."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     out = log.open("ab") if log is not None else None
@@ -71,6 +71,7 @@ def service(
             sys.executable,
             "-m",
             "uvicorn",
+            "--factory",
             app,
             "--host",
             "127.0.0.1",

@@ -20,7 +20,7 @@ import httpx
 import pytest
 import yaml
 
-from services.__main__ import SERVICES
+from services.__main__ import SERVICES, uvicorn_args
 from tests.fixtures import write_music_data
 from tests.procs import REPO, free_port
 
@@ -53,9 +53,9 @@ def test_compose_runs_every_service_and_redis() -> None:
 
 @pytest.mark.parametrize("name", APP_SERVICES)
 def test_compose_command_and_port_match_services_table(name: str) -> None:
-    app, port = SERVICES[name]
+    port = SERVICES[name][1]
     svc = COMPOSE["services"][name]
-    assert svc["command"] == ["uvicorn", app, "--host", "0.0.0.0", "--port", str(port)]
+    assert svc["command"] == ["uvicorn", *uvicorn_args(name, "0.0.0.0")]
     assert f"{port}:{port}" in svc["ports"]
     assert f":{port}/" in " ".join(svc["healthcheck"]["test"])
 
@@ -154,11 +154,11 @@ def test_dockerfile_installs_only_its_own_requirements_with_the_lock(name: str) 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
 def test_dockerfile_serves_the_services_table_command(name: str) -> None:
-    app, port = SERVICES[name]
+    port = SERVICES[name][1]
     steps = _dockerfile(name)
     assert ("EXPOSE", str(port)) in steps
     cmd = [args for instr, args in steps if instr == "CMD"][-1]
-    assert yaml.safe_load(cmd) == ["uvicorn", app, "--host", "0.0.0.0", "--port", str(port)]
+    assert yaml.safe_load(cmd) == ["uvicorn", *uvicorn_args(name, "0.0.0.0")]
     health = [args for instr, args in steps if instr == "HEALTHCHECK"]
     assert health and f":{port}/readyz" in health[0]
     copied = [args.split()[0] for instr, args in steps if instr == "COPY"]

@@ -20,6 +20,7 @@ from packaging.utils import canonicalize_name
 from PIL import Image
 from skimage import data as skdata
 
+from services.__main__ import SERVICES
 from tests.evidence.audited import MARK
 from tests.procs import REPO, free_port, wait_ready
 
@@ -167,7 +168,7 @@ def audited_run(tmp_path_factory: pytest.TempPathFactory) -> AuditedRun:
                 env["GATEWAY_EMOTION_URL"] = urls["emotion"]
             with (logs / f"{name}.log").open("wb") as log:
                 procs[name] = subprocess.Popen(
-                    [sys.executable, "-m", "tests.evidence.audited", f"services.{name}.app:app", str(port)],
+                    [sys.executable, "-m", "tests.evidence.audited", SERVICES[name][0], str(port)],
                     cwd=cwd,
                     env=env,
                     stdout=log,

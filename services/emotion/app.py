@@ -111,6 +111,3 @@ def create_app(settings: EmotionSettings | None = None) -> FastAPI:
         openapi_extra=_PREDICT_BODY,
     )
     return app
-
-
-app = create_app()

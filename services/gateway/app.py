@@ -7,26 +7,21 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import FastAPI, Header, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from services.common.contracts import (
     EMOTIONS,
-    MAX_SEED,
-    MAX_TRACKS,
     AnalyzeResponse,
-    Emotion,
     ErrorResponse,
     PredictResponse,
     RecommendResponse,
     Strategy,
-    parse_track_ids,
 )
-from services.common.errors import ApiError
 from services.common.observability import instrument
-from services.gateway.clients import RecommendParams
+from services.common.params import RecommendQuery, TrackOptions
 from services.gateway.pipeline import Gateway, RecommendMode
 from services.gateway.settings import GatewaySettings
 
@@ -55,20 +50,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 Detect = Annotated[bool | None, Query(description="false: the whole image is one face crop")]
-Limit = Annotated[int, Query(ge=1, le=MAX_TRACKS, description="number of tracks")]
-Seed = Annotated[int | None, Query(ge=0, le=MAX_SEED, description="same seed, same list")]
-
-
-def exclude_ids(
-    exclude: Annotated[str | None, Query(description="comma-separated track ids to leave out")] = None,
-) -> frozenset[str]:
-    try:
-        return parse_track_ids(exclude)
-    except ValueError as exc:
-        raise ApiError(422, f"exclude: {exc}") from exc
-
-
-Exclude = Annotated[frozenset[str], Depends(exclude_ids)]
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
@@ -119,22 +100,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         return JSONResponse(answer)
 
     @app.get("/recommend", response_model=RecommendResponse, responses=ERRORS)
-    async def recommend(
-        request: Request,
-        emotion: Emotion,
-        exclude: Exclude,
-        limit: Limit = 10,
-        strategy: Strategy = Strategy.match,
-        seed: Seed = None,
-    ) -> Response:
-        params = RecommendParams.build(emotion, limit, strategy, exclude, seed)
+    async def recommend(request: Request, params: RecommendQuery) -> Response:
         answer, cached = await gateway(request).recommend(params, request.state.request_id)
         return JSONResponse(answer, headers={"X-Cache": "hit" if cached else "miss"})
 
     @app.post("/analyze", response_model=AnalyzeResponse, responses=ERRORS, openapi_extra=IMAGE_BODY)
     async def analyze(
         request: Request,
-        exclude: Exclude,
+        params: TrackOptions,
         detect: Detect = None,
         recommend: Annotated[
             RecommendMode,
@@ -145,16 +118,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 )
             ),
         ] = RecommendMode.auto,
-        limit: Limit = 10,
-        strategy: Strategy = Strategy.match,
-        seed: Seed = None,
         session: Annotated[str | None, Query(max_length=128)] = None,
         x_session_id: Annotated[str | None, Header(max_length=128)] = None,
     ) -> dict[str, Any]:
         gw = gateway(request)
         body = await gw.read_upload(request)
         # The emotion in the params is replaced by the session's stable emotion.
-        params = RecommendParams.build(Emotion.neutral, limit, strategy, exclude, seed)
         return await gw.analyze(
             body,
             request.headers.get("content-type"),
@@ -167,6 +136,3 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     app.mount("/", StaticFiles(directory=settings.frontend_dir, html=True), name="frontend")
     return app
-
-
-app = create_app()

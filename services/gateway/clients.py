@@ -7,14 +7,13 @@ its other 5xx become a 502. Only the idempotent GET /recommend is retried (conne
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from services.common.contracts import Emotion, Strategy
 from services.common.errors import ApiError
 from services.common.observability import REQUEST_ID_HEADER
+from services.common.params import RecommendParams
 
 log = logging.getLogger("moodtunes.gateway.clients")
 
@@ -31,34 +30,6 @@ def _detail(response: httpx.Response) -> str:
     if isinstance(body, dict) and "detail" in body:
         return str(body["detail"])
     return str(body)[:300]
-
-
-@dataclass(frozen=True)
-class RecommendParams:
-    emotion: Emotion
-    limit: int = 10
-    strategy: Strategy = Strategy.match
-    exclude: tuple[str, ...] = ()
-    seed: int | None = None
-
-    @classmethod
-    def build(
-        cls, emotion: Emotion, limit: int, strategy: Strategy, exclude: frozenset[str], seed: int | None
-    ) -> RecommendParams:
-        # The exclude list is a set: a canonical order makes equal requests share one cache entry.
-        return cls(emotion, limit, strategy, tuple(sorted(exclude)), seed)
-
-    def query(self) -> dict[str, str | int]:
-        q: dict[str, str | int] = {
-            "emotion": self.emotion.value,
-            "limit": self.limit,
-            "strategy": self.strategy.value,
-        }
-        if self.exclude:
-            q["exclude"] = ",".join(self.exclude)
-        if self.seed is not None:
-            q["seed"] = self.seed
-        return q
 
 
 class Backend:

@@ -13,8 +13,9 @@ from prometheus_client import Counter
 
 from services.common.contracts import Emotion
 from services.common.errors import too_large
+from services.common.params import RecommendParams
 from services.gateway.cache import RecommendCache, cache_key, make_cache
-from services.gateway.clients import BackendError, EmotionClient, RecommenderClient, RecommendParams
+from services.gateway.clients import BackendError, EmotionClient, RecommenderClient
 from services.gateway.redis_link import RedisLink
 from services.gateway.settings import GatewaySettings
 from services.gateway.state import GatewayState, make_state

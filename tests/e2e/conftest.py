@@ -93,13 +93,13 @@ def music_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def emotion_url() -> Iterator[str]:
-    with service("services.emotion.app:app", timeout=START_TIMEOUT_S) as url:
+    with service("services.emotion.app:create_app", timeout=START_TIMEOUT_S) as url:
         yield url
 
 
 @pytest.fixture(scope="session")
 def recommender_url(music_env: dict[str, str]) -> Iterator[str]:
-    with service("services.recommender.app:app", env=music_env, timeout=START_TIMEOUT_S) as url:
+    with service("services.recommender.app:create_app", env=music_env, timeout=START_TIMEOUT_S) as url:
         yield url
 
 
@@ -122,7 +122,7 @@ def gateway_env(emotion: str, recommender: str, redis_prefix: str, **extra: str)
 @pytest.fixture(scope="session")
 def gateway_url(emotion_url: str, recommender_url: str, redis_prefix: str) -> Iterator[str]:
     env = gateway_env(emotion_url, recommender_url, redis_prefix)
-    with service("services.gateway.app:app", env=env, timeout=START_TIMEOUT_S) as url:
+    with service("services.gateway.app:create_app", env=env, timeout=START_TIMEOUT_S) as url:
         yield url
 
 

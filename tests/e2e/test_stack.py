@@ -15,7 +15,7 @@ pytestmark = pytest.mark.timeout(3 * START_TIMEOUT_S + 60)
 
 def test_redis_on_a_closed_port_still_answers(emotion_url: str, recommender_url: str) -> None:
     env = gateway_env(emotion_url, recommender_url, "unused:", REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
-    with service("services.gateway.app:app", env=env, timeout=START_TIMEOUT_S) as gateway:
+    with service("services.gateway.app:create_app", env=env, timeout=START_TIMEOUT_S) as gateway:
         answers = [
             httpx.get(f"{gateway}/recommend", params={"emotion": "sad", "limit": 3}, timeout=10)
             for _ in range(2)

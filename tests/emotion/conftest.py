@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from skimage import data
 
-from services.emotion.app import app
+from services.emotion.app import create_app
 
 # Eileen Collins' head in skimage's 512x512 astronaut, with room around the face.
 HEAD = (slice(20, 240), slice(140, 330))
@@ -57,5 +57,5 @@ def three_heads(astronaut: np.ndarray) -> tuple[np.ndarray, list[int]]:
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[TestClient]:
-    with TestClient(app) as c:
+    with TestClient(create_app()) as c:
         yield c

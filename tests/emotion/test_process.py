@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from services.__main__ import uvicorn_args
 from tests.procs import REPO, free_port, service
 
 # Generous: on a busy 2-core machine importing the stack alone has taken 40 s.
@@ -18,7 +19,7 @@ STARTUP_S = 180
 
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
-    with service("services.emotion.app:app", env={"EMOTION_THREADS": "1"}, timeout=STARTUP_S) as base:
+    with service("services.emotion.app:create_app", env={"EMOTION_THREADS": "1"}, timeout=STARTUP_S) as base:
         yield base
 
 
@@ -49,7 +50,7 @@ def test_concurrent_requests_in_a_real_process(url: str, face_jpeg: bytes) -> No
 
 def test_bad_model_path_stops_startup_with_a_clear_error(tmp_path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "uvicorn", "services.emotion.app:app", "--port", str(free_port())],
+        [sys.executable, "-m", "uvicorn", *uvicorn_args("emotion", "127.0.0.1", free_port())],
         cwd=REPO,
         env={"PATH": "/usr/bin:/bin", "EMOTION_MODEL_PATH": str(tmp_path / "none.onnx")},
         capture_output=True,

@@ -1,7 +1,7 @@
 """Runs a service under a Python audit hook that reports every file opened for writing, with every
 logger at DEBUG, so tests/test_hygiene.py can check that uploads never reach the disk or the logs.
 
-    python -m tests.evidence.audited services.emotion.app:app PORT
+    python -m tests.evidence.audited services.emotion.app:create_app PORT
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def main() -> None:
     app, port = sys.argv[1], int(sys.argv[2])
     logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
     sys.addaudithook(_hook)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="debug")
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="debug", factory=True)
 
 
 if __name__ == "__main__":

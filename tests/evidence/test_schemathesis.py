@@ -21,9 +21,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from services.emotion.app import app as emotion_app
-from services.gateway.app import app as gateway_app
-from services.recommender.app import app as recommender_app
+from services.emotion.app import create_app as emotion_app
+from services.gateway.app import create_app as gateway_app
+from services.recommender.app import create_app as recommender_app
 from tests.integration.stack import Stack
 from tests.pictures import FORMATS, encoded, pictures
 
@@ -49,9 +49,9 @@ def _schema(app: FastAPI) -> schemathesis.BaseSchema:
     return schemathesis.openapi.from_dict(app.openapi())
 
 
-emotion = _schema(emotion_app)
-recommender = _schema(recommender_app)
-gateway = _schema(gateway_app)
+emotion = _schema(emotion_app())
+recommender = _schema(recommender_app())
+gateway = _schema(gateway_app())
 
 
 @BOUNDED

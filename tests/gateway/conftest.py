@@ -23,7 +23,7 @@ START_TIMEOUT_S = 300.0
 
 @pytest.fixture(scope="session")
 def emotion_url() -> Iterator[str]:
-    with service("services.emotion.app:app", timeout=START_TIMEOUT_S) as url:
+    with service("services.emotion.app:create_app", timeout=START_TIMEOUT_S) as url:
         yield url
 
 
@@ -31,7 +31,7 @@ def emotion_url() -> Iterator[str]:
 def recommender_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     catalog, labelled = write_music_data(tmp_path_factory.mktemp("music"))
     env = {"RECOMMENDER_CATALOG_PATH": str(catalog), "RECOMMENDER_LABELLED_PATH": str(labelled)}
-    with service("services.recommender.app:app", env=env, timeout=START_TIMEOUT_S) as url:
+    with service("services.recommender.app:create_app", env=env, timeout=START_TIMEOUT_S) as url:
         yield url
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from services.recommender.app import app
+from services.recommender.app import create_app
+from services.recommender.settings import RecommenderSettings
 from tests.recommender import synthetic
 
 
@@ -18,8 +19,5 @@ def synthetic_paths(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pat
 @pytest.fixture(scope="module")
 def client(synthetic_paths: tuple[Path, Path]) -> Iterator[TestClient]:
     catalog, labelled = synthetic_paths
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("RECOMMENDER_CATALOG_PATH", str(catalog))
-        mp.setenv("RECOMMENDER_LABELLED_PATH", str(labelled))
-        with TestClient(app) as c:
-            yield c
+    with TestClient(create_app(RecommenderSettings(catalog_path=catalog, labelled_path=labelled))) as c:
+        yield c

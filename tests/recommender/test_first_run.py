@@ -19,7 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.common.contracts import EMOTIONS
-from services.recommender.app import app
+from services.recommender.app import create_app
 from tests.procs import free_port, http_server, service
 from tests.recommender import synthetic
 
@@ -128,7 +128,7 @@ def _files_in(folder: Path) -> list[str]:
 def _started(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> contextlib.AbstractContextManager:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    return TestClient(app)
+    return TestClient(create_app())
 
 
 def _serves_every_emotion(get: Callable[..., httpx.Response]) -> None:
@@ -288,7 +288,7 @@ def test_real_public_files_from_a_local_server(data_dir: Path, tmp_path: Path) -
     files = Files({name: (sources / name).read_bytes() for name in (SONGS, MOODS)})
     with serving(files) as url:
         env = fresh_install(tmp_path, url)
-        with service("services.recommender.app:app", env=env, timeout=180) as recommender:
+        with service("services.recommender.app:create_app", env=env, timeout=180) as recommender:
             _serves_every_emotion(lambda path, params: httpx.get(f"{recommender}{path}", params=params))
     assert sorted(files.requests) == [MOODS, SONGS]
     assert "catalog.parquet" in _files_in(tmp_path)

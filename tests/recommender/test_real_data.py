@@ -9,18 +9,21 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.common.contracts import EMOTIONS
-from services.recommender.app import app
+from services.recommender.app import create_app
+from services.recommender.settings import RecommenderSettings
 
 pytestmark = pytest.mark.data
 
 
 @pytest.fixture(scope="module")
 def real_client(data_dir: Path) -> TestClient:
+    # MOODTUNES_DATA alone leads the service to the catalog and the labelled tracks.
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("RECOMMENDER_CATALOG_PATH", str(data_dir / "music" / "catalog.parquet"))
-        mp.setenv("RECOMMENDER_LABELLED_PATH", str(data_dir / "music" / "mood_labelled.parquet"))
-        with TestClient(app) as client:
-            yield client
+        mp.setenv("MOODTUNES_DATA", str(data_dir))
+        settings = RecommenderSettings()
+    assert settings.catalog_path == data_dir / "music" / "catalog.parquet"
+    with TestClient(create_app(settings)) as client:
+        yield client
 
 
 def test_every_emotion_on_the_real_catalog(real_client: TestClient) -> None:

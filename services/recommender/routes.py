@@ -1,0 +1,43 @@
+"""The recommender's routes: thin, the work is the ranker's (ranking.py)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Depends, Request, Response
+
+from services.common.contracts import ErrorResponse, RecommendResponse
+from services.common.errors import ApiError
+from services.common.params import RecommendQuery
+from services.recommender.ranking import Ranker
+from services.recommender.service import RECOMMENDATIONS, State
+
+router = APIRouter()
+
+
+async def ready_ranker(request: Request) -> Ranker:
+    """The ranker built at start-up; 503 with the reason (a setting to fix) while there is none."""
+    state: State = request.app.state.recommender
+    if state.ranker is None:
+        raise ApiError(503, state.error)
+    return state.ranker
+
+
+ReadyRanker = Annotated[Ranker, Depends(ready_ranker)]
+
+
+@router.get(
+    "/recommend",
+    response_model=RecommendResponse,
+    responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+)
+async def recommend(ranker: ReadyRanker, params: RecommendQuery) -> Response:
+    # async: ranking takes well under a millisecond of CPU, less than the threadpool hop a sync route
+    # costs. The body is serialised once with orjson from dicts built at start-up; returning a Response
+    # skips FastAPI's re-validation, while response_model above still documents the schema.
+    emotion, strategy = params.emotion, params.strategy
+    tracks = ranker.recommend_dicts(emotion, strategy, params.limit, frozenset(params.exclude), params.seed)
+    RECOMMENDATIONS.labels(emotion.value, strategy.value).inc()
+    body = orjson.dumps({"emotion": emotion.value, "strategy": strategy.value, "tracks": tracks})
+    return Response(body, media_type="application/json")
