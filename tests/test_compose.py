@@ -6,12 +6,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import queue
 import re
 import signal
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +19,7 @@ import yaml
 
 from services.__main__ import SERVICES, uvicorn_args
 from tests.fixtures import write_music_data
-from tests.procs import REPO, free_port
+from tests.procs import REPO, python_m_services
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 APP_SERVICES = sorted(SERVICES)
@@ -170,42 +167,9 @@ def test_dockerfile_serves_the_services_table_command(name: str) -> None:
 def _python_m_services(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, int]]]:
     """`python -m services` on free ports with a synthetic catalog, once it says it is running."""
     catalog, labelled = write_music_data(tmp_path)
-    port_of = {name: free_port() for name in SERVICES}
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"} | {
-        "MOODTUNES_HOST": "127.0.0.1",
-        **{f"MOODTUNES_{n.upper()}_PORT": str(p) for n, p in port_of.items()},
-        "RECOMMENDER_CATALOG_PATH": str(catalog),
-        "RECOMMENDER_LABELLED_PATH": str(labelled),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "services"],
-        cwd=REPO,
-        env=env,
-        text=True,
-        stdout=subprocess.PIPE,
-        process_group=0,
-    )
-    try:
-        # Stdout (the startup line among the services' access logs) is drained by a thread, so a full
-        # pipe never blocks the services.
-        lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(
-            target=lambda: [lines.put(ln.strip()) for ln in proc.stdout or ()], daemon=True
-        ).start()
-        wanted = f"moodtunes is running at http://localhost:{port_of['gateway']}"
-        deadline = time.monotonic() + 300
-        while lines.get(timeout=max(0.1, deadline - time.monotonic())) != wanted:
-            assert time.monotonic() < deadline, "no startup line within 300 s"
-        yield proc, port_of
-    finally:
-        if proc.poll() is None:
-            # SIGTERM: the supervisor stops its services (they would outlive a SIGKILL).
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    env = {"RECOMMENDER_CATALOG_PATH": str(catalog), "RECOMMENDER_LABELLED_PATH": str(labelled)}
+    with python_m_services(env) as running:
+        yield running.proc, running.port_of
 
 
 def _any_up(port_of: dict[str, int]) -> bool:

@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import httpx
@@ -20,62 +17,16 @@ from fastapi.testclient import TestClient
 
 from services.common.contracts import EMOTIONS
 from services.recommender.app import create_app
-from tests.procs import free_port, http_server, service
+from tests.procs import free_port, service
 from tests.recommender import synthetic
+from tests.upstream import MOODS, SONGS, Files, fresh_install, serving
 
-SONGS, MOODS = "spotify_songs.csv", "data_moods.csv"
 WAIT_S = 60.0
 HOW_TO = (
     "To use a local copy, set MOODTUNES_CATALOG_URL to the path of spotify_songs.csv (or put the file in "
     "{cache}/sources/); or set RECOMMENDER_CATALOG_PATH and RECOMMENDER_LABELLED_PATH to a catalog and "
     "labelled tracks built with `python -m training.music.importer`."
 )
-
-
-@dataclass
-class Files:
-    """What the server serves: path -> bytes; `short` paths announce their full length and send half
-    (`no_length`: half, without a Content-Length; `stall`: half, then nothing until `release`); every GET
-    is counted."""
-
-    content: dict[str, bytes]
-    short: set[str] = field(default_factory=set)
-    no_length: set[str] = field(default_factory=set)
-    stall: set[str] = field(default_factory=set)
-    release: threading.Event = field(default_factory=threading.Event)
-    requests: list[str] = field(default_factory=list)
-
-
-def _handler(files: Files) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
-            name = self.path.lstrip("/")
-            files.requests.append(name)
-            body = files.content.get(name)
-            if body is None:
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "text/csv")
-            if name not in files.no_length:
-                self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(
-                body[: len(body) // 2] if name in files.short | files.no_length | files.stall else body
-            )
-            if name in files.stall:
-                self.wfile.flush()
-                files.release.wait(WAIT_S)
-            self.close_connection = True
-
-        def log_message(self, *_: object) -> None:
-            pass
-
-    return Handler
-
-
-def serving(files: Files) -> contextlib.AbstractContextManager[str]:
-    return http_server(_handler(files))
 
 
 def expectations(songs: bytes, moods: bytes, song_rows: int, mood_rows: int) -> dict[str, str]:
@@ -86,17 +37,6 @@ def expectations(songs: bytes, moods: bytes, song_rows: int, mood_rows: int) -> 
         "MOODTUNES_MOODS_BYTES": str(len(moods)),
         "MOODTUNES_MOODS_SHA256": hashlib.sha256(moods).hexdigest(),
         "MOODTUNES_MOODS_ROWS": str(mood_rows),
-    }
-
-
-def fresh_install(cache: Path, url: str) -> dict[str, str]:
-    """Nothing configured (empty: not even ../shared), the cache in `cache`, the files at `url`."""
-    return {
-        "RECOMMENDER_CATALOG_PATH": "",
-        "RECOMMENDER_LABELLED_PATH": "",
-        "MOODTUNES_CACHE_DIR": str(cache),
-        "MOODTUNES_CATALOG_URL": f"{url}/{SONGS}",
-        "MOODTUNES_MOODS_URL": f"{url}/{MOODS}",
     }
 
 
