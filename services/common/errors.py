@@ -7,9 +7,12 @@ recommender and gateway refuse a request the same way.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+
+from services.common.contracts import ErrorResponse
 
 
 class ApiError(Exception):
@@ -18,6 +21,11 @@ class ApiError(Exception):
         self.status = status
         self.message = message
         self.headers = dict(headers) if headers else None
+
+
+def error_responses(reasons: Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
+    """A route's `responses=`: the ApiError statuses it answers and why, documented in OpenAPI."""
+    return {status: {"model": ErrorResponse, "description": why} for status, why in reasons.items()}
 
 
 def too_large(limit: int) -> ApiError:

@@ -1,15 +1,18 @@
 """Request parameters and small dependencies that more than one service's routes take, defined once so
-the recommender and the gateway validate and document them the same way."""
+the services validate and document them the same way."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Query, Request
 
 from services.common.contracts import MAX_SEED, MAX_TRACKS, Emotion, Strategy, parse_track_ids
 from services.common.errors import ApiError
+
+T = TypeVar("T")
 
 Limit = Annotated[int, Query(ge=1, le=MAX_TRACKS, description="number of tracks")]
 Seed = Annotated[int | None, Query(ge=0, le=MAX_SEED, description="same seed, same list; others vary it")]
@@ -32,7 +35,22 @@ async def excluded_tracks(
         raise ApiError(422, f"exclude: {exc}") from exc
 
 
+def ready_state(name: str, kind: type[T], unready: str) -> Callable[[Request], Awaitable[T]]:
+    """A dependency for what the app's start-up put on `app.state.<name>`: 503 `unready` while it is
+    None (before start-up, or after shutdown)."""
+
+    async def dependency(request: Request) -> T:
+        value = getattr(request.app.state, name)
+        if value is None:
+            raise ApiError(503, unready)
+        assert isinstance(value, kind)
+        return value
+
+    return dependency
+
+
 RequestId = Annotated[str, Depends(request_id)]
+
 Exclude = Annotated[frozenset[str], Depends(excluded_tracks)]
 
 

@@ -15,18 +15,16 @@ import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from services.common.errors import ApiError, too_large
+from services.common.upload import ACCEPTED
 
 # Phones save HEIC (iPhones) and AVIF; Pillow decodes AVIF itself, pillow-heif (libheif) adds HEIC/HEIF.
 pillow_heif.register_heif_opener()
 
-# Pillow format names of what we accept, and the media types that announce them on a raw body. MPO is
-# the JPEG that many phones write (a JPEG with further frames appended): its first frame is the photo.
+# Pillow format names of what we accept (services/common/upload.py names the media types that announce
+# them). MPO is the JPEG that many phones write (a JPEG with further frames appended): its first frame is
+# the photo.
 SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "HEIF", "AVIF"})
 JPEG_FORMATS = frozenset({"JPEG", "MPO"})
-SUPPORTED_MEDIA_TYPES = frozenset(
-    {"image/jpeg", "image/png", "image/webp", "image/heic", "image/heif", "image/avif"}
-)
-ACCEPTED = "JPEG, PNG, WebP, HEIC or AVIF"
 # Pillow's modes for more than 8 bits a sample (16-bit grey PNG): scaled to 8 bits, since converting
 # them to "L" clips every value above 255 to white.
 WIDE_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})

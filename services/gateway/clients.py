@@ -14,6 +14,7 @@ import httpx
 from services.common.errors import ApiError
 from services.common.observability import REQUEST_ID_HEADER
 from services.common.params import RecommendParams
+from services.common.upload import Body
 
 log = logging.getLogger("moodtunes.gateway.clients")
 
@@ -88,17 +89,16 @@ class EmotionClient(Backend):
         # POST /predict is not retried: not idempotent by contract, and a retry doubles a slow CNN call.
         super().__init__("emotion service", base_url, connect_timeout_s, read_timeout_s, retries=0)
 
-    async def predict(
-        self, body: bytes, content_type: str | None, detect: bool | None, request_id: str
-    ) -> dict[str, Any]:
+    async def predict(self, upload: Body, detect: bool | None, request_id: str) -> bytes:
+        """The emotion service's answer to the upload, as the JSON bytes it sent."""
         # Passed on as the client's bytes (ASGI decodes headers as latin-1): the emotion service judges
         # it, and a non-ASCII value cannot fail here.
-        headers = {"Content-Type": content_type.encode("latin-1")} if content_type else {}
+        headers = {"Content-Type": upload.content_type.encode("latin-1")}
         params = {} if detect is None else {"detect": str(detect).lower()}
         response = await self.request(
-            "POST", "/predict", request_id=request_id, content=body, headers=headers, params=params
+            "POST", "/predict", request_id=request_id, content=upload.data, headers=headers, params=params
         )
-        return response.json()
+        return response.content
 
 
 class RecommenderClient(Backend):

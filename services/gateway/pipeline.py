@@ -8,12 +8,12 @@ import logging
 from enum import StrEnum
 from typing import Any
 
-from fastapi import Request
+import orjson
 from prometheus_client import Counter
 
 from services.common.contracts import Emotion
-from services.common.errors import too_large
 from services.common.params import RecommendParams
+from services.common.upload import Body
 from services.gateway.cache import RecommendCache, cache_key, make_cache
 from services.gateway.clients import BackendError, EmotionClient, RecommenderClient
 from services.gateway.redis_link import RedisLink
@@ -22,9 +22,6 @@ from services.gateway.state import GatewayState, make_state
 from services.gateway.steadiness import Steadiness
 
 log = logging.getLogger("moodtunes.gateway")
-
-# Room for multipart boundaries and part headers around an image of the maximum size.
-MULTIPART_OVERHEAD = 16 * 1024
 
 ANALYZE_RECOMMEND = Counter(
     "gateway_analyze_recommend_total",
@@ -83,22 +80,6 @@ class Gateway:
         if self.redis is not None:
             await self.redis.close()
 
-    async def read_upload(self, request: Request) -> bytes:
-        """The request body, refused with 413 as soon as it exceeds the limit (before any forwarding)."""
-        limit = self.settings.max_upload_bytes
-        if request.headers.get("content-type", "").startswith("multipart/"):
-            limit += MULTIPART_OVERHEAD
-        refused = too_large(self.settings.max_upload_bytes)
-        declared = request.headers.get("content-length")
-        if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
-            raise refused
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                raise refused
-        return bytes(body)
-
     async def recommend(
         self, params: RecommendParams, request_id: str, respect_backoff: bool = False
     ) -> tuple[dict[str, Any], bool]:
@@ -122,15 +103,16 @@ class Gateway:
 
     async def analyze(
         self,
-        body: bytes,
-        content_type: str | None,
+        upload: Body,
         detect: bool | None,
         session_id: str | None,
         params: RecommendParams,
         mode: RecommendMode,
         request_id: str,
     ) -> dict[str, Any]:
-        predicted = await self.emotion.predict(body, content_type, detect, request_id)
+        """/analyze's answer (AnalyzeResponse's fields); `params` give the tracks' options, their emotion
+        is the session's stable one."""
+        predicted = orjson.loads(await self.emotion.predict(upload, detect, request_id))
         faces = predicted.get("faces") or []
         emotion = Emotion(faces[0]["emotion"]) if faces else None
         observed = await self.state.observe(session_id, emotion) if session_id else None

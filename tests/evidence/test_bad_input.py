@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from services.common.contracts import EMOTIONS
-from services.emotion.imaging import ACCEPTED, SUPPORTED_MEDIA_TYPES
+from services.common.upload import ACCEPTED, SUPPORTED_MEDIA_TYPES
 from tests.fixtures import astronaut_jpeg
 from tests.integration.stack import Stack
 

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from services.common.contracts import AnalyzeResponse, PredictResponse, RecommendResponse
+from services.common.upload import MULTIPART_OVERHEAD
 from tests.gateway.conftest import GatewayFactory, metric
 from tests.gateway.faults import closed_url, failing_url, hanging_url
 
@@ -180,7 +181,9 @@ def test_upload_limit_refuses_before_forwarding(
             headers={"Content-Type": "image/jpeg"},
         )
         multipart = client.post(
-            "/predict", files={"image": ("a.jpg", face_jpeg + b"\0" * 20_000, "image/jpeg")}
+            # Over the limit by more than the multipart allowance (the image part is not parsed here).
+            "/predict",
+            files={"image": ("a.jpg", face_jpeg + b"\0" * (MULTIPART_OVERHEAD + 1), "image/jpeg")},
         )
     for answer in (declared, streamed, multipart):
         assert answer.status_code == 413
