@@ -111,7 +111,12 @@ def test_a_cached_catalog_is_used_without_a_second_download(
         with _started(monkeypatch, env) as client:
             assert client.get("/readyz").status_code == 200  # ready at start-up: no background work
             assert client.get("/recommend?emotion=sad").status_code == 200
+        # A lost catalog is rebuilt from the downloaded files kept in the cache, without the network.
+        (tmp_path / "catalog.parquet").unlink()
+        with _started(monkeypatch, env) as client:
+            assert _wait_settled(client).status_code == 200
     assert len(files.requests) == 2
+    assert (tmp_path / "catalog.parquet").is_file()
 
 
 def test_a_local_copy_named_by_the_settings_is_used(
