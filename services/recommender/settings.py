@@ -3,6 +3,7 @@ first-run download's with MOODTUNES_."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -19,6 +20,13 @@ def _music_file(name: str) -> Path | None:
     return path if path.exists() else None
 
 
+def _default_cache() -> Path:
+    try:
+        return Path.home() / ".cache" / "moodtunes"
+    except RuntimeError:  # no HOME and a uid without a passwd entry (some container runtimes)
+        return Path(tempfile.gettempdir()) / "moodtunes-cache"
+
+
 class FirstRunSettings(BaseSettings):
     """Where a catalog comes from when none is configured or found: the two public files, downloaded once
     into the cache and built there. The expected sizes, digests and row counts are those of
@@ -26,7 +34,7 @@ class FirstRunSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MOODTUNES_")
 
-    cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "moodtunes")
+    cache_dir: Path = Field(default_factory=_default_cache)
     # An http(s) address, or the path of a local copy (checked the same way, not copied).
     catalog_url: str = (
         "https://raw.githubusercontent.com/rfordatascience/tidytuesday/master/data/2020/2020-01-21/"

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from services.common.contracts import EMOTIONS
 from services.recommender.app import create_app
+from services.recommender.settings import FirstRunSettings
 from tests.procs import free_port, service
 from tests.recommender import synthetic
 from tests.upstream import MOODS, SONGS, Files, fresh_install, serving
@@ -237,3 +238,14 @@ def test_real_public_files_from_a_local_server(data_dir: Path, tmp_path: Path) -
             _serves_every_emotion(lambda path, params: httpx.get(f"{recommender}{path}", params=params))
     assert sorted(files.requests) == [MOODS, SONGS]
     assert "catalog.parquet" in _files_in(tmp_path)
+
+
+def test_the_cache_has_a_default_without_a_home(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MOODTUNES_CACHE_DIR", raising=False)
+    assert FirstRunSettings().cache_dir == Path.home() / ".cache" / "moodtunes"
+
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", no_home)
+    assert FirstRunSettings().cache_dir.name == "moodtunes-cache"
