@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common.errors import ApiError, api_error_response
+from services.common.logs import LogSettings, configure_logging
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _RID_KEY = REQUEST_ID_HEADER.lower().encode("latin-1")  # ASGI header names are lower-case bytes
@@ -85,23 +86,24 @@ class _Observe:
             REQUESTS.labels(self.service, scope["method"], path, str(status)).inc()
             LATENCY.labels(self.service, path).observe(elapsed)
             if log.isEnabledFor(logging.INFO):  # skip formatting when nobody listens
-                log.info(
-                    "%s %s %s %d %.1fms rid=%s",
-                    self.service,
-                    scope["method"],
-                    path,
-                    status,
-                    elapsed * 1000,
-                    rid,
-                )
+                method, ms = scope["method"], round(elapsed * 1000, 1)
+                fields = {"request_id": rid, "method": method, "route": path, "status": status, "ms": ms}
+                log.info("%s %s %d %.1fms rid=%s", method, path, status, ms, rid, extra=fields)
 
 
 def instrument(
-    app: FastAPI, service: str, ready: Callable[[], bool], reason: Callable[[], str] | None = None
+    app: FastAPI,
+    service: str,
+    ready: Callable[[], bool],
+    reason: Callable[[], str] | None = None,
+    logs: LogSettings | None = None,
 ) -> None:
     """Adds /healthz, /readyz, /metrics, request-id propagation, access metrics and JSON errors
-    (ApiError, validation errors and the framework's own 404/405 all answer `{"detail": ...}`).
-    `reason` says why the service is not ready (in /readyz's `reason`)."""
+    (ApiError, validation errors and the framework's own 404/405 all answer `{"detail": ...}`), and
+    configures logging from `logs` (the service's settings). `reason` says why the service is not ready
+    (in /readyz's `reason`)."""
+    if logs is not None:
+        configure_logging(service, logs)
     app.add_middleware(_Observe, service=service)
     app.add_exception_handler(ApiError, api_error_response)
 

@@ -43,6 +43,6 @@ def create_app(settings: EmotionSettings | None = None) -> FastAPI:
     app = FastAPI(title="moodtunes emotion", version="1.0", lifespan=lifespan)
     app.state.settings = settings or EmotionSettings()
     app.state.pipeline = None
-    instrument(app, "emotion", lambda: app.state.pipeline is not None)
+    instrument(app, "emotion", lambda: app.state.pipeline is not None, logs=app.state.settings)
     app.include_router(router)
     return app

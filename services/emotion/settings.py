@@ -6,14 +6,15 @@ import os
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from services.common.logs import LogSettings
 from services.emotion.classifier import card_path
 
 MODEL_DIR = Path(__file__).resolve().parent / "model"
 
 
-class EmotionSettings(BaseSettings):
+class EmotionSettings(LogSettings):
     # protected_namespaces=(): "model_path" would otherwise clash with pydantic's reserved model_ prefix.
     model_config = SettingsConfigDict(env_prefix="EMOTION_", protected_namespaces=())
 

@@ -43,7 +43,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.gateway = None
     # The gateway needs no backend to be ready itself; /api/status reports on the backends.
-    instrument(app, "gateway", lambda: app.state.gateway is not None)
+    instrument(app, "gateway", lambda: app.state.gateway is not None, logs=settings)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Annotated
 
 from pydantic import AliasChoices, Field, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
+from services.common.logs import LogSettings
 from services.common.paths import REPO
 
 
-class GatewaySettings(BaseSettings):
+class GatewaySettings(LogSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_")
 
     emotion_url: str = "http://127.0.0.1:8001"

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
 from services.common.observability import instrument
-from services.recommender.download import console
 from services.recommender.routes import router
 from services.recommender.service import State, needs_download, start, start_after_download
 from services.recommender.settings import RecommenderSettings
@@ -23,7 +21,6 @@ from services.recommender.settings import RecommenderSettings
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Never raises: without a usable catalog the service stays up, not ready, and says why.
     settings: RecommenderSettings = app.state.settings
-    console(logging.getLogger("moodtunes.recommender"))
     if not needs_download(settings):
         app.state.recommender = start(settings)
         yield
@@ -48,6 +45,7 @@ def create_app(settings: RecommenderSettings | None = None) -> FastAPI:
         "recommender",
         lambda: app.state.recommender.ranker is not None,
         reason=lambda: app.state.recommender.error,
+        logs=app.state.settings,
     )
     app.include_router(router)
     return app

@@ -16,7 +16,6 @@ import asyncio
 import hashlib
 import logging
 import os
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -296,14 +295,3 @@ async def first_run(settings: FirstRunSettings, progress: Progress) -> tuple[Pat
     progress("building the music catalog from the downloaded files")
     await asyncio.to_thread(build, songs, moods, songs_source, moods_source, settings.cache_dir)
     return built(settings.cache_dir)
-
-
-def console(logger: logging.Logger) -> None:
-    """Shows this logger's INFO lines (download progress) on stderr when nothing else configured logging:
-    uvicorn configures only its own loggers."""
-    if logging.getLogger().handlers or logger.handlers:
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("recommender: %(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)

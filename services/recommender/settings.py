@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.common.logs import LogSettings
 from services.common.paths import data_dir
 
 MODEL_CONFIG = Path(__file__).resolve().parent / "model" / "mood_knn.json"
@@ -51,7 +52,7 @@ class FirstRunSettings(BaseSettings):
     moods_rows: int = 686
 
 
-class RecommenderSettings(BaseSettings):
+class RecommenderSettings(LogSettings):
     model_config = SettingsConfigDict(env_prefix="RECOMMENDER_")
 
     # Default: catalog.parquet and mood_labelled.parquet under $MOODTUNES_DATA/music, when they exist;

@@ -1,0 +1,51 @@
+"""Logging under uvicorn, as the services run: one line per request with its id, start-up lines, JSON
+when the service's LOG_JSON setting asks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+
+from services.__main__ import SERVICES
+from tests.fixtures import write_music_data
+from tests.procs import service
+
+
+def test_recommender_logs_json_lines_with_the_request_id(tmp_path: Path) -> None:
+    catalog, labelled = write_music_data(tmp_path)
+    env = {
+        "RECOMMENDER_CATALOG_PATH": str(catalog),
+        "RECOMMENDER_LABELLED_PATH": str(labelled),
+        "RECOMMENDER_LOG_JSON": "true",
+    }
+    log = tmp_path / "recommender.log"
+    with service(SERVICES["recommender"][0], env=env, log=log, timeout=180) as url:
+        r = httpx.get(f"{url}/recommend?emotion=sad", headers={"X-Request-ID": "probe-42"})
+        assert r.status_code == 200
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    assert all(line["service"] == "recommender" for line in lines)
+    assert any(line["message"].startswith("recommender ready:") for line in lines)
+    requests = [line for line in lines if line.get("request_id") == "probe-42"]
+    assert len(requests) == 1
+    assert requests[0] | {"ms": 0} == requests[0] | {
+        "level": "INFO",
+        "method": "GET",
+        "route": "/recommend",
+        "status": 200,
+        "ms": 0,
+    }
+
+
+def test_gateway_logs_text_lines_by_default(tmp_path: Path) -> None:
+    log = tmp_path / "gateway.log"
+    with service(SERVICES["gateway"][0], log=log) as url:
+        httpx.get(f"{url}/api/emotions", headers={"X-Request-ID": "probe-43"}).raise_for_status()
+        httpx.get(f"{url}/nowhere", headers={"X-Request-ID": "probe-44"})
+    text = log.read_text()
+    assert "INFO gateway moodtunes.gateway: gateway: emotion=" in text
+    assert "GET /api/emotions 200" in text and "rid=probe-43" in text
+    assert "rid=probe-44" in text
+    # uvicorn's own access line is replaced by ours, which carries the id: one line per request.
+    assert text.count("/api/emotions") == 1
