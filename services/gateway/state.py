@@ -34,8 +34,8 @@ T = TypeVar("T")
 OBSERVE_LUA = """
 local key = KEYS[1]
 local emotion = ARGV[1]
-local stable = redis.call('HGET', key, 'stable')
-local stored = redis.call('HGET', key, 'recent') or ''
+local got = redis.call('HMGET', key, 'stable', 'recent', 'recommended')
+local stable, stored, recommended = got[1], got[2] or '', got[3]
 if emotion ~= '' then
   local window, votes = tonumber(ARGV[2]), tonumber(ARGV[3])
   local recent = {}
@@ -49,9 +49,11 @@ if emotion ~= '' then
   if not stable or count >= votes then stable = emotion end
   stored = table.concat(recent, ',')
   redis.call('HSET', key, 'recent', stored, 'stable', stable)
+  redis.call('PEXPIRE', key, ARGV[4])
+elseif stable or recommended then
+  redis.call('PEXPIRE', key, ARGV[4])
 end
-if redis.call('EXISTS', key) == 1 then redis.call('PEXPIRE', key, ARGV[4]) end
-return {stable or '', redis.call('HGET', key, 'recommended') or '', stored}
+return {stable or '', recommended or '', stored}
 """
 
 # KEYS[1]: the session's hash; ARGV: the recommendation's key, TTL in ms.
