@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import contextlib
 import http.client
-import io
 import json
 import os
 import platform
@@ -28,27 +27,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import cv2
 import httpx
 import numpy as np
-from PIL import Image
-from skimage import data
 
+from samples.images import frame_jpeg
 from services.common.paths import REPO
 from services.emotion.classifier import EmotionClassifier
 from services.emotion.pipeline import EmotionPipeline
 from services.emotion.settings import EmotionSettings
-from tests.procs import service
+from services.launch import service
 
 STAGES = ("decode", "detect", "classify")
-
-
-def frame_jpeg() -> bytes:
-    """640x480, one face: the astronaut photo's top 384 rows, widened to 4:3."""
-    rgb = cv2.resize(data.astronaut()[:384], (640, 480), interpolation=cv2.INTER_AREA)
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="JPEG", quality=85)
-    return buf.getvalue()
 
 
 def load(url: str, body: bytes, content_type: str, requests: int, concurrency: int) -> dict[str, Any]:
@@ -333,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         urls = {
             solo: stack.enter_context(
                 service(
-                    "services.emotion.app:create_app",
+                    "emotion",
                     timeout=180,
                     env={
                         "EMOTION_THREADS": "1",

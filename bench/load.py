@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from bench.emotion_bench import frame_jpeg
+from samples.images import frame_jpeg
 from services.common.paths import REPO
 
 REPORTS = REPO / "reports"

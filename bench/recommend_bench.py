@@ -23,9 +23,9 @@ import numpy as np
 
 from services.common.contracts import EMOTIONS, Emotion, Strategy
 from services.common.paths import REPORTS
+from services.launch import service
 from services.recommender.service import build
 from services.recommender.settings import RecommenderSettings
-from tests.procs import service
 
 
 def percentiles(samples_ms: list[float]) -> dict[str, float]:
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         "startup": startup(settings, args.startup_runs),
         "ranking_in_process_ms": in_process(settings, args.requests),
     }
-    with service("services.recommender.app:create_app", timeout=120) as url:
+    with service("recommender", timeout=120) as url:
         result["http_ms"] = latency(url, args.requests, args.warmup)
     result["machine"] = {
         "cpus": os.cpu_count(),

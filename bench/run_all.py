@@ -32,17 +32,17 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 
-from bench.emotion_bench import frame_jpeg
 from bench.load import closed_loop, percentiles_ms, run_load
 from bench.load import write_report as write_load_report
-from bench.memory import memory_mb, uvicorn_pid
-from services.__main__ import SERVICES
+from bench.memory import memory_mb
+from samples.images import frame_jpeg
+from samples.music import recommender_env
+from services import launch
 from services.common.paths import REPO
 from services.emotion.pipeline import EmotionPipeline
 from services.emotion.runtime import session_options
 from services.emotion.settings import EmotionSettings
 from services.recommender.settings import RecommenderSettings
-from tests.procs import free_port, service
 
 # Where `make train-baseline` writes the original architecture (kept out of the service image).
 DEFAULT_BASELINE = REPO / "models" / "baseline" / "baseline.onnx"
@@ -71,40 +71,20 @@ class System:
 
 @contextlib.contextmanager
 def running_system(redis_url: str, synthetic: bool) -> Iterator[System]:
-    """The three services as `python -m services` runs them, on free ports."""
+    """The three services as `python -m services` runs them (services/launch.py), on free ports."""
     with contextlib.ExitStack() as stack:
         rec_env: dict[str, str] = {}
         settings = RecommenderSettings()
         if settings.catalog_path and settings.labelled_path and not synthetic:
             catalog = f"{settings.catalog_path} (real)"
         else:
-            from tests.fixtures import write_music_data
-
-            paths = write_music_data(Path(stack.enter_context(tempfile.TemporaryDirectory())))
-            rec_env = {"RECOMMENDER_CATALOG_PATH": str(paths[0]), "RECOMMENDER_LABELLED_PATH": str(paths[1])}
+            rec_env = recommender_env(Path(stack.enter_context(tempfile.TemporaryDirectory())))
             catalog = "synthetic, 600 tracks" + ("" if synthetic else " (no real catalog found)")
-        ports = {name: free_port() for name in SERVICES}
-        # Generous start-up time: a busy machine (a training run) can slow loading a lot.
-        urls = {
-            "emotion": stack.enter_context(service(SERVICES["emotion"][0], ports["emotion"], timeout=300)),
-            "recommender": stack.enter_context(
-                service(SERVICES["recommender"][0], ports["recommender"], env=rec_env, timeout=300)
-            ),
-        }
-        urls["gateway"] = stack.enter_context(
-            service(
-                SERVICES["gateway"][0],
-                ports["gateway"],
-                env={
-                    "GATEWAY_EMOTION_URL": urls["emotion"],
-                    "GATEWAY_RECOMMENDER_URL": urls["recommender"],
-                    "REDIS_URL": redis_url,
-                },
-                timeout=300,
-            )
+        running = stack.enter_context(
+            launch.stack({"recommender": rec_env, "gateway": {"REDIS_URL": redis_url}})
         )
-        pids = {name: uvicorn_pid(SERVICES[name][0], port) for name, port in ports.items()}
-        yield System(urls, pids, catalog)
+        urls = {"emotion": running.emotion, "recommender": running.recommender, "gateway": running.gateway}
+        yield System(urls, running.pids, catalog)
 
 
 def sequential(call: Any, n: int) -> list[float]:

@@ -22,10 +22,9 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.load import run_load
-from services.__main__ import SERVICES
 from services.common.paths import REPO
 from services.emotion.settings import EmotionSettings
-from tests.procs import free_port, service
+from services.launch import backends_env, free_port, service
 
 
 def solo_runs(emotion_url: str) -> float:
@@ -48,25 +47,14 @@ def main(argv: list[str] | None = None) -> int:
     configs = [EmotionSettings().solo_threads, 0]
     rows = []
     with contextlib.ExitStack() as stack:
-        recommender = stack.enter_context(service(SERVICES["recommender"][0], free_port(), timeout=300))
+        recommender = stack.enter_context(service("recommender", free_port()))
         stacks = {}
         for solo in configs:
             emotion = stack.enter_context(
-                service(
-                    SERVICES["emotion"][0], free_port(), env={"EMOTION_SOLO_THREADS": str(solo)}, timeout=300
-                )
+                service("emotion", free_port(), env={"EMOTION_SOLO_THREADS": str(solo)})
             )
             gateway = stack.enter_context(
-                service(
-                    SERVICES["gateway"][0],
-                    free_port(),
-                    env={
-                        "GATEWAY_EMOTION_URL": emotion,
-                        "GATEWAY_RECOMMENDER_URL": recommender,
-                        "REDIS_URL": "",
-                    },
-                    timeout=300,
-                )
+                service("gateway", free_port(), env={**backends_env(emotion, recommender), "REDIS_URL": ""})
             )
             stacks[solo] = (emotion, gateway)
         for round_no in range(args.rounds):

@@ -7,36 +7,15 @@ every service; if one service dies, the others are stopped too. REDIS_URL passes
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 
-from services.common.paths import REPO
+from services.launch import SERVICES, START_TIMEOUT_S, answers, backends_env, base_env, spawn, stop
 
-# The one table of what runs where: each service is an app factory, `create_app(settings)`, that uvicorn
-# calls at start-up (--factory), so importing a service reads no settings. docker-compose.yml and the
-# Dockerfiles must run the same commands (tests/test_compose.py).
-SERVICES: dict[str, tuple[str, int]] = {
-    "emotion": ("services.emotion.app:create_app", 8001),
-    "recommender": ("services.recommender.app:create_app", 8002),
-    "gateway": ("services.gateway.app:create_app", 8000),
-}
-
-STOP_TIMEOUT_S = 15.0
-PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
-# A busy machine can take minutes to load the models and the catalog.
-START_TIMEOUT_S = float(os.environ.get("MOODTUNES_START_TIMEOUT_S", "300"))
-
-
-def uvicorn_args(name: str, host: str, port: int | None = None) -> list[str]:
-    """Arguments after `uvicorn` for one service, as compose runs them."""
-    app, default_port = SERVICES[name]
-    return ["--factory", app, "--host", host, "--port", str(port or default_port)]
+__all__ = ["SERVICES", "main"]
 
 
 def ports(env: dict[str, str]) -> dict[str, int]:
@@ -48,26 +27,10 @@ def ports(env: dict[str, str]) -> dict[str, int]:
 
 def child_env(env: dict[str, str], host: str, port_of: dict[str, int]) -> dict[str, str]:
     backend_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    return {
-        "GATEWAY_EMOTION_URL": f"http://{backend_host}:{port_of['emotion']}",
-        "GATEWAY_RECOMMENDER_URL": f"http://{backend_host}:{port_of['recommender']}",
-        # ONNX Runtime on Linux otherwise starts Microsoft telemetry (a device id file, upload attempts).
-        "ORT_DISABLE_TELEMETRY": "1",
-        **env,
-    }
-
-
-def _die_with_parent() -> None:
-    """Linux: the kernel sends the service SIGTERM if the supervisor dies without stopping it (kill -9)."""
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=1.0) as resp:
-            return resp.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
+    backends = backends_env(
+        f"http://{backend_host}:{port_of['emotion']}", f"http://{backend_host}:{port_of['recommender']}"
+    )
+    return {**backends, **base_env(), **env}
 
 
 class Supervisor:
@@ -81,13 +44,7 @@ class Supervisor:
     def start(self) -> None:
         for name in SERVICES:
             # Own process group: a terminal's Ctrl-C reaches only us, and we stop the children once, cleanly.
-            self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", *uvicorn_args(name, self.host, self.port_of[name])],
-                cwd=REPO,
-                env=self.env,
-                process_group=0,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-            )
+            self.procs[name] = spawn(name, self.port_of[name], self.env, self.host, own_group=True)
 
     def dead(self) -> str | None:
         return next((name for name, p in self.procs.items() if p.poll() is not None), None)
@@ -97,21 +54,12 @@ class Supervisor:
         pending = set(SERVICES)
         deadline = time.monotonic() + START_TIMEOUT_S
         while pending and time.monotonic() < deadline and not self.stopping and self.dead() is None:
-            pending = {n for n in pending if not _healthy(f"http://{local}:{self.port_of[n]}")}
+            pending = {n for n in pending if not answers(f"http://{local}:{self.port_of[n]}/healthz")}
             time.sleep(0.2)
         return not pending
 
     def stop(self) -> None:
-        for p in self.procs.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        for p in self.procs.values():
-            try:
-                p.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop(list(self.procs.values()))
 
     def on_signal(self, signum: int, _frame: object) -> None:
         self.stopping = True

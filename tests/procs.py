@@ -13,18 +13,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
-import httpx
-
-from services.__main__ import SERVICES
 from services.common.paths import REPO
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from services.launch import SERVICES, free_port
 
 
 @contextlib.contextmanager
@@ -38,67 +29,6 @@ def http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-def wait_ready(
-    url: str, timeout: float = 60.0, proc: subprocess.Popen | None = None, probe: str = "/readyz"
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process for {url} exited with {proc.returncode}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}{probe}", timeout=1.0).status_code == 200:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} not ready after {timeout}s")
-
-
-@contextlib.contextmanager
-def service(
-    app: str,
-    port: int | None = None,
-    env: dict[str, str] | None = None,
-    timeout: float = 60.0,
-    log: Path | None = None,
-    probe: str = "/readyz",
-) -> Iterator[str]:
-    """Runs `uvicorn --factory <app>` (an app factory, e.g. services.emotion.app:create_app, as in
-    services/__main__.py's SERVICES) and yields its base URL once `probe` answers 200 (/healthz for a
-    service expected to start unready); `log`: a file that receives its output."""
-    port = port or free_port()
-    url = f"http://127.0.0.1:{port}"
-    out = log.open("ab") if log is not None else None
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            app,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=REPO,
-        env={**os.environ, **(env or {})},
-        stdout=out,
-        stderr=None if out is None else subprocess.STDOUT,
-    )
-    if out is not None:
-        out.close()  # the child has its own copy
-    try:
-        wait_ready(url, timeout, proc, probe)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @contextlib.contextmanager

@@ -8,10 +8,10 @@ import re
 import pytest
 from pydantic_settings import BaseSettings
 
+from services.common.paths import REPO
 from services.emotion.settings import EmotionSettings
 from services.gateway.settings import GatewaySettings
 from services.recommender.settings import RecommenderSettings
-from tests.procs import REPO
 from training.settings import TrainingSettings
 
 README = (REPO / "README.md").read_text()

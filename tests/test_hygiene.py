@@ -20,9 +20,9 @@ from packaging.utils import canonicalize_name
 from PIL import Image
 from skimage import data as skdata
 
-from services.__main__ import SERVICES
+from services.common.paths import REPO
+from services.launch import SERVICES, free_port, wait_ready
 from tests.evidence.audited import MARK
-from tests.procs import REPO, free_port, wait_ready
 
 SECRET_PATTERNS = {
     "private key": re.compile(r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |PGP |ENCRYPTED )?PRIVATE KEY-----"),

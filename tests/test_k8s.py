@@ -15,8 +15,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from services.__main__ import SERVICES
 from services.common.paths import REPO
+from services.launch import SERVICES
 
 K8S = REPO / "deploy" / "k8s"
 KUBERNETES_VERSION = "1.31.0"

@@ -8,20 +8,14 @@ from pathlib import Path
 
 import httpx
 
-from services.__main__ import SERVICES
-from tests.fixtures import write_music_data
-from tests.procs import service
+from samples.music import recommender_env
+from services.launch import service
 
 
 def test_recommender_logs_json_lines_with_the_request_id(tmp_path: Path) -> None:
-    catalog, labelled = write_music_data(tmp_path)
-    env = {
-        "RECOMMENDER_CATALOG_PATH": str(catalog),
-        "RECOMMENDER_LABELLED_PATH": str(labelled),
-        "RECOMMENDER_LOG_JSON": "true",
-    }
+    env = {**recommender_env(tmp_path), "RECOMMENDER_LOG_JSON": "true"}
     log = tmp_path / "recommender.log"
-    with service(SERVICES["recommender"][0], env=env, log=log, timeout=180) as url:
+    with service("recommender", env=env, log=log, timeout=180) as url:
         r = httpx.get(f"{url}/recommend?emotion=sad", headers={"X-Request-ID": "probe-42"})
         assert r.status_code == 200
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
@@ -40,7 +34,7 @@ def test_recommender_logs_json_lines_with_the_request_id(tmp_path: Path) -> None
 
 def test_gateway_logs_text_lines_by_default(tmp_path: Path) -> None:
     log = tmp_path / "gateway.log"
-    with service(SERVICES["gateway"][0], log=log) as url:
+    with service("gateway", log=log) as url:
         httpx.get(f"{url}/api/emotions", headers={"X-Request-ID": "probe-43"}).raise_for_status()
         httpx.get(f"{url}/nowhere", headers={"X-Request-ID": "probe-44"})
     text = log.read_text()

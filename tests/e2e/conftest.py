@@ -14,14 +14,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
-from skimage import data as skdata
 
-from tests.fixtures import REDIS_TEST_URL, redis_key_prefix, write_music_data
-from tests.procs import service
+from samples.images import astronaut
+from samples.music import recommender_env
+from services.launch import Stack, backends_env, stack
+from tests.fixtures import REDIS_TEST_URL, redis_key_prefix
 
 CHROMIUM = "/usr/bin/chromium"
-# Generous: the services load models, and the machine may be busy with training.
-START_TIMEOUT_S = 300.0
 BASE_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -42,7 +41,7 @@ def _need(tool: str) -> None:
 @pytest.fixture(scope="session")
 def face_png(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("face") / "astronaut.png"
-    Image.fromarray(skdata.astronaut()).save(path)
+    Image.fromarray(astronaut()).save(path)
     return path
 
 
@@ -87,20 +86,7 @@ def music_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
             "RECOMMENDER_CATALOG_PATH": str(music / "catalog.parquet"),
             "RECOMMENDER_LABELLED_PATH": str(music / "mood_labelled.parquet"),
         }
-    catalog, labelled = write_music_data(tmp_path_factory.mktemp("music"))
-    return {"RECOMMENDER_CATALOG_PATH": str(catalog), "RECOMMENDER_LABELLED_PATH": str(labelled)}
-
-
-@pytest.fixture(scope="session")
-def emotion_url() -> Iterator[str]:
-    with service("services.emotion.app:create_app", timeout=START_TIMEOUT_S) as url:
-        yield url
-
-
-@pytest.fixture(scope="session")
-def recommender_url(music_env: dict[str, str]) -> Iterator[str]:
-    with service("services.recommender.app:create_app", env=music_env, timeout=START_TIMEOUT_S) as url:
-        yield url
+    return recommender_env(tmp_path_factory.mktemp("music"))
 
 
 @pytest.fixture(scope="session")
@@ -110,20 +96,33 @@ def redis_prefix() -> Iterator[str]:
 
 
 def gateway_env(emotion: str, recommender: str, redis_prefix: str, **extra: str) -> dict[str, str]:
-    return {
-        "GATEWAY_EMOTION_URL": emotion,
-        "GATEWAY_RECOMMENDER_URL": recommender,
-        "REDIS_URL": REDIS_TEST_URL,
-        "GATEWAY_REDIS_PREFIX": redis_prefix,
-        **extra,
-    }
+    """A further gateway's settings (beside the stack's own) on the test Redis."""
+    return {**backends_env(emotion, recommender), **redis_env(redis_prefix), **extra}
+
+
+def redis_env(redis_prefix: str) -> dict[str, str]:
+    return {"REDIS_URL": REDIS_TEST_URL, "GATEWAY_REDIS_PREFIX": redis_prefix}
 
 
 @pytest.fixture(scope="session")
-def gateway_url(emotion_url: str, recommender_url: str, redis_prefix: str) -> Iterator[str]:
-    env = gateway_env(emotion_url, recommender_url, redis_prefix)
-    with service("services.gateway.app:create_app", env=env, timeout=START_TIMEOUT_S) as url:
-        yield url
+def running(music_env: dict[str, str], redis_prefix: str) -> Iterator[Stack]:
+    with stack({"recommender": music_env, "gateway": redis_env(redis_prefix)}) as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def emotion_url(running: Stack) -> str:
+    return running.emotion
+
+
+@pytest.fixture(scope="session")
+def recommender_url(running: Stack) -> str:
+    return running.recommender
+
+
+@pytest.fixture(scope="session")
+def gateway_url(running: Stack) -> str:
+    return running.gateway
 
 
 @dataclass

@@ -14,9 +14,9 @@ import redis
 from playwright.sync_api import Browser, Page, expect
 
 from services.common.contracts import EMOTIONS
-from tests.e2e.conftest import START_TIMEOUT_S, Browsers, gateway_env, offline_context, readme_screenshot
+from services.launch import START_TIMEOUT_S, service
+from tests.e2e.conftest import Browsers, gateway_env, offline_context, readme_screenshot
 from tests.gateway.faults import closed_url
-from tests.procs import service
 
 # Its session fixtures start three services, each allowed START_TIMEOUT_S on a busy machine.
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(3 * START_TIMEOUT_S + 60)]
@@ -122,10 +122,10 @@ def test_recommender_down_is_reported_and_emotions_go_on(
         # Its own recommender, to stop mid-test; the in-process cache, with entries gone after a second,
         # so the cache does not hide the outage.
         recommender = recommender_running.enter_context(
-            service("services.recommender.app:create_app", env=music_env, timeout=START_TIMEOUT_S)
+            service("recommender", env=music_env, timeout=START_TIMEOUT_S)
         )
         env = gateway_env(emotion_url, recommender, redis_prefix, REDIS_URL="", GATEWAY_CACHE_TTL_S="1")
-        with service("services.gateway.app:create_app", env=env, timeout=START_TIMEOUT_S) as gateway:
+        with service("gateway", env=env, timeout=START_TIMEOUT_S) as gateway:
             page.goto(gateway)
             wait_for_tracks(page)
             assert page.locator("#alerts .alert").count() == 0
@@ -156,7 +156,7 @@ def test_emotion_service_down_is_reported(
     page: Page, recommender_url: str, redis_prefix: str, output_dir: Path
 ) -> None:
     env = gateway_env(closed_url(), recommender_url, redis_prefix)
-    with service("services.gateway.app:create_app", env=env, timeout=START_TIMEOUT_S) as gateway:
+    with service("gateway", env=env, timeout=START_TIMEOUT_S) as gateway:
         page.goto(gateway)
         alert = page.locator("#alerts [data-problem='emotion']")
         expect(alert).to_contain_text("Emotion service is down", timeout=TIMEOUT_MS)

@@ -6,16 +6,16 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.e2e.conftest import START_TIMEOUT_S, gateway_env
-from tests.fixtures import astronaut_jpeg
-from tests.procs import free_port, service
+from samples.images import astronaut_jpeg
+from services.launch import START_TIMEOUT_S, free_port, service
+from tests.e2e.conftest import gateway_env
 
 pytestmark = pytest.mark.timeout(3 * START_TIMEOUT_S + 60)
 
 
 def test_redis_on_a_closed_port_still_answers(emotion_url: str, recommender_url: str) -> None:
     env = gateway_env(emotion_url, recommender_url, "unused:", REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
-    with service("services.gateway.app:create_app", env=env, timeout=START_TIMEOUT_S) as gateway:
+    with service("gateway", env=env, timeout=START_TIMEOUT_S) as gateway:
         answers = [
             httpx.get(f"{gateway}/recommend", params={"emotion": "sad", "limit": 3}, timeout=10)
             for _ in range(2)

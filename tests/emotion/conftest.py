@@ -2,37 +2,27 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 
 import cv2
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image
-from skimage import data
 
+from samples import images
+from samples.images import encode
 from services.emotion.app import create_app
-
-# Eileen Collins' head in skimage's 512x512 astronaut, with room around the face.
-HEAD = (slice(20, 240), slice(140, 330))
-
-
-def encode(rgb: np.ndarray, fmt: str = "JPEG", **kwargs: object) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format=fmt, **kwargs)
-    return buf.getvalue()
 
 
 @pytest.fixture(scope="session")
 def astronaut() -> np.ndarray:
-    return data.astronaut()
+    return images.astronaut()
 
 
 @pytest.fixture(scope="session")
-def frame_640x480(astronaut: np.ndarray) -> np.ndarray:
+def frame_640x480() -> np.ndarray:
     """A webcam-sized frame with one face: the astronaut photo's top, widened to 4:3."""
-    return cv2.resize(astronaut[:384], (640, 480), interpolation=cv2.INTER_AREA)
+    return images.frame_640x480()
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +34,7 @@ def face_jpeg(frame_640x480: np.ndarray) -> bytes:
 def three_heads(astronaut: np.ndarray) -> tuple[np.ndarray, list[int]]:
     """Three copies of the astronaut's head, side by side at three sizes, the largest in the middle.
     Returns the image and the heads' left edges, largest first."""
-    head = astronaut[HEAD]
+    head = images.head()
     canvas = np.full((400, 900, 3), 200, np.uint8)
     placed = []
     for x0, height in ((20, 200), (300, 360), (660, 260)):

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from samples.images import encode
 from services.emotion.app import create_app
-from tests.emotion.conftest import encode
 
 
 def png_header_only(width: int, height: int) -> bytes:

@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
+from samples.images import encode
 from services.emotion.detector import CenterFaceDetector
 from services.emotion.imaging import Limits, decode, face_crop, square_crop_box
-from tests.emotion.conftest import encode
 
 
 def test_square_crop_box_grows_around_the_centre() -> None:

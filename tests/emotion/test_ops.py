@@ -36,7 +36,7 @@ def test_not_ready_before_startup() -> None:
 
 
 def test_metrics_count_faces_and_emotions(client: TestClient, three_heads, face_jpeg: bytes) -> None:
-    from tests.emotion.conftest import encode
+    from samples.images import encode
 
     before = samples(client)
     one = client.post("/predict", content=face_jpeg, headers={"Content-Type": "image/jpeg"}).json()

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from samples.images import HEAD, encode
 from services.common.contracts import EMOTIONS, PredictResponse
 from services.emotion.pipeline import EmotionPipeline
 from services.emotion.settings import EmotionSettings
-from tests.emotion.conftest import HEAD, encode
 
 
 def post_raw(client: TestClient, body: bytes, ctype: str = "image/jpeg", query: str = ""):
@@ -105,7 +105,7 @@ def test_one_pixel_image_has_no_face(client: TestClient) -> None:
 def test_detect_false_classifies_the_whole_image(
     client: TestClient, astronaut: np.ndarray, face_jpeg: bytes
 ) -> None:
-    from tests.emotion.conftest import HEAD
+    from samples.images import HEAD
 
     head = astronaut[HEAD]
     r = post_raw(client, encode(head), query="?detect=false")

@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from services.__main__ import uvicorn_args
-from tests.procs import REPO, free_port, service
+from services.common.paths import REPO
+from services.launch import free_port, service, uvicorn_args
 
 # Generous: on a busy 2-core machine importing the stack alone has taken 40 s.
 STARTUP_S = 180
@@ -19,7 +19,7 @@ STARTUP_S = 180
 
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
-    with service("services.emotion.app:create_app", env={"EMOTION_THREADS": "1"}, timeout=STARTUP_S) as base:
+    with service("emotion", env={"EMOTION_THREADS": "1"}, timeout=STARTUP_S) as base:
         yield base
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from samples.images import encode
 from services.common.contracts import PredictResponse
-from tests.emotion.conftest import encode
 from tests.emotion.test_bad_input import assert_error
 
 

@@ -15,9 +15,9 @@ import httpx
 import pytest
 from PIL import Image
 
+from samples.images import astronaut_jpeg
 from services.common.contracts import EMOTIONS
 from services.common.upload import ACCEPTED, SUPPORTED_MEDIA_TYPES
-from tests.fixtures import astronaut_jpeg
 from tests.integration.stack import Stack
 
 JPEG = astronaut_jpeg()

@@ -10,8 +10,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from bench.emotion_bench import frame_jpeg
 from bench.run_all import baseline
+from samples.images import frame_jpeg
 
 
 def tiny_cnn_onnx(path: Path) -> Path:

@@ -21,10 +21,10 @@ import pytest
 import redis
 
 from bench.memory import uvicorn_pid
-from services.__main__ import SERVICES
-from tests.fixtures import astronaut_jpeg
-from tests.integration.stack import gateway_env, recommender_env
-from tests.procs import free_port, service
+from samples.images import astronaut_jpeg
+from samples.music import recommender_env
+from services.launch import SERVICES, backends_env, free_port, service
+from tests.integration.stack import gateway_env
 
 # Short timeouts keep the test quick; what is tested is that they hold, whatever their value.
 PREDICT_TIMEOUT_S = 3.0
@@ -152,13 +152,13 @@ def test_gateway_degrades_and_recovers_as_dependencies_fail(tmp_path: Path) -> N
     url = {n: f"http://127.0.0.1:{p}" for n, p in ports.items()}
     rec_env = recommender_env(tmp_path)
     gw_env = {
-        **gateway_env(url["emotion"], url["recommender"], f"redis://127.0.0.1:{ports['redis']}/0"),
+        **backends_env(url["emotion"], url["recommender"]),
+        **gateway_env(f"redis://127.0.0.1:{ports['redis']}/0"),
         **GATEWAY_ENV,
     }
-    app = {name: app for name, (app, _) in SERVICES.items()}
-    emotion = Restartable(lambda: service(app["emotion"], port=ports["emotion"]))
-    recommender = Restartable(lambda: service(app["recommender"], port=ports["recommender"], env=rec_env))
-    gateway = Restartable(lambda: service(app["gateway"], port=ports["gateway"], env=gw_env))
+    emotion = Restartable(lambda: service("emotion", port=ports["emotion"]))
+    recommender = Restartable(lambda: service("recommender", port=ports["recommender"], env=rec_env))
+    gateway = Restartable(lambda: service("gateway", port=ports["gateway"], env=gw_env))
     redis_ctl = Restartable(lambda: redis_server(ports["redis"]))
     parts = [redis_ctl, emotion, recommender, gateway]
 
@@ -193,7 +193,7 @@ def test_gateway_degrades_and_recovers_as_dependencies_fail(tmp_path: Path) -> N
             eventually(lambda: recommend(2).status_code == 200)
 
             # 2. Recommender stuck: the read timeout answers for it.
-            with frozen(uvicorn_pid(app["recommender"], ports["recommender"])):
+            with frozen(uvicorn_pid(SERVICES["recommender"][0], ports["recommender"])):
                 resp, took = timed(lambda: recommend(3))
                 assert resp.status_code == 503 and took < RECOMMEND_TIMEOUT_S + 2.0
             eventually(lambda: recommend(3).status_code == 200)
@@ -207,7 +207,7 @@ def test_gateway_degrades_and_recovers_as_dependencies_fail(tmp_path: Path) -> N
             assert recommend(4).status_code == 200
             emotion.start()
             eventually(lambda: analyze().status_code == 200)
-            with frozen(uvicorn_pid(app["emotion"], ports["emotion"])):
+            with frozen(uvicorn_pid(SERVICES["emotion"][0], ports["emotion"])):
                 resp, took = timed(analyze)
                 assert resp.status_code == 503 and took < PREDICT_TIMEOUT_S + 2.0
             eventually(lambda: analyze().status_code == 200)

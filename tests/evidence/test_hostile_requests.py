@@ -9,7 +9,7 @@ import json
 import httpx
 import pytest
 
-from tests.fixtures import astronaut_jpeg
+from samples.images import astronaut_jpeg
 from tests.integration.stack import Stack
 
 JPEG = astronaut_jpeg()

@@ -12,10 +12,12 @@ import redis
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from samples.images import astronaut_jpeg
+from samples.music import recommender_env
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
-from tests.fixtures import REDIS_TEST_URL, astronaut_jpeg, redis_key_prefix, write_music_data
-from tests.procs import service
+from services.launch import service
+from tests.fixtures import REDIS_TEST_URL, redis_key_prefix
 
 # Generous: the services load models, and the machine may be busy with training.
 START_TIMEOUT_S = 300.0
@@ -23,15 +25,14 @@ START_TIMEOUT_S = 300.0
 
 @pytest.fixture(scope="session")
 def emotion_url() -> Iterator[str]:
-    with service("services.emotion.app:create_app", timeout=START_TIMEOUT_S) as url:
+    with service("emotion", timeout=START_TIMEOUT_S) as url:
         yield url
 
 
 @pytest.fixture(scope="session")
 def recommender_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    catalog, labelled = write_music_data(tmp_path_factory.mktemp("music"))
-    env = {"RECOMMENDER_CATALOG_PATH": str(catalog), "RECOMMENDER_LABELLED_PATH": str(labelled)}
-    with service("services.recommender.app:create_app", env=env, timeout=START_TIMEOUT_S) as url:
+    env = recommender_env(tmp_path_factory.mktemp("music"))
+    with service("recommender", env=env, timeout=START_TIMEOUT_S) as url:
         yield url
 
 

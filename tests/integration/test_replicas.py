@@ -20,10 +20,11 @@ import pytest
 from PIL import Image, ImageOps
 from skimage import data
 
-from services.__main__ import SERVICES
+from samples.music import recommender_env
 from services.gateway.steadiness import Steadiness
-from tests.integration.stack import gateway_env, recommender_env, redis_db
-from tests.procs import redis_server, service
+from services.launch import backends_env, service
+from tests.integration.stack import gateway_env, redis_db
+from tests.procs import redis_server
 
 REDIS_DB = 11  # this test's own database: flushed before and after, nothing else touched
 WINDOW, VOTES = 5, 3
@@ -87,8 +88,8 @@ class Backends:
 @pytest.fixture(scope="module")
 def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backends]:
     with (
-        service(SERVICES["emotion"][0]) as emotion,
-        service(SERVICES["recommender"][0], env=recommender_env(tmp_path_factory.mktemp("music"))) as rec,
+        service("emotion") as emotion,
+        service("recommender", env=recommender_env(tmp_path_factory.mktemp("music"))) as rec,
     ):
         yield Backends(emotion, rec, pick_frames(emotion))
 
@@ -96,14 +97,15 @@ def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backends]:
 @contextlib.contextmanager
 def gateways(backends: Backends, redis_url: str, n: int, log_dir: Path | None = None) -> Iterator[list[str]]:
     env = {
-        **gateway_env(backends.emotion, backends.recommender, redis_url),
+        **backends_env(backends.emotion, backends.recommender),
+        **gateway_env(redis_url),
         "GATEWAY_STEADINESS_WINDOW": str(WINDOW),
         "GATEWAY_STEADINESS_VOTES": str(VOTES),
     }
     with contextlib.ExitStack() as stack:
         urls = [
             stack.enter_context(
-                service(SERVICES["gateway"][0], env=env, log=log_dir / f"gateway{i}.log" if log_dir else None)
+                service("gateway", env=env, log=log_dir / f"gateway{i}.log" if log_dir else None)
             )
             for i in range(n)
         ]

@@ -13,8 +13,8 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from samples.images import astronaut_jpeg
 from services.common.contracts import EMOTIONS, AnalyzeResponse, RecommendResponse
-from tests.fixtures import astronaut_jpeg
 from tests.integration.stack import Stack, redis_db, running_stack
 
 REDIS_DB = 7  # this test's own database: flushed before and after, nothing else touched

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from samples import music as synthetic
 from services.recommender.app import create_app
 from services.recommender.settings import RecommenderSettings
-from tests.recommender import synthetic
 
 
 @pytest.fixture(scope="session")

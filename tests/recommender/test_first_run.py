@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from samples import music as synthetic
 from services.common.contracts import EMOTIONS
+from services.launch import free_port, service
 from services.recommender.app import create_app
 from services.recommender.settings import FirstRunSettings
-from tests.procs import free_port, service
-from tests.recommender import synthetic
 from tests.upstream import MOODS, SONGS, Files, fresh_install, serving
 
 WAIT_S = 60.0
@@ -234,7 +234,7 @@ def test_real_public_files_from_a_local_server(data_dir: Path, tmp_path: Path) -
     files = Files({name: (sources / name).read_bytes() for name in (SONGS, MOODS)})
     with serving(files) as url:
         env = fresh_install(tmp_path, url)
-        with service("services.recommender.app:create_app", env=env, timeout=180) as recommender:
+        with service("recommender", env=env, timeout=180) as recommender:
             _serves_every_emotion(lambda path, params: httpx.get(f"{recommender}{path}", params=params))
     assert sorted(files.requests) == [MOODS, SONGS]
     assert "catalog.parquet" in _files_in(tmp_path)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from samples import music as synthetic
 from services.common.contracts import Emotion, Strategy
 from services.recommender.catalog import Catalog
 from services.recommender.mood_model import MATCH, REGIONS, MoodModel, merged_labels, stage_of, targets
 from services.recommender.ranking import Ranker, artist_keys, reason
-from tests.recommender import synthetic
 
 
 @pytest.fixture(scope="module")

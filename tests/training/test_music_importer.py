@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from samples.music import features, moods, tidytuesday, track_ids
 from services.recommender.catalog import FEATURES, CatalogError, load_catalog
 from services.recommender.importer import detect, import_files
-from tests.recommender.synthetic import features, moods, tidytuesday, track_ids
 from training.music import importer
 
 

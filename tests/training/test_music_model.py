@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from samples import music as synthetic
 from services.common.contracts import EMOTIONS
 from services.recommender.mood_model import KnnConfig, MoodModel, load_labelled
-from tests.recommender import synthetic
 from training.music import evaluate, fit
 
 

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from samples.music import catalog as synthetic_catalog
+from samples.music import track_ids
 from services.recommender.catalog import FEATURES
-from tests.recommender.synthetic import catalog as synthetic_catalog
-from tests.recommender.synthetic import track_ids
 from training.music import scraper
 
 WORDS = ("happy", "sad")

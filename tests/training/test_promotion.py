@@ -19,8 +19,8 @@ from typing import BinaryIO
 import pytest
 import torch
 
+from services.common.paths import REPO
 from services.emotion.classifier import EmotionClassifier, card_path
-from tests.procs import REPO
 from training.emotion import data as fer
 from training.emotion import pipeline
 from training.emotion.evaluate import fingerprint

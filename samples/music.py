@@ -1,4 +1,5 @@
-"""Synthetic catalogs and labelled sets, so tests need no real data: random features, random 22-char ids."""
+"""Synthetic catalogs and labelled sets, so tests and benches need no real data: random features,
+random 22-character ids, in the formats the importer reads."""
 
 from __future__ import annotations
 
@@ -113,8 +114,16 @@ def moods(n: int, rng: np.random.Generator, centred: bool = False) -> pd.DataFra
     )
 
 
-def write(tmp: Path, **catalog_args: int) -> tuple[Path, Path]:
-    catalog_path, labelled_path = tmp / "catalog.parquet", tmp / "labelled.parquet"
+def write(folder: Path, **catalog_args: int) -> tuple[Path, Path]:
+    """A catalog and a mood-labelled set as Parquet files in `folder`; returns their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    catalog_path, labelled_path = folder / "catalog.parquet", folder / "labelled.parquet"
     catalog(**catalog_args).to_parquet(catalog_path)
     labelled().to_parquet(labelled_path)
     return catalog_path, labelled_path
+
+
+def recommender_env(folder: Path, n: int = 600) -> dict[str, str]:
+    """Writes a synthetic catalog of n tracks into `folder`; the recommender's settings that read it."""
+    catalog_path, labelled_path = write(folder, n=n)
+    return {"RECOMMENDER_CATALOG_PATH": str(catalog_path), "RECOMMENDER_LABELLED_PATH": str(labelled_path)}

@@ -1,0 +1,212 @@
+"""Starting the services as processes, from one table. `python -m services` (make run), the tests and
+the benchmarks all start them here, so that each runs what docker-compose runs (tests/test_compose.py).
+
+`service(name)` runs one on a free loopback port until ready; `stack()` runs all three wired together
+(the gateway pointed at the other two), as `python -m services` does on fixed ports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.common.paths import REPO
+
+# The one table of what runs where: each service is an app factory, `create_app(settings)`, that uvicorn
+# calls at start-up (--factory), so importing a service reads no settings. docker-compose.yml and the
+# Dockerfiles must run the same commands (tests/test_compose.py).
+SERVICES: dict[str, tuple[str, int]] = {
+    "emotion": ("services.emotion.app:create_app", 8001),
+    "recommender": ("services.recommender.app:create_app", 8002),
+    "gateway": ("services.gateway.app:create_app", 8000),
+}
+# A busy machine can take minutes to load the models and the catalog.
+START_TIMEOUT_S = float(os.environ.get("MOODTUNES_START_TIMEOUT_S", "300"))
+STOP_TIMEOUT_S = 15.0
+PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
+LOOPBACK = "127.0.0.1"
+
+
+def uvicorn_args(name: str, host: str, port: int | None = None) -> list[str]:
+    """Arguments after `uvicorn` for one service, as compose runs them."""
+    app, default_port = SERVICES[name]
+    return ["--factory", app, "--host", host, "--port", str(port or default_port)]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
+
+
+def backends_env(emotion: str, recommender: str) -> dict[str, str]:
+    """What the gateway needs to find the other two."""
+    return {"GATEWAY_EMOTION_URL": emotion, "GATEWAY_RECOMMENDER_URL": recommender}
+
+
+def base_env() -> dict[str, str]:
+    # ONNX Runtime on Linux otherwise starts Microsoft telemetry (a device id file, upload attempts).
+    return {"ORT_DISABLE_TELEMETRY": "1"}
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel sends the service SIGTERM if its parent dies without stopping it (kill -9)."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def spawn(
+    name: str,
+    port: int,
+    env: Mapping[str, str],
+    host: str = LOOPBACK,
+    log: Path | None = None,
+    own_group: bool = False,
+    uvicorn_extra: tuple[str, ...] = (),
+) -> subprocess.Popen[bytes]:
+    """Starts one service's uvicorn; `env` is its whole environment. own_group: a terminal's Ctrl-C
+    reaches only the caller, which then stops the service itself. log: a file for its output."""
+    out = log.open("ab") if log is not None else None
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", *uvicorn_args(name, host, port), *uvicorn_extra],
+            cwd=REPO,
+            env=dict(env),
+            stdout=out,
+            stderr=None if out is None else subprocess.STDOUT,
+            process_group=0 if own_group else None,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+    finally:
+        if out is not None:
+            out.close()  # the child has its own copy
+
+
+def answers(url: str, timeout: float = 1.0) -> bool:
+    """True when GET url is a 200."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def wait_ready(
+    url: str, timeout: float = START_TIMEOUT_S, proc: subprocess.Popen | None = None, probe: str = "/readyz"
+) -> None:
+    """Waits until `url + probe` answers 200; fails early if `proc` exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process for {url} exited with {proc.returncode}")
+        if answers(f"{url}{probe}"):
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"{url}{probe} not ready after {timeout}s")
+
+
+def stop(procs: list[subprocess.Popen[bytes]], timeout: float = STOP_TIMEOUT_S) -> None:
+    """SIGTERM to all, then SIGKILL to any still running after `timeout`."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for p in procs:
+        try:
+            p.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+@dataclass(frozen=True)
+class Running:
+    url: str
+    pid: int
+
+
+@contextlib.contextmanager
+def _started(
+    names: list[str],
+    ports: Mapping[str, int],
+    env: Mapping[str, Mapping[str, str]],
+    timeout: float,
+    logs: Mapping[str, Path],
+    probe: str = "/readyz",
+) -> Iterator[dict[str, Running]]:
+    """Starts the services together (each loads its models while the others load theirs), waits for
+    each to answer `probe`, and stops them all on exit."""
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for name in names:
+            full_env = {**os.environ, **base_env(), **env.get(name, {})}
+            # Warnings only: a test's or a bench's output is not the place for every request.
+            procs[name] = spawn(name, ports[name], full_env, log=logs.get(name), uvicorn_extra=QUIET)
+        running = {name: Running(f"http://{LOOPBACK}:{ports[name]}", p.pid) for name, p in procs.items()}
+        for name, proc in procs.items():
+            wait_ready(running[name].url, timeout, proc, probe)
+        yield running
+    finally:
+        stop(list(procs.values()))
+
+
+QUIET = ("--log-level", "warning")
+
+
+@contextlib.contextmanager
+def service(
+    name: str,
+    port: int | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = START_TIMEOUT_S,
+    log: Path | None = None,
+    probe: str = "/readyz",
+) -> Iterator[str]:
+    """One service on a loopback port (a free one unless given), its environment this process's plus
+    `env`, until `probe` answers 200 (/healthz for a service expected to start unready); stopped on
+    exit. Yields its base URL. log: a file for its output."""
+    ports = {name: port or free_port()}
+    logs = {name: log} if log is not None else {}
+    with _started([name], ports, {name: env or {}}, timeout, logs, probe) as running:
+        yield running[name].url
+
+
+@dataclass(frozen=True)
+class Stack:
+    emotion: str
+    recommender: str
+    gateway: str
+    pids: dict[str, int]
+
+
+@contextlib.contextmanager
+def stack(
+    env: Mapping[str, Mapping[str, str]] | None = None,
+    ports: Mapping[str, int] | None = None,
+    timeout: float = START_TIMEOUT_S,
+) -> Iterator[Stack]:
+    """The three services wired together on loopback ports (free ones unless given), until all are
+    ready; env: extra variables per service name (the gateway's backends are set here; its own env
+    may override them)."""
+    env, ports = env or {}, ports or {}
+    port_of = {name: ports.get(name) or free_port() for name in SERVICES}
+    url = {name: f"http://{LOOPBACK}:{port}" for name, port in port_of.items()}
+    full_env = {name: dict(env.get(name, {})) for name in SERVICES}
+    full_env["gateway"] = {**backends_env(url["emotion"], url["recommender"]), **full_env["gateway"]}
+    with _started(list(SERVICES), port_of, full_env, timeout, {}) as running:
+        yield Stack(
+            emotion=url["emotion"],
+            recommender=url["recommender"],
+            gateway=url["gateway"],
+            pids={name: r.pid for name, r in running.items()},
+        )
