@@ -47,14 +47,16 @@ run: install-run  ## the whole system on http://localhost:8000 (Ctrl-C stops it)
 test: install  ## every test; the real-data group runs when MOODTUNES_DATA is set
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 test-fast: install
 	$(BIN)/pytest -m "not browser and not data" -x -q
 
-lint: install
+lint: install  ## ruff, ruff format, mypy (services/ and training/, configured in pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # The one pipeline (training/emotion/pipeline.py): train, export, evaluate, quantize, evaluate the int8
 # copy, all into runs/$(CONFIG)/, then promote. CONFIG=vgg7 TRAIN_ARGS="--budget-minutes 120": as many
@@ -76,4 +78,4 @@ bench: install  ## speed, throughput, memory and load figures into reports/bench
 	$(BIN)/python -m bench.run_all
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .ruff_cache test-output
+	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .ruff_cache .mypy_cache test-output

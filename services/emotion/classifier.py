@@ -9,8 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from services.common.contracts import EMOTIONS
+from services.common.contracts import EMOTIONS, Emotion
 from services.emotion.runtime import Model
+
+# The model's output index i is LABELS[i] (FER2013 order, contracts.EMOTIONS).
+LABELS: tuple[Emotion, ...] = tuple(Emotion)
 
 
 class ModelError(RuntimeError):
@@ -19,9 +22,9 @@ class ModelError(RuntimeError):
 
 @dataclass(frozen=True)
 class Prediction:
-    emotion: str
+    emotion: Emotion
     confidence: float
-    probabilities: dict[str, float]
+    probabilities: dict[Emotion, float]
 
 
 def card_path(model_path: Path) -> Path:
@@ -93,9 +96,9 @@ class EmotionClassifier:
             best = int(row.argmax())
             result.append(
                 Prediction(
-                    EMOTIONS[best],
+                    LABELS[best],
                     float(row[best]),
-                    {e: float(p) for e, p in zip(EMOTIONS, row, strict=True)},
+                    {e: float(p) for e, p in zip(LABELS, row, strict=True)},
                 )
             )
         return result

@@ -107,6 +107,7 @@ def face_crop(
     # Only the part of the square inside the image is copied; the border fills the rest.
     cx0, cy0 = max(x0, 0), max(y0, 0)
     cx1, cy1 = min(x0 + side, iw), min(y0 + side, ih)
+    patch: np.ndarray
     if cx1 <= cx0 or cy1 <= cy0:
         patch = np.zeros((side, side), np.uint8)
     else:

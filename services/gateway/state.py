@@ -179,9 +179,11 @@ class RedisState:
         await self._shared("session update", remote, _nothing)
 
     async def backoff(self) -> str | None:
-        return await self._shared(
-            "backoff read", lambda: self.link.redis.get(self._backoff_key), self.local.backoff
-        )
+        async def remote() -> str | None:
+            value = await self.link.redis.get(self._backoff_key)
+            return value.decode() if isinstance(value, bytes) else value
+
+        return await self._shared("backoff read", remote, self.local.backoff)
 
     async def recommender_failed(self, detail: str) -> None:
         await self.local.recommender_failed(detail)

@@ -15,6 +15,7 @@ import argparse
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -57,7 +58,7 @@ def predict(sess: ort.InferenceSession, images: np.ndarray, flip: bool) -> np.nd
 
 
 def scores(y: np.ndarray, pred: np.ndarray) -> dict:
-    out = {"n": int(len(y)), "accuracy": float(accuracy_score(y, pred))}
+    out: dict[str, Any] = {"n": int(len(y)), "accuracy": float(accuracy_score(y, pred))}
     for avg in ("macro", "weighted"):
         p, r, f, _ = precision_recall_fscore_support(y, pred, average=avg, zero_division=0)
         out[avg] = {"precision": float(p), "recall": float(r), "f1": float(f)}

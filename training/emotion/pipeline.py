@@ -138,8 +138,8 @@ def signals_deferred() -> Iterator[None]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, signal.SIG_DFL if handler is None else handler)
-        for s in pending:
-            signal.raise_signal(s)
+        for signum in pending:
+            signal.raise_signal(signum)
 
 
 def replace_all(files: dict[Path, bytes | Path]) -> None:

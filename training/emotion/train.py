@@ -25,6 +25,7 @@ import time
 import tomllib
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -127,7 +128,7 @@ def save(obj: dict, path: Path) -> None:
 
 def setup(cfg: Config, device: str) -> tuple[torch.nn.Module, AveragedModel, torch.optim.Optimizer]:
     # channels_last lets oneDNN pick faster convolution kernels on CPU.
-    model = build(cfg.arch).to(device, memory_format=torch.channels_last)
+    model = build(cfg.arch).to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
     opt = torch.optim.SGD(
         model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay
@@ -238,7 +239,7 @@ def train(
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps, pct_start=0.15
     )
-    state = {
+    state: dict[str, Any] = {
         "epoch": 0,
         "history": [],
         "best_val": -1.0,
@@ -277,7 +278,7 @@ def train(
             sched.step()
             ema.update_parameters(model)
             seen += len(yb)
-            correct += (logits.argmax(1) == yb).sum().item()
+            correct += int((logits.argmax(1) == yb).sum())
             loss_sum += loss.item() * len(yb)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", refresh=False)
         val_raw = accuracy(model, x_val, y_val, device)

@@ -186,14 +186,14 @@ def held_out_precision(
         for emotion in Emotion:
             goal = relevant(emotion, MATCH)
             ids = [t.id for t in ranker.recommend(emotion, Strategy.match, 10)]
-            per[emotion.value].append(np.mean([truth[i] in goal for i in ids]))
+            per[emotion.value].append(float(np.mean([truth[i] in goal for i in ids])))
             for list_seed in range(list_seeds):
                 ids = [t.id for t in ranker.recommend(emotion, Strategy.match, 10, seed=list_seed)]
-                seeded[emotion.value].append(np.mean([truth[i] in goal for i in ids]))
-            base[emotion.value].append(np.mean([label in goal for label in truth.values()]))
+                seeded[emotion.value].append(float(np.mean([truth[i] in goal for i in ids])))
+            base[emotion.value].append(float(np.mean([label in goal for label in truth.values()])))
             lift = [truth[t.id] for t in ranker.recommend(emotion, Strategy.lift, 10)]
-            lift_start.append(np.mean([lab in goal for lab in lift[:3]]))
-            lift_end.append(np.mean([lab in relevant(emotion, LIFT_GOAL) for lab in lift[-3:]]))
+            lift_start.append(float(np.mean([lab in goal for lab in lift[:3]])))
+            lift_end.append(float(np.mean([lab in relevant(emotion, LIFT_GOAL) for lab in lift[-3:]])))
     return {
         "precision_at_10": {e: float(np.mean(v)) for e, v in per.items()},
         "precision_at_10_seeded": {e: float(np.mean(v)) for e, v in seeded.items()},
@@ -370,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     curve = [int(k) for k in args.curve_k.split(",")]
     model = model_report(labelled, args.out, args.repeats, grid, curve)
     config = KnnConfig.load(args.config)
-    ranking = {
+    ranking: dict[str, Any] = {
         "pool_size": settings.pool_size,
         "diversity": settings.diversity,
         "seed_noise": settings.seed_noise,

@@ -150,7 +150,7 @@ class Scraper:
             for word in words:
                 done = self.state.done.setdefault(word, [])
                 found = self.playlists(word, playlists_per_word)
-                bar.total += len(found) - playlists_per_word
+                bar.total = (bar.total or 0) + len(found) - playlists_per_word
                 for playlist in found:
                     if playlist["id"] not in done:
                         n = self.collect(word, playlist["id"], max_tracks)
