@@ -128,6 +128,7 @@ def save(obj: dict, path: Path) -> None:
 
 def setup(cfg: Config, device: str) -> tuple[torch.nn.Module, AveragedModel, torch.optim.Optimizer]:
     # channels_last lets oneDNN pick faster convolution kernels on CPU.
+    # Module.to takes memory_format at run time; its typed overloads leave it out.
     model = build(cfg.arch).to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
     opt = torch.optim.SGD(
