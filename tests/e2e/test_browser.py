@@ -54,7 +54,7 @@ def test_camera_face_box_emotion_and_tracks(page: Page, gateway_url: str, redis_
     wait_for_face(page)
     assert drawn_pixels(page) > 500
     # Later frames carry the previous boxes, and the service searches only the region around them.
-    page.wait_for_function("() => state.lastResult && state.lastResult.region !== null", timeout=TIMEOUT_MS)
+    expect(page.locator("#stage")).to_have_attribute("data-searched", "region", timeout=TIMEOUT_MS)
     faces = page.locator("#faces").inner_text()
     emotion = page.locator("#emotion-now").text_content()
     assert emotion in EMOTIONS and faces.startswith(f"Face 1: {emotion}")

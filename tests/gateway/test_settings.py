@@ -70,12 +70,16 @@ def test_cors_allows_only_configured_origins(make_gateway: GatewayFactory) -> No
 def test_serves_frontend_and_emotion_list(make_gateway: GatewayFactory) -> None:
     with make_gateway(emotion_url=closed_url(), recommender_url=closed_url()) as client:
         page = client.get("/")
-        script = client.get("/app.js")
+        script = client.get("/main.js")
+        api = client.get("/api.js")
         emotions = client.get("/api/emotions").json()
         ready = client.get("/readyz")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
-    assert '<script src="app.js"' in page.text
-    assert script.status_code == 200 and "/analyze" in script.text
+    assert '<script type="module" src="main.js"></script>' in page.text
+    # Browsers run a module only when it is served with a JavaScript type.
+    for module in (script, api):
+        assert module.status_code == 200 and module.headers["content-type"].startswith("text/javascript")
+    assert "/analyze" in api.text
     assert emotions == {"emotions": list(EMOTIONS), "strategies": ["match", "lift"]}
     # The gateway itself is ready without its backends: it answers with clear 503s for them.
     assert ready.status_code == 200

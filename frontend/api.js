@@ -1,0 +1,46 @@
+// The gateway's HTTP API, and nothing else: no page state, no DOM. Each call answers with data or
+// with a problem ({kind, detail}) the caller shows; none throws.
+
+async function detail(response) {
+  try {
+    const body = await response.json();
+    return body.detail || response.statusText;
+  } catch {
+    return response.statusText || `HTTP ${response.status}`;
+  }
+}
+
+// A backend behind the gateway is down (the gateway answers 502/503 for it).
+const isDown = (response) => response.status === 503 || response.status === 502;
+
+async function call(url, options) {
+  let response;
+  try {
+    response = await fetch(url, options);
+  } catch (err) {
+    return { problem: { kind: "unreachable", detail: err.message } };
+  }
+  if (response.ok) return { body: await response.json() };
+  return { problem: { kind: isDown(response) ? "down" : "refused", detail: await detail(response) } };
+}
+
+// The emotion names, in the model's order; null while the gateway cannot be reached.
+export async function emotions() {
+  const { body } = await call("/api/emotions");
+  return body ? body.emotions : null;
+}
+
+// {emotion: "ok" | why not, recommender: ...}, or null.
+export async function status() {
+  const { body } = await call("/api/status");
+  return body || null;
+}
+
+export function recommend({ emotion, strategy, limit }) {
+  return call(`/recommend?${new URLSearchParams({ emotion, strategy, limit })}`);
+}
+
+// body: a raw image (with its Content-Type in headers) or a form with `image` (and `boxes`).
+export function analyze(body, headers, params) {
+  return call(`/analyze?${new URLSearchParams(params)}`, { method: "POST", body, headers });
+}
