@@ -35,11 +35,27 @@ def card_path(model_path: Path) -> Path:
     return model_path.with_name(model_path.stem + ".card.json")
 
 
-def _model_name(card_file: Path, model_path: Path) -> str:
+def _read_card(card_file: Path) -> dict:
     try:
         card = json.loads(card_file.read_text())
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot read the model card {card_file}: {exc}") from exc
+    if not isinstance(card, dict):
+        raise ModelError(f"the model card {card_file} is not a JSON object")
+    return card
+
+
+def _temperature(card: dict, card_file: Path) -> float:
+    """The card's calibration temperature (training/emotion/calibrate.py); 1.0 for an uncalibrated model."""
+    value = card.get("calibration", {}).get("temperature", 1.0)
+    if not isinstance(value, int | float) or not 0.05 <= value <= 20:
+        raise ModelError(
+            f"{card_file}: calibration.temperature must be a number in [0.05, 20], got {value!r}"
+        )
+    return float(value)
+
+
+def _model_name(card: dict, model_path: Path) -> str:
     name = card.get("name") or model_path.stem
     version = card.get("version")
     if not version:
@@ -79,7 +95,9 @@ class EmotionClassifier:
             )
         if outputs[0].shape[-1] != len(EMOTIONS):
             raise ModelError(f"{model_path}: output must be [N,{len(EMOTIONS)}], got {outputs[0].shape}")
-        self.name = _model_name(card_file, model_path)
+        card = _read_card(card_file)
+        self.name = _model_name(card, model_path)
+        self.temperature = _temperature(card, card_file)
 
     def logits(self, crops: np.ndarray, alone: bool = False) -> np.ndarray:
         """Raw model outputs for float32 grey crops [N, H, W]."""
@@ -88,7 +106,7 @@ class EmotionClassifier:
     def __call__(self, crops: np.ndarray, alone: bool = False) -> list[Prediction]:
         if len(crops) == 0:
             return []
-        logits = self.logits(crops, alone).astype(np.float64)
+        logits = self.logits(crops, alone).astype(np.float64) / self.temperature
         exp = np.exp(logits - logits.max(axis=1, keepdims=True))
         probs = exp / exp.sum(axis=1, keepdims=True)
         result = []

@@ -75,6 +75,9 @@ class Detection:
     w: int
     h: int
     score: float
+    # Head roll in degrees: the angle of the line from the image-left eye to the other, from the
+    # detector's landmarks (positive: the right-hand eye is lower). 0 when not measured.
+    roll: float = 0.0
 
     @property
     def box(self) -> tuple[int, int, int, int]:
@@ -128,7 +131,7 @@ class CenterFaceDetector:
         height, width = image.shape[:2]
         blob = self.blob(image, max_side)
         in_h, in_w = blob.shape[2:]
-        heatmap, scale, offset, _ = self.model.run(_OUTPUTS, {_INPUT: blob}, alone)
+        heatmap, scale, offset, marks = self.model.run(_OUTPUTS, {_INPUT: blob}, alone)
         rows, cols = np.nonzero(heatmap[0, 0] > self.threshold)
         if rows.size == 0:
             return []
@@ -143,12 +146,22 @@ class CenterFaceDetector:
         x1 = np.clip((cx + bw / 2) * sx, 0, width)
         y1 = np.clip((cy + bh / 2) * sy, 0, height)
         boxes = np.stack([x0, y0, x1 - x0, y1 - y0], axis=1)
+        # Landmarks are offsets in box units from the unclipped box corner, (y, x) pairs: the eyes
+        # are the first two points. Measured in image pixels, so the input's aspect change cancels.
+        left = (
+            (cx - bw / 2 + marks[0, 1, rows, cols] * bw) * sx,
+            (cy - bh / 2 + marks[0, 0, rows, cols] * bh) * sy,
+        )
+        right = (
+            (cx - bw / 2 + marks[0, 3, rows, cols] * bw) * sx,
+            (cy - bh / 2 + marks[0, 2, rows, cols] * bh) * sy,
+        )
+        roll = np.degrees(np.arctan2(right[1] - left[1], right[0] - left[0]))
         keep = cv2.dnn.NMSBoxes(boxes.tolist(), scores.tolist(), self.threshold, self.nms_iou)
+        kept = np.asarray(keep, int).ravel()
         found = [
-            Detection(int(round(bx)), int(round(by)), int(round(bw_)), int(round(bh_)), float(s))
-            for (bx, by, bw_, bh_), s in zip(
-                boxes[np.asarray(keep, int).ravel()], scores[np.asarray(keep, int).ravel()], strict=True
-            )
+            Detection(int(round(bx)), int(round(by)), int(round(bw_)), int(round(bh_)), float(s), float(r))
+            for (bx, by, bw_, bh_), s, r in zip(boxes[kept], scores[kept], roll[kept], strict=True)
             if min(bw_, bh_) >= self.min_face_px
         ]
         found.sort(key=lambda d: d.w * d.h, reverse=True)

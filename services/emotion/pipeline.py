@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
+import cv2
 import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
@@ -11,7 +13,7 @@ from services.common.contracts import Box, Face, PredictResponse
 from services.common.errors import ApiError
 from services.emotion import metrics
 from services.emotion.classifier import EmotionClassifier
-from services.emotion.detector import CenterFaceDetector
+from services.emotion.detector import CenterFaceDetector, Detection
 from services.emotion.imaging import Limits, decode, face_crop
 from services.emotion.runtime import InFlight
 from services.emotion.settings import EmotionSettings
@@ -94,32 +96,57 @@ class EmotionPipeline:
 
     def boxes(
         self, grey: np.ndarray, detect: bool, hint: list[BoxTuple] | None = None, alone: bool = False
-    ) -> tuple[list[BoxTuple], BoxTuple | None]:
+    ) -> tuple[list[Detection], BoxTuple | None]:
         """Face boxes, largest first, and the region searched (None: the whole frame). Without
         detection the whole image is the one face. With a hint (the previous frame's boxes) only the
         region around them is searched, at a small detector input; when that finds fewer faces than
         the hint had, a face moved out of it or was lost, and the whole frame is searched. New faces
         outside the region are not seen: a client sends no boxes every few frames to find them."""
         if not detect:
-            return [(0, 0, grey.shape[1], grey.shape[0])], None
+            return [Detection(0, 0, grey.shape[1], grey.shape[0], 1.0)], None
         where = self.region(grey, hint) if hint else None
         if where is not None:
             region, side = where
             rx, ry, rw, rh = region
             found = self.detector(grey[ry : ry + rh, rx : rx + rw], side, alone)
             if len(found) >= len(hint or ()):
-                return [(d.x + rx, d.y + ry, d.w, d.h) for d in found[: self.settings.max_faces]], region
+                return [replace(d, x=d.x + rx, y=d.y + ry) for d in found[: self.settings.max_faces]], region
         side = self.settings.detect_side(grey.shape[1], grey.shape[0])
-        return [d.box for d in self.detector(grey, side, alone)[: self.settings.max_faces]], None
+        found = self.detector(grey, side, alone) or self._framed(grey, side, alone)
+        return found[: self.settings.max_faces], None
 
-    def crops(self, grey: np.ndarray, boxes: list[BoxTuple], detect: bool) -> np.ndarray:
+    def _framed(self, grey: np.ndarray, side: int, alone: bool) -> list[Detection]:
+        """A second search for a face that fills the whole picture (an ID photo, a tight crop): the
+        detector learned faces with surroundings, so the picture is set in a plain border of its
+        median grey (frame_retry x its longer side each way; replicated edges read as streaks, not as
+        background) and searched again."""
+        pad = round(self.settings.frame_retry * max(grey.shape))
+        if pad == 0:
+            return []
+        fill = int(np.median(grey))
+        framed = cv2.copyMakeBorder(grey, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=fill)
+        height, width = grey.shape
+        found = []
+        for d in self.detector(framed, side, alone):
+            x0, y0 = max(d.x - pad, 0), max(d.y - pad, 0)
+            x1, y1 = min(d.x + d.w - pad, width), min(d.y + d.h - pad, height)
+            if min(x1 - x0, y1 - y0) >= self.settings.min_face_px:
+                found.append(replace(d, x=x0, y=y0, w=x1 - x0, h=y1 - y0))
+        return found
+
+    def crops(self, grey: np.ndarray, faces: list[Detection], detect: bool) -> np.ndarray:
         size = self.classifier.size
         # A caller-cropped face (detect=false) is taken as framed; detector boxes get FER framing.
         margin, shift = (self.settings.crop_margin, self.settings.crop_shift_y) if detect else (1.0, 0.0)
-        out = np.empty((len(boxes), *size), np.float32)
-        for i, box in enumerate(boxes):
-            out[i] = face_crop(grey, box, size, margin, shift)
+        align = detect and self.settings.align
+        out = np.empty((len(faces), *size), np.float32)
+        for i, face in enumerate(faces):
+            out[i] = face_crop(grey, face.box, size, margin, shift, self._roll(face.roll) if align else 0.0)
         return out
+
+    def _roll(self, roll: float) -> float:
+        """A roll beyond max_roll is more likely a landmark error than a head that far over."""
+        return roll if abs(roll) <= self.settings.max_roll else 0.0
 
     def predict(
         self, data: bytes, detect: bool = True, hint: list[BoxTuple] | None = None
@@ -132,9 +159,9 @@ class EmotionPipeline:
             # finds the same faces in grey (reports/detectors.md), so colour is never decoded.
             grey = decode(data, self.limits, grey=True)
             t1 = time.perf_counter()
-            boxes, region = self.boxes(grey, detect, hint, alone)
+            found, region = self.boxes(grey, detect, hint, alone)
             t2 = time.perf_counter()
-            preds = self.classifier(self.crops(grey, boxes, detect), alone)
+            preds = self.classifier(self.crops(grey, found, detect), alone)
             t3 = time.perf_counter()
         faces = [
             Face(
@@ -143,7 +170,7 @@ class EmotionPipeline:
                 confidence=p.confidence,
                 probabilities=p.probabilities,
             )
-            for (x, y, w, h), p in zip(boxes, preds, strict=True)
+            for (x, y, w, h), p in zip((f.box for f in found), preds, strict=True)
         ]
         return PredictResponse(
             faces=faces,

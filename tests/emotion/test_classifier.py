@@ -125,3 +125,27 @@ def test_missing_model_and_card(tmp_path: Path) -> None:
     path = tiny_model(tmp_path / "m.onnx", ",".join(EMOTIONS))
     with pytest.raises(ModelError, match="model card"):
         EmotionClassifier(path, tmp_path / "missing.json")
+
+
+def test_the_card_temperature_sharpens_or_softens_the_probabilities(tmp_path: Path) -> None:
+    path = tiny_model(tmp_path / "m.onnx", ",".join(EMOTIONS))
+    crops = np.random.default_rng(2).uniform(0, 255, (4, 40, 40)).astype(np.float32)
+    plain = EmotionClassifier(path, path.with_name("card.json"))(crops)
+    card = {"name": "tiny", "version": "7", "calibration": {"temperature": 0.5}}
+    path.with_name("card.json").write_text(json.dumps(card))
+    sharp = EmotionClassifier(path, path.with_name("card.json"))(crops)
+    for p, s in zip(plain, sharp, strict=True):
+        assert s.emotion == p.emotion  # the argmax never moves
+        assert s.confidence > p.confidence
+        z = np.log([p.probabilities[e] for e in EMOTIONS])  # logits up to a constant
+        expected = np.exp(2 * z) / np.exp(2 * z).sum()
+        assert [s.probabilities[e] for e in EMOTIONS] == pytest.approx(expected.tolist(), rel=1e-6)
+
+
+@pytest.mark.parametrize("temperature", [0, -1, "warm", 1000])
+def test_a_card_with_a_nonsense_temperature_refuses_to_start(tmp_path: Path, temperature: object) -> None:
+    path = tiny_model(tmp_path / "m.onnx", ",".join(EMOTIONS))
+    card = {"name": "tiny", "calibration": {"temperature": temperature}}
+    path.with_name("card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="temperature"):
+        EmotionClassifier(path, path.with_name("card.json"))

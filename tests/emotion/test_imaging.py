@@ -67,3 +67,35 @@ def test_grey_detector_finds_what_the_colour_graph_finds_in_the_grey_picture(
     assert mono.blob(grey, max_side=160).shape == (1, 1, 128, 160)
     with pytest.raises(ValueError, match="grey"):
         mono(frame_640x480)
+
+
+def _dot_rows(crop: np.ndarray) -> tuple[float, float]:
+    """The centre rows of the bright dot in the left and in the right half of a crop."""
+    half = crop.shape[1] // 2
+    rows = [np.nonzero(part > 128)[0].mean() for part in (crop[:, :half], crop[:, half:])]
+    return rows[0], rows[1]
+
+
+def test_face_crop_with_the_roll_levels_the_eyes() -> None:
+    grey = np.zeros((200, 200), np.uint8)
+    cv2.circle(grey, (70, 90), 6, 255, -1)  # image-left "eye"
+    cv2.circle(grey, (130, 110), 6, 255, -1)  # the other, lower: the head rolled
+    roll = float(np.degrees(np.arctan2(110 - 90, 130 - 70)))
+    left, right = _dot_rows(face_crop(grey, (50, 50, 100, 100), (48, 48), 1.0, 0.0))
+    assert right - left > 5  # unaligned: the eyes stay tilted
+    left, right = _dot_rows(face_crop(grey, (50, 50, 100, 100), (48, 48), 1.0, 0.0, roll))
+    assert abs(right - left) < 1.0
+
+
+@pytest.mark.parametrize("turn", [-20.0, 20.0])
+def test_detector_measures_the_roll_of_a_turned_face(turn: float) -> None:
+    from skimage import data as skdata
+
+    grey = cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2GRAY)
+    detector = CenterFaceDetector(max_side=512)
+    upright = detector(grey)[0]
+    centre = (upright.x + upright.w / 2, upright.y + upright.h / 2)
+    # OpenCV turns counter-clockwise for a positive angle: the image-right eye rises, the roll falls.
+    turned = cv2.warpAffine(grey, cv2.getRotationMatrix2D(centre, turn, 1.0), grey.shape[::-1])
+    found = detector(turned)[0]
+    assert found.roll == pytest.approx(upright.roll - turn, abs=6.0)

@@ -1,4 +1,5 @@
-"""The emotion model's one pipeline: train -> export -> evaluate -> quantize -> evaluate int8 -> promote.
+"""The emotion model's one pipeline: train -> export -> evaluate -> quantize -> evaluate int8 -> promote
+(each evaluated model is also calibrated: training/emotion/calibrate.py).
 
     python -m training.emotion.pipeline --config vgg7-tuned             # the shipped recipe: make train
     python -m training.emotion.pipeline --config smoke --promote force  # a quick model, shipped anyway
@@ -36,10 +37,16 @@ from pathlib import Path
 import torch
 
 from services.emotion.classifier import card_path
-from training.emotion import evaluate, export, quantize, train
+from training.emotion import calibrate, evaluate, export, quantize, train
 from training.settings import REPO, settings
 
-REPORT_FILES = ("report.md", "metrics.json", "confusion_val.png", "confusion_test.png")
+REPORT_FILES = (
+    "report.md",
+    "metrics.json",
+    "confusion_val.png",
+    "confusion_test.png",
+    *calibrate.REPORT_FILES,
+)
 STAGING_PREFIX = ".promoting-"  # beside each file it replaces, on the same file system
 
 
@@ -242,6 +249,7 @@ def run_pipeline(
         export.export_run(run, onnx_path, data)
         r = evaluate.evaluate(onnx_path, data, report / ship.report)
         evaluate.add_to_card(card_path(onnx_path), r, report / ship.report / "report.md")
+        calibrate.calibrate(onnx_path, data, report / ship.report, card_path(onnx_path))
         print(f"float: {json.dumps(evaluate.summary(r))}")
     if ship.quantize:
         # 4. quantize, 5. evaluate the int8 copy.
@@ -249,6 +257,7 @@ def run_pipeline(
         quantize.quantize_model(model / ship.float_model.name, int8, data)
         r = evaluate.evaluate(int8, data, report / f"{ship.report}-int8")
         evaluate.add_to_card(card_path(int8), r, report / f"{ship.report}-int8" / "report.md")
+        calibrate.calibrate(int8, data, report / f"{ship.report}-int8", card_path(int8))
         print(f"int8: {json.dumps(evaluate.summary(r))}")
     # 6. promote.
     return promote(ship, model, report, not quantize_shipped, mode, command)
