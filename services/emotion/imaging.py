@@ -114,7 +114,7 @@ def face_crop(
     if roll:
         centre = (x0 + side / 2, y0 + side / 2)
         turn = cv2.getRotationMatrix2D(centre, roll, 1.0)
-        turn[:, 2] += (side / 2 - centre[0], side / 2 - centre[1])
+        turn[:, 2] += np.array([side / 2 - centre[0], side / 2 - centre[1]])
         patch = cv2.warpAffine(
             grey, turn, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
         )

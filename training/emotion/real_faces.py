@@ -137,7 +137,7 @@ def main() -> None:
     args = ap.parse_args()
     data = args.data or data_dir() / "faces_dev" / "muxspace_dev.npz"
     overrides = dict(item.split("=", 1) for item in args.set)
-    settings = EmotionSettings(**overrides)  # type: ignore[arg-type]  # pydantic converts the strings
+    settings = EmotionSettings(**overrides)  # pydantic converts the strings
     images, labels = read(data)
     pipeline = EmotionPipeline(settings)
     result = scores(labels, run(pipeline, images, args.turn, args.tight))
