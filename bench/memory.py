@@ -9,7 +9,7 @@ PROC = Path("/proc")
 
 
 def uvicorn_pid(app: str, port: int) -> int:
-    """The process serving `app` on `port`, as tests/procs.py starts it (uvicorn <app> --host 127.0.0.1
+    """The process serving `app` on `port`, as services/launch.py starts it (uvicorn <app> --host 127.0.0.1
     --port <port>)."""
     wanted = "\0".join([app, "--host", "127.0.0.1", "--port", str(port)]) + "\0"
     for entry in PROC.iterdir():

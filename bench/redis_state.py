@@ -20,9 +20,9 @@ import subprocess
 
 import redis
 
+from samples.servers import redis_server
 from services.common.paths import REPORTS
 from services.gateway.state import OBSERVE_LUA, RECOMMENDED_LUA
-from tests.procs import redis_server
 
 PREFIX = "moodtunes:gateway:"
 FRAMES = ("happy", "happy", "sad", "neutral", "happy")

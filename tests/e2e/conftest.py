@@ -145,13 +145,15 @@ class Browsers:
         return self.playwright.chromium.launch(executable_path=CHROMIUM, args=flags)
 
 
-@pytest.fixture(scope="session")
+# Per module: while Playwright's sync API is running, the main thread counts as running an asyncio
+# loop, and tests of other modules that run their own loop (asyncio.run) would fail after these.
+@pytest.fixture(scope="module")
 def browsers(fake_webcam: Path) -> Iterator[Browsers]:
     with sync_playwright() as p:
         yield Browsers(p, fake_webcam)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def camera_browser(browsers: Browsers) -> Iterator[Browser]:
     browser = browsers.launch("fake")
     yield browser

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page
 
+from samples.servers import http_server
 from tests.frontend.test_modules import FRONTEND
-from tests.procs import http_server
 
 pytestmark = pytest.mark.browser
 
@@ -24,7 +24,7 @@ def frontend_url() -> Iterator[str]:
         def log_message(self, *_: object) -> None:
             pass
 
-    with http_server(functools.partial(Quiet, directory=str(FRONTEND))) as url:  # type: ignore[arg-type]
+    with http_server(functools.partial(Quiet, directory=str(FRONTEND))) as url:
         yield url
 
 

@@ -9,8 +9,8 @@ import socket
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 
+from samples.servers import http_server
 from services.launch import free_port
-from tests.procs import http_server
 
 
 def closed_url() -> str:

@@ -12,13 +12,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 import redis
 
+from samples.servers import redis_server
 from services.common.contracts import EMOTIONS, Emotion
 from services.gateway.redis_link import RedisLink
 from services.gateway.state import MemoryState, RedisState, make_state
 from services.gateway.steadiness import Steadiness
 from tests.fixtures import REDIS_TEST_URL
 from tests.gateway.faults import closed_url
-from tests.procs import redis_server
 
 pytestmark = pytest.mark.anyio
 

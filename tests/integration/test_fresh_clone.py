@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from samples.upstream import MOODS, SONGS, Files, fresh_install, serving
 from services.common.contracts import EMOTIONS
 from tests.procs import python_m_services
-from tests.upstream import MOODS, SONGS, Files, fresh_install, serving
 
 pytestmark = pytest.mark.data
 READY_S = 180.0

@@ -21,10 +21,10 @@ from PIL import Image, ImageOps
 from skimage import data
 
 from samples.music import recommender_env
+from samples.servers import redis_server
 from services.gateway.steadiness import Steadiness
 from services.launch import backends_env, service
 from tests.integration.stack import gateway_env, redis_db
-from tests.procs import redis_server
 
 REDIS_DB = 11  # this test's own database: flushed before and after, nothing else touched
 WINDOW, VOTES = 5, 3

@@ -16,11 +16,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from samples import music as synthetic
+from samples.upstream import MOODS, SONGS, Files, fresh_install, serving
 from services.common.contracts import EMOTIONS
 from services.launch import free_port, service
 from services.recommender.app import create_app
 from services.recommender.settings import FirstRunSettings
-from tests.upstream import MOODS, SONGS, Files, fresh_install, serving
 
 WAIT_S = 60.0
 HOW_TO = (

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-from tests.procs import http_server
+from samples.servers import http_server
 
 SONGS, MOODS = "spotify_songs.csv", "data_moods.csv"
 STALL_S = 60.0
