@@ -127,3 +127,35 @@ def recommender_env(folder: Path, n: int = 600) -> dict[str, str]:
     """Writes a synthetic catalog of n tracks into `folder`; the recommender's settings that read it."""
     catalog_path, labelled_path = write(folder, n=n)
     return {"RECOMMENDER_CATALOG_PATH": str(catalog_path), "RECOMMENDER_LABELLED_PATH": str(labelled_path)}
+
+
+def write_sources(folder: Path, n: int = 1500, per_class: int = 40) -> Path:
+    """The two public files of a fresh installation, in their upstream formats: a TidyTuesday
+    spotify_songs.csv of a synthetic catalog, a data_moods.csv (capitalised labels, no angry or neutral)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    songs = catalog(n=n, artists=n // 4, seed=7)
+    rng = np.random.default_rng(8)
+    songs = songs.rename(
+        columns={
+            "name": "track_name",
+            "artists": "track_artist",
+            "album": "track_album_name",
+            "popularity": "track_popularity",
+        }
+    )
+    songs["track_album_id"] = track_ids(rng, n)
+    songs["track_album_release_date"] = "2019-01-01"
+    songs["playlist_genre"] = rng.choice(["pop", "rock", "edm", "r&b", "rap", "latin"], n)
+    songs["playlist_subgenre"] = "synthetic"
+    songs["key"], songs["mode"], songs["duration_ms"] = rng.integers(0, 12, n), rng.integers(0, 2, n), 200_000
+    songs.to_csv(folder / "spotify_songs.csv", index=False)
+    moods = labelled(per_class=per_class, seed=9, moods=("happy", "sad", "calm", "energetic"))
+    m = len(moods)
+    moods = moods.rename(columns={"track_id": "id", "label": "mood"})
+    moods["mood"] = moods["mood"].str.capitalize()
+    moods["name"], moods["album"] = [f"Mood song {i}" for i in range(m)], "Mood album"
+    moods["artist"] = [f"Mood artist {i}" for i in range(m)]
+    moods["release_date"], moods["popularity"], moods["length"] = "2010-01-01", 50, 200_000
+    moods["key"], moods["time_signature"] = rng.integers(0, 12, m), 4
+    moods.to_csv(folder / "data_moods.csv", index=False)
+    return folder

@@ -60,6 +60,7 @@ class RankWeights:
     closeness: float = 0.25  # closeness to the target in the KNN's feature space
     circumplex: float = 0.3  # closeness to the target's (valence, energy) point
     profile: float = 0.1  # loudness, mode, tempo, acousticness, genre as the emotion favours them
+    diversity: float = 0.3  # how much a pick's similarity to earlier picks counts against it (MMR)
 
     @classmethod
     def load(cls, path: Path = WEIGHTS_PATH) -> RankWeights:
@@ -110,6 +111,9 @@ def reason(
     return ", ".join(parts)
 
 
+MAP_BINS = 20  # the circumplex map's density grid: MAP_BINS x MAP_BINS cells over valence and energy
+
+
 class Pick(NamedTuple):
     row: int  # catalog row
     score: float  # fit to its waypoint (without the region penalty)
@@ -143,15 +147,15 @@ class Ranker:
         catalog: Catalog,
         model: MoodModel,
         pool_size: int = 1000,
-        diversity: float = 0.3,
+        diversity: float | None = None,
         seed_noise: float = 0.3,
         weights: RankWeights | None = None,
     ) -> None:
         self.catalog = catalog
         self.model = model
-        self.diversity = diversity
-        self.seed_noise = seed_noise
         self.weights = weights or RankWeights.load()
+        self.diversity = self.weights.diversity if diversity is None else diversity
+        self.seed_noise = seed_noise
         self.row_of = {track_id: i for i, track_id in enumerate(catalog.ids)}
         self._proba = model.predict_proba(catalog.features)
         self._embedding = model.embed(catalog.features)
@@ -169,6 +173,11 @@ class Ranker:
         rows = np.unique(np.concatenate([pool.index for pool in self.pools.values()]))
         self._tracks = self._build_tracks(rows)
         self._reasons: dict[tuple[Emotion, Strategy, int, int], str] = {}
+        self._density = (
+            np.histogram2d(self.energy, self.valence, bins=MAP_BINS, range=((0.0, 1.0), (0.0, 1.0)))[0]
+            .astype(int)
+            .tolist()
+        )
 
     def _percentile_ranks(self) -> dict[str, np.ndarray]:
         """Each feature as its rank in the catalog (0..1); mode as is (1 major, 0 minor, 0.5 unknown)."""
@@ -377,3 +386,42 @@ class Ranker:
     ) -> list[Track]:
         tracks = self.recommend_dicts(emotion, strategy, limit, exclude, seed)
         return [Track.model_construct(**t) for t in tracks]
+
+    def circumplex_map(
+        self,
+        emotion: Emotion,
+        strategy: Strategy,
+        limit: int,
+        exclude: frozenset[str] = frozenset(),
+        seed: int | None = None,
+    ) -> dict[str, Any]:
+        """Why these songs, as data a page can draw: the catalog's density on the valence-energy plane
+        (`density[i][j]`: tracks with energy in bin i and valence in bin j), the region of each waypoint
+        and the list's tracks at their coordinates (same list as recommend_dicts for the same arguments)."""
+        picks = self.rank(emotion, strategy, limit, exclude, seed)
+        waypoints = self.pools[(emotion, strategy)].waypoints
+        return {
+            "emotion": emotion.value,
+            "strategy": strategy.value,
+            "bins": MAP_BINS,
+            "density": self._density,
+            "regions": [
+                {
+                    "valence": [round(v, 3) for v in t.region.valence],
+                    "energy": [round(e, 3) for e in t.region.energy],
+                }
+                for t in waypoints
+            ],
+            "tracks": [
+                {
+                    "id": self.catalog.ids[p.row],
+                    "name": self.catalog.names[p.row],
+                    "artists": self.catalog.artists[p.row],
+                    "valence": round(float(self.valence[p.row]), 4),
+                    "energy": round(float(self.energy[p.row]), 4),
+                    "stage": p.stage,
+                    "reason": self.reason(emotion, strategy, p),
+                }
+                for p in picks
+            ],
+        }

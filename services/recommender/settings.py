@@ -66,7 +66,8 @@ class RecommenderSettings(LogSettings):
     # catalog. Larger pools and noise on the catalog's spread let seeded lists reach far more of the
     # catalog for a small cost in seeded precision@10 (reports/music/report.md).
     pool_size: int = 1000
-    diversity: float = 0.3
+    # None: the value chosen on validation with the ranker's weights (model/ranking.json).
+    diversity: float | None = None
     seed_noise: float = 0.3
 
     @field_validator("catalog_path", "labelled_path", mode="before")

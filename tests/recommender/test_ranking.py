@@ -128,7 +128,9 @@ def test_seeded_lists_stay_near_the_target(ranker: Ranker) -> None:
 
     best = mean_fit(None)
     seeded = [mean_fit(seed) for seed in range(10)]
-    assert min(seeded) > best - 0.1 and np.mean(seeded) > best - 0.05
+    # In units of the fit's spread over the catalog (a seed's noise is 0.3 of it), whatever the weights.
+    spread = ranker.pools[(Emotion.sad, Strategy.match)].spread
+    assert min(seeded) > best - spread and np.mean(seeded) > best - 0.5 * spread, (best, seeded, spread)
 
 
 def in_region(emotion: Emotion, tracks: list) -> list[bool]:

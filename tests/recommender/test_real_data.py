@@ -1,43 +1,125 @@
-"""The service on the real 70k catalog and labelled tracks (MOODTUNES_DATA)."""
+"""The service on the real catalogs (MOODTUNES_DATA): the shipped 70k one and a fresh installation's (the
+two public source files through the importer), held to issue 14's done-when figures."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from services.common.contracts import EMOTIONS
+from services.common.contracts import EMOTIONS, Emotion
 from services.recommender.app import create_app
-from services.recommender.settings import RecommenderSettings
+from services.recommender.importer import import_files, write
+from services.recommender.mood_model import REGIONS, KnnConfig, load_labelled
+from services.recommender.ranking import artist_keys
+from services.recommender.settings import MODEL_CONFIG, RecommenderSettings
+from training.music.recommendations import labelled_report
 
 pytestmark = pytest.mark.data
 
+CALMER = ("angry", "disgust", "fear")
 
-@pytest.fixture(scope="module")
-def real_client(data_dir: Path) -> TestClient:
-    # MOODTUNES_DATA alone leads the service to the catalog and the labelled tracks.
+
+def test_moodtunes_data_alone_leads_to_the_catalog(data_dir: Path) -> None:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MOODTUNES_DATA", str(data_dir))
         settings = RecommenderSettings()
     assert settings.catalog_path == data_dir / "music" / "catalog.parquet"
+    assert settings.labelled_path == data_dir / "music" / "mood_labelled.parquet"
+
+
+def serve(catalog: Path, labelled: Path) -> Iterator[TestClient]:
+    settings = RecommenderSettings(catalog_path=catalog, labelled_path=labelled)
     with TestClient(create_app(settings)) as client:
+        assert client.get("/readyz").status_code == 200
         yield client
 
 
-def test_every_emotion_on_the_real_catalog(real_client: TestClient) -> None:
-    assert real_client.get("/readyz").status_code == 200
-    valence = {}
-    for emotion in EMOTIONS:
-        tracks = real_client.get(f"/recommend?emotion={emotion}").json()["tracks"]
-        assert len(tracks) == 10 and all(len(t["id"]) == 22 and t["name"] and t["artists"] for t in tracks)
-        valence[emotion] = np.mean([t["features"]["valence"] for t in tracks])
-    assert valence["happy"] > valence["neutral"] > valence["sad"]
-    assert valence["happy"] - valence["sad"] > 0.4
+@pytest.fixture(scope="module")
+def fresh_paths(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    sources, out = data_dir / "music" / "sources", tmp_path_factory.mktemp("fresh")
+    write(import_files([sources / "spotify_songs.csv"]), out / "catalog.parquet")
+    write(import_files([sources / "data_moods.csv"]), out / "labelled.parquet")
+    return out / "catalog.parquet", out / "labelled.parquet"
 
 
-def test_sad_lift_brightens_on_the_real_catalog(real_client: TestClient) -> None:
-    tracks = real_client.get("/recommend?emotion=sad&strategy=lift&limit=12").json()["tracks"]
-    valence = [t["features"]["valence"] for t in tracks]
-    assert np.mean(valence[:3]) + 0.3 < np.mean(valence[-3:])
+@pytest.fixture(scope="module", params=["shipped", "fresh"])
+def real_client(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[TestClient]:
+    if request.param == "shipped":
+        paths = data_dir / "music" / "catalog.parquet", data_dir / "music" / "mood_labelled.parquet"
+    else:
+        paths = request.getfixturevalue("fresh_paths")
+    yield from serve(*paths)
+
+
+def points(client: TestClient, emotion: str, strategy: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    tracks = client.get("/recommend", params={"emotion": emotion, "strategy": strategy}).json()["tracks"]
+    assert len(tracks) == 10
+    v = np.array([t["features"]["valence"] for t in tracks])
+    e = np.array([t["features"]["energy"] for t in tracks])
+    return v, e, [t["artists"] for t in tracks]
+
+
+@pytest.mark.parametrize("emotion", EMOTIONS)
+def test_match_lists_sit_in_their_region(real_client: TestClient, emotion: str) -> None:
+    v, e, artists = points(real_client, emotion, "match")
+    region = REGIONS[Emotion(emotion)]
+    assert region.distance(v.mean(), e.mean()) == 0, (emotion, v.mean(), e.mean())
+    assert (region.distance(v, e) <= 0.1).sum() >= 8
+    keys = [k for a in artists for k in artist_keys(a)]
+    assert len(keys) == len(set(keys)) and len(artists) == 10
+
+
+@pytest.mark.parametrize("emotion", EMOTIONS)
+def test_lift_lists_end_brighter_and_calmer(real_client: TestClient, emotion: str) -> None:
+    v, e, _ = points(real_client, emotion, "lift")
+    assert v[-3:].min() >= 0.55, v
+    if emotion in CALMER:
+        assert e[-3:].mean() < e[:3].mean() - 0.15, e
+
+
+def test_reasons_say_why(real_client: TestClient) -> None:
+    tracks = real_client.get("/recommend?emotion=angry").json()["tracks"]
+    assert all("dark (valence 0." in t["reason"] and "(energy 0." in t["reason"] for t in tracks)
+
+
+@pytest.fixture(scope="module")
+def held_out(data_dir: Path, request: pytest.FixtureRequest) -> dict[str, dict]:
+    """The committed evaluation's test-split figures with the shipped weights, for both labelled sets."""
+    ranking = {"pool_size": 1000, "seed_noise": 0.3}
+    sets = {
+        "shipped": data_dir / "music" / "mood_labelled.parquet",
+        "fresh": request.getfixturevalue("fresh_paths")[1],
+    }
+    config = KnnConfig.load(MODEL_CONFIG)
+    return {
+        name: labelled_report(load_labelled(p), config, 5, ranking, tune=False) for name, p in sets.items()
+    }
+
+
+def test_emotions_with_labelled_tracks(held_out: dict[str, dict]) -> None:
+    assert held_out["shipped"]["counted"] == ["angry", "happy", "sad", "neutral"]
+    assert held_out["fresh"]["counted"] == ["happy", "sad"]  # data_moods: no angry, no neutral
+
+
+@pytest.mark.parametrize(
+    ("setting", "emotion"),
+    [
+        *[("shipped", e) for e in ("angry", "happy", "sad", "neutral")],
+        ("fresh", "sad"),
+        pytest.param(
+            "fresh",
+            "happy",
+            marks=pytest.mark.xfail(
+                strict=True, reason="74% with data_moods alone (reports/music/recommendations.md): not met"
+            ),
+        ),
+    ],
+)
+def test_precision_at_10_of_the_target_moods_on_held_out_tracks(
+    held_out: dict[str, dict], setting: str, emotion: str
+) -> None:
+    assert round(held_out[setting]["test_precision_target"][emotion], 6) >= 0.8
