@@ -81,6 +81,34 @@ class RecommendResponse(BaseModel):
     tracks: list[Track]
 
 
+class MapRegion(BaseModel):
+    valence: tuple[float, float]
+    energy: tuple[float, float]
+
+
+class MapTrack(BaseModel):
+    id: str
+    name: str
+    artists: str
+    valence: float
+    energy: float
+    stage: int = Field(description="the waypoint (index into regions) the track was picked for")
+    reason: str
+
+
+class RecommendMap(BaseModel):
+    """GET /recommend/map: a list of tracks on the valence-energy plane, for "why these songs"."""
+
+    emotion: Emotion
+    strategy: Strategy
+    bins: int
+    density: list[list[int]] = Field(
+        description="catalog tracks per cell: density[i][j] has energy in bin i and valence in bin j"
+    )
+    regions: list[MapRegion] = Field(description="the region each waypoint keeps its tracks in")
+    tracks: list[MapTrack]
+
+
 class AnalyzeResponse(PredictResponse):
     emotion: Emotion | None = Field(description="Emotion of the largest face, None when no face.")
     stable_emotion: Emotion | None = Field(

@@ -108,3 +108,7 @@ class RecommenderClient(Backend):
     async def recommend(self, params: RecommendParams, request_id: str) -> dict[str, Any]:
         response = await self.request("GET", "/recommend", request_id=request_id, params=params.query())
         return response.json()
+
+    async def circumplex_map(self, params: RecommendParams, request_id: str) -> bytes:
+        response = await self.request("GET", "/recommend/map", request_id=request_id, params=params.query())
+        return response.content

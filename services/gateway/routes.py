@@ -7,7 +7,14 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Response
 
-from services.common.contracts import EMOTIONS, AnalyzeResponse, PredictResponse, RecommendResponse, Strategy
+from services.common.contracts import (
+    EMOTIONS,
+    AnalyzeResponse,
+    PredictResponse,
+    RecommendMap,
+    RecommendResponse,
+    Strategy,
+)
 from services.common.errors import error_responses
 from services.common.params import RecommendQuery, RequestId, TrackOptions, ready_state
 from services.common.upload import IMAGE_BODY, UPLOAD_ERRORS, UploadBody
@@ -51,6 +58,12 @@ async def predict(gateway: Gw, rid: RequestId, upload: UploadBody, detect: Detec
 async def recommend(gateway: Gw, rid: RequestId, params: RecommendQuery) -> Response:
     answer, cached = await gateway.recommend(params, rid)
     return _json(orjson.dumps(answer), headers={"X-Cache": "hit" if cached else "miss"})
+
+
+@router.get("/recommend/map", response_model=RecommendMap, responses=ERRORS)
+async def recommend_map(gateway: Gw, rid: RequestId, params: RecommendQuery) -> Response:
+    """Why these songs: the recommender's map of the same list (not cached: asked for on demand)."""
+    return _json(await gateway.recommender.circumplex_map(params, rid))  # passed on as the service sent it
 
 
 @router.post("/analyze", response_model=AnalyzeResponse, responses=ERRORS, openapi_extra=IMAGE_BODY)

@@ -7,7 +7,7 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
 
-from services.common.contracts import ErrorResponse, RecommendResponse
+from services.common.contracts import ErrorResponse, RecommendMap, RecommendResponse
 from services.common.errors import ApiError
 from services.common.params import RecommendQuery
 from services.recommender.ranking import Ranker
@@ -41,3 +41,17 @@ async def recommend(ranker: ReadyRanker, params: RecommendQuery) -> Response:
     RECOMMENDATIONS.labels(emotion.value, strategy.value).inc()
     body = orjson.dumps({"emotion": emotion.value, "strategy": strategy.value, "tracks": tracks})
     return Response(body, media_type="application/json")
+
+
+@router.get(
+    "/recommend/map",
+    response_model=RecommendMap,
+    responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+)
+async def recommend_map(ranker: ReadyRanker, params: RecommendQuery) -> Response:
+    """Why these songs: the list's tracks on the valence-energy plane, the region(s) they were kept in,
+    and the catalog's density there (what the page's map draws)."""
+    answer = ranker.circumplex_map(
+        params.emotion, params.strategy, params.limit, frozenset(params.exclude), params.seed
+    )
+    return Response(orjson.dumps(answer), media_type="application/json")

@@ -113,6 +113,40 @@ def test_picking_an_emotion_and_lift_change_the_tracks(page: Page, gateway_url: 
     expect(page.locator("#tracks-for")).to_have_attribute("data-emotion", camera_emotion)
 
 
+STRICT_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'"
+)
+
+
+def test_why_these_songs_map_under_a_strict_csp(page: Page, gateway_url: str, output_dir: Path) -> None:
+    """The "Why these songs?" link opens the map of the list's emotion and strategy, drawn by an ES
+    module that needs no inline script or style (the map page is served here with a strict CSP)."""
+    blocked: list[str] = []
+    page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
+
+    def with_csp(route) -> None:  # noqa: ANN001 (playwright's Route)
+        response = route.fetch()
+        route.fulfill(response=response, headers={**response.headers, "content-security-policy": STRICT_CSP})
+
+    page.route(re.compile(r".*/why\.html(\?.*)?$"), with_csp)
+    page.goto(gateway_url)
+    wait_for_tracks(page)
+    page.get_by_role("button", name="fear", exact=True).click()
+    wait_for_tracks(page, "fear")
+    page.get_by_role("button", name="Lift my mood").click()
+    expect(page.locator("#tracks-for")).to_contain_text("lift", timeout=TIMEOUT_MS)
+    page.get_by_role("link", name="Why these songs?").click()
+    expect(page).to_have_url(re.compile(r"why\.html\?emotion=fear&strategy=lift"))
+    expect(page.locator("#why-map circle")).to_have_count(10, timeout=TIMEOUT_MS)
+    expect(page.locator("#why-tracks li")).to_have_count(10)
+    expect(page.locator("#why-status")).to_contain_text("fear")
+    assert page.locator("#why-map rect.map-region").count() == 4  # a lift walks four regions
+    page.screenshot(path=output_dir / "why.png", full_page=True)
+    page.select_option("#why-emotion", "happy")
+    expect(page.locator("#why-status")).to_contain_text("happy", timeout=TIMEOUT_MS)
+    assert not blocked, blocked
+
+
 def test_recommender_down_is_reported_and_emotions_go_on(
     page: Page, emotion_url: str, music_env: dict[str, str], redis_prefix: str, output_dir: Path
 ) -> None:

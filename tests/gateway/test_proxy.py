@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from services.common.contracts import AnalyzeResponse, PredictResponse, RecommendResponse
+from services.common.contracts import AnalyzeResponse, PredictResponse, RecommendMap, RecommendResponse
 from services.common.upload import MULTIPART_OVERHEAD
 from tests.gateway.conftest import GatewayFactory, metric
 from tests.gateway.faults import closed_url, failing_url, hanging_url
@@ -56,6 +56,16 @@ def test_recommend_proxies(gateway: TestClient) -> None:
         "/recommend", params={"emotion": "sad", "limit": 3, "strategy": "lift", "exclude": excluded}
     ).json()
     assert not {t["id"] for t in again["tracks"]} & {t.id for t in body.tracks}
+
+
+def test_recommend_map_proxies(gateway: TestClient) -> None:
+    params = {"emotion": "angry", "limit": 4, "strategy": "lift"}
+    answer = gateway.get("/recommend/map", params=params)
+    assert answer.status_code == 200, answer.text
+    body = RecommendMap.model_validate(answer.json())
+    listed = [t["id"] for t in gateway.get("/recommend", params=params).json()["tracks"]]
+    assert [t.id for t in body.tracks] == listed and len(body.regions) > 1
+    assert gateway.get("/recommend/map", params={"emotion": "joy"}).status_code == 422
 
 
 def test_analyze_without_session_recommends_for_the_face(gateway: TestClient, face_jpeg: bytes) -> None:

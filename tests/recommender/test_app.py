@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from services.common.contracts import EMOTIONS, RecommendResponse, spotify_url
+from services.common.contracts import EMOTIONS, RecommendMap, RecommendResponse, spotify_url
 from services.recommender.ranking import artist_keys
 
 
@@ -82,3 +82,23 @@ def test_ops_endpoints(client: TestClient) -> None:
     metrics = client.get("/metrics").text
     assert 'recommender_recommendations_total{emotion="fear",strategy="match"}' in metrics
     assert "recommender_catalog_tracks" in metrics
+
+
+@pytest.mark.parametrize("strategy", ["match", "lift"])
+def test_map_shows_the_same_list_inside_its_regions(client: TestClient, strategy: str) -> None:
+    params = {"emotion": "fear", "strategy": strategy, "seed": 3}
+    body = RecommendMap.model_validate(client.get("/recommend/map", params=params).json())
+    listed = client.get("/recommend", params=params).json()["tracks"]
+    assert [t.id for t in body.tracks] == [t["id"] for t in listed]
+    assert [t.reason for t in body.tracks] == [t["reason"] for t in listed]
+    assert len(body.regions) == (1 if strategy == "match" else 4)
+    for track in body.tracks:
+        region = body.regions[track.stage]
+        assert region.valence[0] <= track.valence <= region.valence[1], track
+        assert region.energy[0] <= track.energy <= region.energy[1], track
+    assert len(body.density) == body.bins and sum(map(sum, body.density)) == 2000  # the synthetic catalog
+
+
+def test_map_refuses_bad_parameters(client: TestClient) -> None:
+    assert client.get("/recommend/map?emotion=joy").status_code == 422
+    assert client.get("/recommend/map?emotion=sad&exclude=nope").status_code == 422
