@@ -407,8 +407,10 @@ class Ranker:
             "density": self._density,
             "regions": [
                 {
-                    "valence": [round(v, 3) for v in t.region.valence],
-                    "energy": [round(e, 3) for e in t.region.energy],
+                    "valence": [round(v, 4) for v in t.region.valence],
+                    "energy": [
+                        round(e, 4) for e in t.region.energy
+                    ],  # rounded as the tracks: inside stays inside
                 }
                 for t in waypoints
             ],
