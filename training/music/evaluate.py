@@ -214,7 +214,7 @@ def write_markdown(out: Path, model: dict[str, Any], command: str) -> None:
 
 def recommendations_report(args: argparse.Namespace, settings: RecommenderSettings, command: str) -> None:
     config = KnnConfig.load(args.config)
-    ranking = {
+    ranking: dict[str, Any] = {
         "pool_size": settings.pool_size,
         "diversity": settings.diversity,
         "seed_noise": settings.seed_noise,
