@@ -4,6 +4,7 @@ fits the model, builds the ranker."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from dataclasses import dataclass, field
@@ -97,6 +98,10 @@ def start(settings: RecommenderSettings) -> State:
     except (NotConfigured, ValueError, OSError) as exc:
         log.error("recommender not ready: %s", exc)
         return State(error=str(exc))
+    # A large catalog leaves millions of long-lived objects (each track's id, name, artists, genre set); a
+    # full garbage collection walks them all and stalls the request that triggers it
+    # (reports/recommend_scale.md). Nothing built at start-up is freed later, so it leaves the collector.
+    gc.freeze()
     return State(ranker=ranker, error="", timings_s=timings)
 
 
