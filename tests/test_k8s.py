@@ -16,7 +16,11 @@ import pytest
 import yaml
 
 from services.common.paths import REPO
+from services.emotion.settings import EmotionSettings
+from services.gateway.settings import GatewaySettings
 from services.launch import SERVICES
+from services.recommender.settings import RecommenderSettings
+from tests.test_docs import env_names
 
 K8S = REPO / "deploy" / "k8s"
 KUBERNETES_VERSION = "1.31.0"
@@ -179,3 +183,14 @@ def test_gateway_is_wired_to_the_services_and_the_ingress() -> None:
     (ingress,) = of_kind("Ingress").values()
     (rule,) = ingress["spec"]["rules"]
     assert rule["http"]["paths"][0]["backend"]["service"]["name"] == "gateway"
+
+
+def test_every_variable_the_manifests_set_is_a_setting() -> None:
+    """A misspelt variable would be ignored silently, leaving the default in force."""
+    settings = {"emotion": EmotionSettings, "gateway": GatewaySettings, "recommender": RecommenderSettings}
+    # ONNX Runtime's own switch (its telemetry), as the image and `make run` set it.
+    outside = {"ORT_DISABLE_TELEMETRY"}
+    for name, cls in settings.items():
+        (container,) = of_kind("Deployment")[name]["spec"]["template"]["spec"]["containers"]
+        unknown = {e["name"] for e in container.get("env", [])} - set(env_names(cls)) - outside
+        assert not unknown, f"{name}: {unknown}"

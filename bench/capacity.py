@@ -1,0 +1,194 @@
+"""The capacity model of docs/scaling.md, computed from the committed reports and the manifests.
+
+    .venv/bin/python -m bench.capacity
+
+Inputs: the emotion service's throughput at concurrency 8 (reports/emotion_bench.json; whole frames and
+tracked frames, with the solo threads the manifest sets), the gateway's own time per /analyze
+(reports/bench.json, latency split), the per-frame Redis script's calls per second
+(reports/redis_state.json), the page's frame interval and full-scan period (frontend/app.js), and the
+pods' requests and HPA targets (deploy/k8s). Writes reports/capacity.md and .json.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+import yaml
+
+from services.common.paths import REPO, REPORTS
+
+VIEWERS = (100, 10_000, 1_000_000)
+REDIS_HEADROOM = 0.5  # plan each Redis primary at half the measured rate
+K8S = REPO / "deploy" / "k8s"
+
+
+def page_constant(name: str) -> int:
+    match = re.search(rf"const {name} = (\d+);", (REPO / "frontend" / "app.js").read_text())
+    assert match, f"{name} not found in frontend/app.js"
+    return int(match.group(1))
+
+
+def quantity(value: str) -> float:
+    """CPU in cores ('250m', '1'), memory in MiB ('384Mi', '1Gi')."""
+    units = {"m": 1e-3, "Mi": 1.0, "Gi": 1024.0}
+    for suffix, factor in units.items():
+        if value.endswith(suffix):
+            return float(value[: -len(suffix)]) * factor
+    return float(value)
+
+
+def manifests() -> dict[str, dict[str, Any]]:
+    """Per deployment: CPU and memory requests, and its HPA's target utilisation (None without one)."""
+    docs = [d for p in K8S.glob("*.yaml") for d in yaml.safe_load_all(p.read_text()) if d]
+    hpa = {
+        d["spec"]["scaleTargetRef"]["name"]: d["spec"]["metrics"][0]["resource"]["target"][
+            "averageUtilization"
+        ]
+        for d in docs
+        if d["kind"] == "HorizontalPodAutoscaler"
+    }
+    out = {}
+    for d in docs:
+        if d["kind"] == "Deployment":
+            requests = d["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]
+            name = d["metadata"]["name"]
+            container = d["spec"]["template"]["spec"]["containers"][0]
+            out[name] = {
+                "env": {e["name"]: e["value"] for e in container.get("env", [])},
+                "cpu": quantity(requests["cpu"]),
+                "memory_mib": quantity(requests["memory"]),
+                "replicas": d["spec"]["replicas"],
+                "target": hpa.get(name),
+            }
+    return out
+
+
+def emotion_core_ms(report: dict[str, Any], mode: str, solo_threads: int) -> float:
+    cores = int(re.search(r"(\d+) cores", report["machine"]).group(1))  # type: ignore[union-attr]
+    (run,) = [
+        r
+        for r in report["runs"]
+        if r["mode"] == mode and r["concurrency"] == 8 and r["solo_threads"] == solo_threads
+    ]
+    return cores * 1000 / run["requests_per_s"]
+
+
+def main() -> int:
+    emotion_report = json.loads((REPORTS / "emotion_bench.json").read_text())
+    bench = json.loads((REPORTS / "bench.json").read_text())
+    redis = json.loads((REPORTS / "redis_state.json").read_text())
+    pods = manifests()
+    fps = 1000 / page_constant("FRAME_INTERVAL_MS")
+    every = page_constant("FULL_SCAN_EVERY")
+    solo = int(pods["emotion"]["env"]["EMOTION_SOLO_THREADS"])
+    whole = emotion_core_ms(emotion_report, "full frame", solo)
+    tracked = emotion_core_ms(emotion_report, "tracked", solo)
+    emotion_ms = (whole + (every - 1) * tracked) / every
+    gateway_ms = bench["latency_split"]["split_ms_p50"]["gateway_overhead"]
+    per_primary = redis["requests_per_s"]["observe"] * REDIS_HEADROOM
+    session_bytes = redis["memory"]["bytes_per_session"]
+    per_pod = {
+        name: pods[name]["cpu"] * pods[name]["target"] / 100 / (fps * ms / 1000)
+        for name, ms in (("emotion", emotion_ms), ("gateway", gateway_ms))
+    }
+    rows = []
+    for viewers in VIEWERS:
+        emotion_cores, gateway_cores = viewers * fps * emotion_ms / 1000, viewers * fps * gateway_ms / 1000
+        emotion_pods = max(pods["emotion"]["replicas"], math.ceil(viewers / per_pod["emotion"]))
+        gateway_pods = max(pods["gateway"]["replicas"], math.ceil(viewers / per_pod["gateway"]))
+        calls = viewers * fps
+        primaries = max(1, math.ceil(calls / per_primary))
+        rec = pods["recommender"]
+        cpu = (
+            emotion_pods * pods["emotion"]["cpu"]
+            + gateway_pods * pods["gateway"]["cpu"]
+            + rec["replicas"] * rec["cpu"]
+            + primaries * pods["redis"]["cpu"]
+        )
+        memory = (
+            emotion_pods * pods["emotion"]["memory_mib"]
+            + gateway_pods * pods["gateway"]["memory_mib"]
+            + rec["replicas"] * rec["memory_mib"]
+            + primaries * pods["redis"]["memory_mib"]
+        )
+        rows.append(
+            {
+                "viewers": viewers,
+                "frames_per_s": viewers * fps,
+                "emotion_cores": emotion_cores,
+                "emotion_pods": emotion_pods,
+                "gateway_cores": gateway_cores,
+                "gateway_pods": gateway_pods,
+                "redis_calls_per_s": calls,
+                "redis_primaries": primaries,
+                "redis_session_mib": viewers * session_bytes / 2**20,
+                "cpu_requested": cpu,
+                "memory_requested_gib": memory / 1024,
+            }
+        )
+    result = {
+        "command": "python -m bench.capacity",
+        "frames_per_s_per_viewer": fps,
+        "full_scan_every": every,
+        "emotion_core_ms": {"whole": whole, "tracked": tracked, "mix": emotion_ms},
+        "gateway_ms": gateway_ms,
+        "viewers_per_pod": per_pod,
+        "redis_calls_per_s_per_primary": per_primary,
+        "viewers_per_redis_primary": per_primary / fps,
+        "rows": rows,
+    }
+    (REPORTS / "capacity.json").write_text(json.dumps(result, indent=2) + "\n")
+    table = [
+        "| concurrent viewers | frames/s | emotion pods (cores busy) | gateway pods (cores busy) "
+        "| Redis script calls/s | Redis primaries | session state in Redis | CPU requested "
+        "| memory requested |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        cells = [
+            f"{r['viewers']:,}",
+            f"{r['frames_per_s']:,.0f}",
+            f"{r['emotion_pods']:,} ({r['emotion_cores']:,.1f})",
+            f"{r['gateway_pods']:,} ({r['gateway_cores']:,.1f})",
+            f"{r['redis_calls_per_s']:,.0f}",
+            f"{r['redis_primaries']:,}",
+            f"{r['redis_session_mib']:,.2f} MiB",
+            f"{r['cpu_requested']:,.1f} cores",
+            f"{r['memory_requested_gib']:,.1f} GiB",
+        ]
+        table.append("| " + " | ".join(cells) + " |")
+    md = "\n".join(
+        [
+            "# Capacity model",
+            "",
+            "Command: `.venv/bin/python -m bench.capacity` (inputs: reports/emotion_bench.json, "
+            "reports/bench.json, reports/redis_state.json, frontend/app.js, deploy/k8s; docs/scaling.md "
+            "explains the model).",
+            "",
+            f"- A viewer: {fps:.2f} frames/s, 1 in {every} searching the whole frame.",
+            f"- Emotion service: {whole:.1f} core-ms per whole frame, {tracked:.1f} per tracked frame, "
+            f"{emotion_ms:.1f} for a viewer's mix; a pod at its HPA target serves "
+            f"{per_pod['emotion']:.1f} viewers.",
+            f"- Gateway: {gateway_ms:.1f} ms per frame; a pod at its HPA target serves "
+            f"{per_pod['gateway']:.1f} viewers.",
+            f"- Redis: one script call per frame; planned at {REDIS_HEADROOM:.0%} of the measured "
+            f"{redis['requests_per_s']['observe']:,.0f} calls/s, a primary serves "
+            f"{per_primary / fps:,.0f} viewers; {session_bytes:.0f} bytes per session.",
+            "",
+            *table,
+            "",
+            "Pods are rounded up, never below the manifests' replicas; CPU and memory requested add the "
+            "recommender's replicas and one Redis pod per primary.",
+            "",
+        ]
+    )
+    (REPORTS / "capacity.md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
