@@ -32,8 +32,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.memory import memory_mb, uvicorn_pid
 from bench.recommend_bench import percentiles, requests
 from bench.synthetic_catalog import main as synthesize
-from services.__main__ import SERVICES
 from services.common.paths import REPO, REPORTS, data_dir
+from services.launch import SERVICES
 from services.recommender.service import build
 from services.recommender.settings import RecommenderSettings
 from tests.procs import free_port, service
