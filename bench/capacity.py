@@ -5,7 +5,7 @@
 Inputs: the emotion service's throughput at concurrency 8 (reports/emotion_bench.json; whole frames and
 tracked frames, with the solo threads the manifest sets), the gateway's own time per /analyze
 (reports/bench.json, latency split), the per-frame Redis script's calls per second
-(reports/redis_state.json), the page's frame interval and full-scan period (frontend/app.js), and the
+(reports/redis_state.json), the page's frame interval and full-scan period (frontend/main.js), and the
 pods' requests and HPA targets (deploy/k8s). Writes reports/capacity.md and .json.
 """
 
@@ -26,8 +26,8 @@ K8S = REPO / "deploy" / "k8s"
 
 
 def page_constant(name: str) -> int:
-    match = re.search(rf"const {name} = (\d+);", (REPO / "frontend" / "app.js").read_text())
-    assert match, f"{name} not found in frontend/app.js"
+    match = re.search(rf"const {name} = (\d+);", (REPO / "frontend" / "main.js").read_text())
+    assert match, f"{name} not found in frontend/main.js"
     return int(match.group(1))
 
 
@@ -165,7 +165,7 @@ def main() -> int:
             "# Capacity model",
             "",
             "Command: `.venv/bin/python -m bench.capacity` (inputs: reports/emotion_bench.json, "
-            "reports/bench.json, reports/redis_state.json, frontend/app.js, deploy/k8s; docs/scaling.md "
+            "reports/bench.json, reports/redis_state.json, frontend/main.js, deploy/k8s; docs/scaling.md "
             "explains the model).",
             "",
             f"- A viewer: {fps:.2f} frames/s, 1 in {every} searching the whole frame.",

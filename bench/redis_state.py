@@ -38,7 +38,7 @@ def session_memory(client: redis.Redis, sessions: int) -> dict[str, float]:
     for start in range(0, sessions, batch):
         pipe = client.pipeline(transaction=False)
         for i in range(start, min(start + batch, sessions)):
-            key = f"{PREFIX}session:{i:032x}"  # the page's session ids are 32 hex digits
+            key = f"{PREFIX}session:{i:032x}"  # about as long as the page's session ids (UUIDs)
             for emotion in FRAMES:
                 observe(keys=[key], args=[emotion, 5, 3, TTL_MS], client=pipe)
             recommended(keys=[key], args=[RECOMMENDED_KEY, TTL_MS], client=pipe)
