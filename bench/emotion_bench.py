@@ -1,4 +1,4 @@
-"""Latency and throughput of the emotion service's POST /predict, against a real uvicorn process.
+"""Latency and throughput of the emotion service's POST /predict, against a real server process.
 
     .venv/bin/python -m bench.emotion_bench [--requests 200] [--rounds 5] [--concurrency 1 8]
 
@@ -232,7 +232,7 @@ def markdown(result: dict) -> str:
         "",
         "Command: `.venv/bin/python -m bench.emotion_bench` (writes this file and emotion_bench.json).",
         f"Frame: 640x480 JPEG ({result['frame_bytes']} bytes), one face (scikit-image astronaut). "
-        f"Servers: one uvicorn process per EMOTION_SOLO_THREADS value (EMOTION_THREADS=1), all "
+        f"Servers: one server process per EMOTION_SOLO_THREADS value (EMOTION_THREADS=1), all "
         "running at once; the requests come in rounds that alternate between them "
         "(the p50 column pools every round; each round's own p50 beside it). Detector "
         f"input <= {result['detect_max_side']} px for the full frame. Model: {result['model']['model']}.",

@@ -5,19 +5,27 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+from services.launch import SERVICES, service_args
+
 PROC = Path("/proc")
 
 
-def uvicorn_pid(app: str, port: int) -> int:
-    """The process serving `app` on `port`, as services/launch.py starts it (uvicorn <app> --host 127.0.0.1
-    --port <port>)."""
-    wanted = "\0".join([app, "--host", "127.0.0.1", "--port", str(port)]) + "\0"
+def server_pid(app: str, port: int) -> int:
+    """The process that runs `app` on `port`, as services/launch.py starts it (`python -m services NAME
+    --host 127.0.0.1 --port PORT`): granian's worker, the child of the granian process with that command."""
+    name = next(n for n, (a, _) in SERVICES.items() if a == app)
+    wanted = "\0".join(["services", *service_args(name, "127.0.0.1", port)]) + "\0"
+    matching: dict[int, int] = {}  # pid -> parent pid
     for entry in PROC.iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
                 if wanted in (entry / "cmdline").read_text():
-                    return int(entry.name)
-    raise LookupError(f"no process serves {app} on port {port}")
+                    stat = (entry / "stat").read_text()
+                    matching[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    workers = [pid for pid, parent in matching.items() if parent in matching]
+    if not workers:
+        raise LookupError(f"no process serves {app} on port {port}")
+    return workers[0]
 
 
 def memory_mb(pid: int) -> dict[str, float]:

@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.recommend_bench [--requests 2000]
 
 Start-up (catalog load + model fit + candidate pools) is timed in-process; latency is timed from an
-HTTP client against a real uvicorn process, one request at a time over a kept-alive connection, varying
+HTTP client against a real server process, one request at a time over a kept-alive connection, varying
 emotion, strategy, limit, seed and exclusions so no two consecutive requests are alike. Writes
 reports/recommend_bench.json and .md.
 """

@@ -1,4 +1,6 @@
-"""`python -m services`: runs the whole system locally (emotion, recommender, gateway) and supervises it.
+"""`python -m services`: runs the whole system locally (emotion, recommender, gateway) and supervises it;
+`python -m services NAME [--host H] [--port P]`: runs one service in the foreground, as its container does
+(services/launch.py's serve: on granian, with the HTTP limits of MOODTUNES_HTTP_*).
 
 Ports, host and start-up patience come from the environment (MOODTUNES_HOST, MOODTUNES_<NAME>_PORT,
 MOODTUNES_START_TIMEOUT_S, default 300 s). Ctrl-C or SIGTERM stops
@@ -7,13 +9,14 @@ every service; if one service dies, the others are stopped too. REDIS_URL passes
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import subprocess
 import sys
 import time
 
-from services.launch import SERVICES, START_TIMEOUT_S, answers, backends_env, base_env, spawn, stop
+from services.launch import SERVICES, START_TIMEOUT_S, answers, backends_env, base_env, serve, spawn, stop
 
 __all__ = ["SERVICES", "main"]
 
@@ -92,5 +95,18 @@ def main() -> int:
     return code
 
 
+def cli(argv: list[str]) -> int:
+    if not argv:
+        return main()
+    parser = argparse.ArgumentParser(prog="python -m services", description="Runs one service.")
+    parser.add_argument("name", choices=sorted(SERVICES))
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    args = parser.parse_args(argv)
+    serve(args.name, args.host, args.port or SERVICES[args.name][1], args.log_level)
+    return 0
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli(sys.argv[1:]))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib
 import os
 import signal
 import socket
@@ -23,9 +24,9 @@ from pathlib import Path
 
 from services.common.paths import REPO
 
-# The one table of what runs where: each service is an app factory, `create_app(settings)`, that uvicorn
-# calls at start-up (--factory), so importing a service reads no settings. docker-compose.yml and the
-# Dockerfiles must run the same commands (tests/test_compose.py).
+# The one table of what runs where: each service is an app factory, `create_app(settings)`, that the
+# server calls at start-up (load_app), so importing a service reads no settings. docker-compose.yml and
+# the Dockerfiles must run the same commands (service_args; tests/test_compose.py).
 SERVICES: dict[str, tuple[str, int]] = {
     "emotion": ("services.emotion.app:create_app", 8001),
     "recommender": ("services.recommender.app:create_app", 8002),
@@ -38,10 +39,64 @@ PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 LOOPBACK = "127.0.0.1"
 
 
-def uvicorn_args(name: str, host: str, port: int | None = None) -> list[str]:
-    """Arguments after `uvicorn` for one service, as compose runs them."""
-    app, default_port = SERVICES[name]
-    return ["--factory", app, "--host", host, "--port", str(port or default_port)]
+# Names the service for load_app in granian's worker process.
+SERVE_ENV = "MOODTUNES_SERVE"
+
+
+def service_args(name: str, host: str, port: int | None = None) -> list[str]:
+    """Arguments after `python -m services` that run one service, as compose and the Dockerfiles do."""
+    return [name, "--host", host, "--port", str(port or SERVICES[name][1])]
+
+
+def load_app() -> object:
+    """Granian's factory, called in its worker process: the ASGI app of the service named in SERVE_ENV."""
+    if sys.platform == "linux":
+        _die_with_parent()  # the worker must not outlive the granian process that spawned it (kill -9)
+    module, _, factory = SERVICES[os.environ[SERVE_ENV]][0].partition(":")
+    return getattr(importlib.import_module(module), factory)()
+
+
+def serve(name: str, host: str, port: int, log_level: str = "info") -> None:
+    """Runs one service in the foreground until SIGINT or SIGTERM: on granian (a Rust HTTP server whose
+    HTTP/1 parser is hyper's), because it enforces what uvicorn does not: a size limit for the request
+    line and headers (431) and a deadline for them that also closes idle connections.
+    services/common/limits.py adds the body deadline and load shedding. log_level: granian's own lines."""
+    from granian.constants import HTTPModes, Interfaces
+    from granian.log import LogLevels
+    from granian.server import Server
+
+    from services.common.limits import HttpSettings
+    from services.common.logs import LogSettings, configure_logging
+
+    # granian's own lines go through the service's log handler (text or JSON, <NAME>_LOG_*), as its
+    # app's lines do.
+    # _env_prefix: pydantic-settings' init argument, which its mypy plugin does not declare.
+    configure_logging(name, LogSettings(_env_prefix=f"{name.upper()}_"))  # type: ignore[call-arg]
+    limits = HttpSettings()
+    os.environ[SERVE_ENV] = name
+    Server(
+        "services.launch:load_app",
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        factory=True,
+        # HTTP/1 only: HTTP/2 over cleartext would bring its own, far larger, header limit.
+        http=HTTPModes.http1,
+        websockets=False,
+        http1_settings=limits.http1(),
+        log_level=LogLevels(log_level),
+        log_dictconfig={"loggers": {"_granian": {"propagate": True}, "granian.access": {"propagate": True}}},
+    ).serve()
+
+
+def worker_pid(pid: int) -> int:
+    """The process that serves requests: granian's worker, the child of the process `spawn` started
+    (that one itself when it has none yet)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return pid
+    return int(children[0]) if children else pid
 
 
 def free_port() -> int:
@@ -72,14 +127,15 @@ def spawn(
     host: str = LOOPBACK,
     log: Path | None = None,
     own_group: bool = False,
-    uvicorn_extra: tuple[str, ...] = (),
+    extra: tuple[str, ...] = (),
 ) -> subprocess.Popen[bytes]:
-    """Starts one service's uvicorn; `env` is its whole environment. own_group: a terminal's Ctrl-C
-    reaches only the caller, which then stops the service itself. log: a file for its output."""
+    """Starts one service (`python -m services NAME`); `env` is its whole environment. own_group: a
+    terminal's Ctrl-C reaches only the caller, which then stops the service itself. log: a file for its
+    output. extra: more arguments (QUIET)."""
     out = log.open("ab") if log is not None else None
     try:
         return subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", *uvicorn_args(name, host, port), *uvicorn_extra],
+            [sys.executable, "-m", "services", *service_args(name, host, port), *extra],
             cwd=REPO,
             env=dict(env),
             stdout=out,
@@ -151,11 +207,11 @@ def _started(
         for name in names:
             full_env = {**os.environ, **base_env(), **env.get(name, {})}
             # Warnings only: a test's or a bench's output is not the place for every request.
-            procs[name] = spawn(name, ports[name], full_env, log=logs.get(name), uvicorn_extra=QUIET)
-        running = {name: Running(f"http://{LOOPBACK}:{ports[name]}", p.pid) for name, p in procs.items()}
+            procs[name] = spawn(name, ports[name], full_env, log=logs.get(name), extra=QUIET)
+        urls = {name: f"http://{LOOPBACK}:{ports[name]}" for name in procs}
         for name, proc in procs.items():
-            wait_ready(running[name].url, timeout, proc, probe)
-        yield running
+            wait_ready(urls[name], timeout, proc, probe)
+        yield {name: Running(urls[name], worker_pid(p.pid)) for name, p in procs.items()}
     finally:
         stop(list(procs.values()))
 

@@ -21,7 +21,7 @@ import yaml
 
 from samples.music import recommender_env
 from services.common.paths import REPO
-from services.launch import SERVICES, uvicorn_args
+from services.launch import SERVICES, service_args
 from tests.procs import python_m_services
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
@@ -61,7 +61,7 @@ def test_compose_runs_every_service_and_redis() -> None:
 def test_compose_command_and_port_match_services_table(name: str) -> None:
     port = SERVICES[name][1]
     svc = COMPOSE["services"][name]
-    assert svc["command"] == ["uvicorn", *uvicorn_args(name, "0.0.0.0")]
+    assert svc["command"] == ["python", "-m", "services", *service_args(name, "0.0.0.0")]
     assert f":{port}/" in " ".join(svc["healthcheck"]["test"])
 
 
@@ -209,7 +209,7 @@ def test_dockerfile_serves_the_services_table_command(name: str) -> None:
     steps = _dockerfile(name)
     assert ("EXPOSE", str(port)) in steps
     cmd = [args for instr, args in steps if instr == "CMD"][-1]
-    assert yaml.safe_load(cmd) == ["uvicorn", *uvicorn_args(name, "0.0.0.0")]
+    assert yaml.safe_load(cmd) == ["python", "-m", "services", *service_args(name, "0.0.0.0")]
     health = [args for instr, args in steps if instr == "HEALTHCHECK"]
     assert health and f":{port}/readyz" in health[0]
     copied = [args.split()[0] for instr, args in steps if instr == "COPY"]
@@ -259,7 +259,8 @@ def test_python_m_services_stops_everything_when_one_service_dies(tmp_path: Path
         recommender = next(
             int(pid)
             for pid in children
-            if SERVICES["recommender"][0] in Path(f"/proc/{pid}/cmdline").read_text()
+            if "\0".join(service_args("recommender", "127.0.0.1", port_of["recommender"]))
+            in Path(f"/proc/{pid}/cmdline").read_text()
         )
         os.kill(recommender, signal.SIGKILL)
         assert proc.wait(30) != 0

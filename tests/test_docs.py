@@ -8,6 +8,7 @@ import re
 import pytest
 from pydantic_settings import BaseSettings
 
+from services.common.limits import HttpSettings
 from services.common.paths import REPO
 from services.emotion.settings import EmotionSettings
 from services.gateway.settings import GatewaySettings
@@ -35,7 +36,9 @@ def env_names(cls: type[BaseSettings]) -> list[str]:
     return names
 
 
-@pytest.mark.parametrize("cls", [EmotionSettings, GatewaySettings, RecommenderSettings, TrainingSettings])
+@pytest.mark.parametrize(
+    "cls", [HttpSettings, EmotionSettings, GatewaySettings, RecommenderSettings, TrainingSettings]
+)
 def test_the_readme_documents_every_setting(cls: type[BaseSettings]) -> None:
     missing = [n for n in env_names(cls) if f"`{n}`" not in README]
     assert not missing, f"README.md's configuration tables lack {missing}"

@@ -1,7 +1,7 @@
-"""Logging, configured the same for every service when its app is created (after uvicorn's own set-up,
+"""Logging, configured the same for every service when its app is created (after the server's own set-up,
 so it wins): one handler on stderr, plain text or one JSON object a line (`<SERVICE>_LOG_JSON`, for a
-log collector), moodtunes' loggers at `<SERVICE>_LOG_LEVEL`. uvicorn's start-up and error lines go
-through the same handler; its access line is switched off, since the shared instrumentation writes one
+log collector), moodtunes' loggers at `<SERVICE>_LOG_LEVEL`. The server's start-up and error lines
+go through the same handler; its access line is switched off, since the shared instrumentation writes one
 line per request that also carries the request id."""
 
 from __future__ import annotations
@@ -61,7 +61,10 @@ def configure_logging(service: str, settings: LogSettings) -> None:
     )
     root.addHandler(handler)
     logging.getLogger("moodtunes").setLevel(settings.log_level)
-    uvicorn = logging.getLogger("uvicorn")  # uvicorn.error's lines reach the root through it
-    uvicorn.handlers.clear()
-    uvicorn.propagate = True
-    logging.getLogger("uvicorn.access").disabled = True
+    # The servers' own lines (granian's worker, uvicorn's in-process runs) reach the root through these.
+    for name in ("_granian", "uvicorn"):
+        server = logging.getLogger(name)
+        server.handlers.clear()
+        server.propagate = True
+    for name in ("granian.access", "uvicorn.access"):
+        logging.getLogger(name).disabled = True

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common.errors import ApiError, api_error_response
+from services.common.limits import HttpLimits, HttpSettings
 from services.common.logs import LogSettings, configure_logging
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -98,12 +99,14 @@ def instrument(
     reason: Callable[[], str] | None = None,
     logs: LogSettings | None = None,
 ) -> None:
-    """Adds /healthz, /readyz, /metrics, request-id propagation, access metrics and JSON errors
-    (ApiError, validation errors and the framework's own 404/405 all answer `{"detail": ...}`), and
-    configures logging from `logs` (the service's settings). `reason` says why the service is not ready
-    (in /readyz's `reason`)."""
+    """Adds /healthz, /readyz, /metrics, request-id propagation, access metrics, the HTTP limits
+    (services/common/limits.py) and JSON errors (ApiError, validation errors and the framework's own
+    404/405 all answer `{"detail": ...}`), and configures logging from `logs` (the service's settings).
+    `reason` says why the service is not ready (in /readyz's `reason`)."""
     if logs is not None:
         configure_logging(service, logs)
+    # Added first, so it runs inside _Observe: shed and timed-out requests are counted and carry an id.
+    app.add_middleware(HttpLimits, settings=HttpSettings())
     app.add_middleware(_Observe, service=service)
     app.add_exception_handler(ApiError, api_error_response)
 

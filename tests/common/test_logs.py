@@ -1,4 +1,4 @@
-"""Logging under uvicorn, as the services run: one line per request with its id, start-up lines, JSON
+"""Logging as the services run (granian): one line per request with its id, start-up lines, JSON
 when the service's LOG_JSON setting asks."""
 
 from __future__ import annotations
@@ -41,5 +41,5 @@ def test_gateway_logs_text_lines_by_default(tmp_path: Path) -> None:
     assert "INFO gateway moodtunes.gateway: gateway: emotion=" in text
     assert "GET /api/emotions 200" in text and "rid=probe-43" in text
     assert "rid=probe-44" in text
-    # uvicorn's own access line is replaced by ours, which carries the id: one line per request.
+    # The server's own access line is replaced by ours, which carries the id: one line per request.
     assert text.count("/api/emotions") == 1

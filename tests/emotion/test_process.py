@@ -1,4 +1,4 @@
-"""The service as a real uvicorn process."""
+"""The service as a real process, as its container runs it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from services.common.paths import REPO
-from services.launch import free_port, service, uvicorn_args
+from services.launch import free_port, service, service_args
 
 # Generous: on a busy 2-core machine importing the stack alone has taken 40 s.
 STARTUP_S = 180
@@ -50,7 +50,7 @@ def test_concurrent_requests_in_a_real_process(url: str, face_jpeg: bytes) -> No
 
 def test_bad_model_path_stops_startup_with_a_clear_error(tmp_path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "uvicorn", *uvicorn_args("emotion", "127.0.0.1", free_port())],
+        [sys.executable, "-m", "services", *service_args("emotion", "127.0.0.1", free_port())],
         cwd=REPO,
         env={"PATH": "/usr/bin:/bin", "EMOTION_MODEL_PATH": str(tmp_path / "none.onnx")},
         capture_output=True,

@@ -23,7 +23,7 @@ from tests.integration.stack import Stack
 JPEG = astronaut_jpeg()
 MAX_UPLOAD = 8 * 1024 * 1024  # the services' default limit
 LONG = 60_000  # a long query the HTTP parser still accepts, so the application must answer it
-TOO_LONG = 100_000  # past uvicorn's request-line limit: refused before any application code runs
+TOO_LONG = 100_000  # past the server's limit on request line and headers (64 KB): refused before any app code
 
 
 def png_claiming(width: int, height: int) -> bytes:
@@ -218,7 +218,7 @@ def test_a_one_pixel_image_is_a_picture_without_faces(stack: Stack, service: str
 def test_a_100_kb_query_is_refused_by_the_http_layer(
     stack: Stack, service: str, method: str, path: str
 ) -> None:
-    """Uvicorn refuses a request line this long with its own plain-text 400 before the application runs;
+    """The server refuses a request line this long (431) before the application runs;
     the point here is that it is a 4xx and that the service carries on (httpx refuses such URLs, so
     http.client sends it)."""
     base = urllib.parse.urlsplit(getattr(stack, service))

@@ -20,7 +20,7 @@ import httpx
 import pytest
 import redis
 
-from bench.memory import uvicorn_pid
+from bench.memory import server_pid
 from samples.images import astronaut_jpeg
 from samples.music import recommender_env
 from services.launch import SERVICES, backends_env, free_port, service
@@ -193,7 +193,7 @@ def test_gateway_degrades_and_recovers_as_dependencies_fail(tmp_path: Path) -> N
             eventually(lambda: recommend(2).status_code == 200)
 
             # 2. Recommender stuck: the read timeout answers for it.
-            with frozen(uvicorn_pid(SERVICES["recommender"][0], ports["recommender"])):
+            with frozen(server_pid(SERVICES["recommender"][0], ports["recommender"])):
                 resp, took = timed(lambda: recommend(3))
                 assert resp.status_code == 503 and took < RECOMMEND_TIMEOUT_S + 2.0
             eventually(lambda: recommend(3).status_code == 200)
@@ -207,7 +207,7 @@ def test_gateway_degrades_and_recovers_as_dependencies_fail(tmp_path: Path) -> N
             assert recommend(4).status_code == 200
             emotion.start()
             eventually(lambda: analyze().status_code == 200)
-            with frozen(uvicorn_pid(SERVICES["emotion"][0], ports["emotion"])):
+            with frozen(server_pid(SERVICES["emotion"][0], ports["emotion"])):
                 resp, took = timed(analyze)
                 assert resp.status_code == 503 and took < PREDICT_TIMEOUT_S + 2.0
             eventually(lambda: analyze().status_code == 200)

@@ -1,4 +1,4 @@
-"""Without a catalog the service still starts (a real uvicorn process), is not ready and says what to set."""
+"""Without a catalog the service still starts (a real process), is not ready and says what to set."""
 
 from __future__ import annotations
 
