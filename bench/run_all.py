@@ -32,6 +32,7 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 
+from bench import forwarding
 from bench.load import closed_loop, percentiles_ms, run_load
 from bench.load import write_report as write_load_report
 from bench.memory import memory_mb
@@ -56,10 +57,11 @@ class Plan:
     clients: int  # load test
     load_s: float
     component_requests: int  # passed to the component benches in a quick run
+    forwarding_rounds: int  # bench.forwarding: /predict vs /analyze, at `clients` and alone
 
 
-FULL = Plan(requests=300, throughput_s=15, clients=16, load_s=60, component_requests=0)
-QUICK = Plan(requests=20, throughput_s=2, clients=4, load_s=3, component_requests=10)
+FULL = Plan(requests=300, throughput_s=15, clients=16, load_s=60, component_requests=0, forwarding_rounds=3)
+QUICK = Plan(requests=20, throughput_s=2, clients=4, load_s=3, component_requests=10, forwarding_rounds=1)
 
 
 @dataclass(frozen=True)
@@ -324,6 +326,7 @@ def markdown(r: dict[str, Any]) -> str:
             for name, v in tp.items()
         ),
         "",
+        forwarding.markdown(r["forwarding"], r["command"]),
         f"## Load test ({r['load']['clients']} clients, {r['load']['duration_s']:.0f} s, POST /analyze)",
         "",
         f"{r['load']['requests_per_s']} requests/s; p50 {r['load']['latency_ms']['p50']} ms, "
@@ -395,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
             "recommend": recommend_latency(system.urls["gateway"], plan.requests),
             "latency_split": latency_split(system.urls, frame, plan.requests),
             "throughput": throughput(system.urls, frame, plan.throughput_s),
+            "forwarding": forwarding.measure(
+                system.urls, frame, plan.clients, plan.throughput_s, plan.forwarding_rounds
+            ),
         }
         load = asyncio.run(run_load(system.urls["gateway"], plan.clients, plan.load_s))
         write_load_report(load, out, args.note)

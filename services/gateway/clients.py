@@ -15,6 +15,7 @@ from services.common.errors import ApiError
 from services.common.observability import REQUEST_ID_HEADER
 from services.common.params import RecommendParams
 from services.common.upload import Body
+from services.gateway.transport import Http11Transport
 
 log = logging.getLogger("moodtunes.gateway.clients")
 
@@ -43,11 +44,12 @@ class Backend:
         self.client = httpx.AsyncClient(
             base_url=base_url,
             timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s),
-            transport=httpx.AsyncHTTPTransport(retries=retries),
-            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+            transport=Http11Transport(retries=retries, max_connections=50, max_idle=20),
         )
 
-    async def request(self, method: str, path: str, *, request_id: str, **kwargs: Any) -> httpx.Response:
+    async def request(
+        self, method: str, path: str | httpx.URL, *, request_id: str, **kwargs: Any
+    ) -> httpx.Response:
         headers = {REQUEST_ID_HEADER: request_id, **kwargs.pop("headers", {})}
         try:
             response = await self.client.request(method, path, headers=headers, **kwargs)
@@ -88,15 +90,21 @@ class EmotionClient(Backend):
     def __init__(self, base_url: str, connect_timeout_s: float, read_timeout_s: float) -> None:
         # POST /predict is not retried: not idempotent by contract, and a retry doubles a slow CNN call.
         super().__init__("emotion service", base_url, connect_timeout_s, read_timeout_s, retries=0)
+        # Parsed once: httpx would otherwise join and parse the URL and its query on every frame.
+        predict = httpx.URL(base_url).join("/predict")
+        self._predict_url: dict[bool | None, httpx.URL] = {
+            None: predict,
+            **{detect: predict.copy_add_param("detect", str(detect).lower()) for detect in (True, False)},
+        }
 
     async def predict(self, upload: Body, detect: bool | None, request_id: str) -> bytes:
         """The emotion service's answer to the upload, as the JSON bytes it sent."""
         # Passed on as the client's bytes (ASGI decodes headers as latin-1): the emotion service judges
         # it, and a non-ASCII value cannot fail here.
         headers = {"Content-Type": upload.content_type.encode("latin-1")}
-        params = {} if detect is None else {"detect": str(detect).lower()}
+        url = self._predict_url[detect]
         response = await self.request(
-            "POST", "/predict", request_id=request_id, content=upload.data, headers=headers, params=params
+            "POST", url, request_id=request_id, content=upload.data, headers=headers
         )
         return response.content
 

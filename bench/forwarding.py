@@ -1,0 +1,192 @@
+"""What the gateway costs a frame: the emotion service's POST /predict and the gateway's POST /analyze
+(which forwards the frame to that /predict, keeps each client's session steady and answers with the
+faces and the tracks) on the same frame, at the same concurrency, in alternating rounds so that both see
+the same moments of a shared machine whose speed drifts.
+
+    python -m bench.forwarding [--clients 16] [--seconds 10] [--rounds 3] [--note "..."]
+
+Writes reports/forwarding.{md,json}; `make bench` (bench.run_all) runs the same measurement. The
+clients run on the same machine as the services (the gateway's /analyze sessions are in Redis, as
+deployed: REDIS_URL, default redis://127.0.0.1:6379/10).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.load import Send, closed_loop
+from samples.images import frame_jpeg
+from samples.music import recommender_env
+from services import launch
+from services.common.paths import REPORTS
+
+DEFAULT_REDIS = "redis://127.0.0.1:6379/10"
+# The done-when of the gateway's forwarding (issue 18): /analyze keeps this share of /predict's
+# throughput, and its p50 is at most this much above /predict's.
+TARGET_SHARE = 0.85
+TARGET_P50_GAP_MS = 3.0
+
+
+def senders(frame: bytes) -> dict[str, Send]:
+    files = {"image": ("frame.jpg", frame, "image/jpeg")}
+
+    async def predict(http: httpx.AsyncClient, *_: int) -> str | None:
+        resp = await http.post("/predict", files=files)
+        return None if resp.status_code == 200 else f"HTTP {resp.status_code}"
+
+    async def analyze(http: httpx.AsyncClient, client: int, _: int) -> str | None:
+        # One session per client, like one browser tab each.
+        resp = await http.post("/analyze", files=files, params={"session": f"fw-{client}"})
+        return None if resp.status_code == 200 else f"HTTP {resp.status_code}"
+
+    return {"predict": predict, "analyze": analyze}
+
+
+def _pair(urls: dict[str, str], send: dict[str, Send], clients: int, seconds: float) -> dict[str, Any]:
+    where = {"predict": urls["emotion"], "analyze": urls["gateway"]}
+    pair = {name: asyncio.run(closed_loop(where[name], send[name], clients, seconds)) for name in where}
+    return {
+        **pair,
+        "share": round(pair["analyze"]["requests_per_s"] / pair["predict"]["requests_per_s"], 3),
+        "p50_gap_ms": round(pair["analyze"]["latency_ms"]["p50"] - pair["predict"]["latency_ms"]["p50"], 2),
+    }
+
+
+def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    total = {
+        name: {
+            "ok": sum(r[name]["ok"] for r in runs),
+            "errors": sum(r[name]["errors"] for r in runs),
+            "requests_per_s": round(statistics.mean(r[name]["requests_per_s"] for r in runs), 2),
+            "p50_ms": round(statistics.median(r[name]["latency_ms"]["p50"] for r in runs), 2),
+        }
+        for name in ("predict", "analyze")
+    }
+    return {
+        **total,
+        "share": round(total["analyze"]["requests_per_s"] / total["predict"]["requests_per_s"], 3),
+        "p50_gap_ms": round(total["analyze"]["p50_ms"] - total["predict"]["p50_ms"], 2),
+    }
+
+
+def measure(urls: dict[str, str], frame: bytes, clients: int, seconds: float, rounds: int) -> dict[str, Any]:
+    """`rounds` x (/predict then /analyze at `clients` clients, then the same with one client), each a
+    closed loop of `seconds`."""
+    send = senders(frame)
+    runs = [
+        {
+            "round": i + 1,
+            "loaded": _pair(urls, send, clients, seconds),
+            "alone": _pair(urls, send, 1, seconds),
+        }
+        for i in range(rounds)
+    ]
+    loaded = _summary([r["loaded"] for r in runs])
+    alone = _summary([r["alone"] for r in runs])
+    return {
+        "clients": clients,
+        "seconds_per_run": seconds,
+        "rounds": runs,
+        "loaded": loaded,
+        "alone": alone,
+        "target": {"share": TARGET_SHARE, "p50_gap_ms": TARGET_P50_GAP_MS},
+        "met": {
+            "share": loaded["share"] >= TARGET_SHARE,
+            "p50_gap_alone": alone["p50_gap_ms"] <= TARGET_P50_GAP_MS,
+            "p50_gap_loaded": loaded["p50_gap_ms"] <= TARGET_P50_GAP_MS,
+        },
+    }
+
+
+def markdown(r: dict[str, Any], command: str, note: str = "") -> str:
+    lines = [
+        "## Forwarding: emotion POST /predict vs gateway POST /analyze on the same frame",
+        "",
+        f"`{command}`: a 640x480 JPEG frame with one face; per round, closed loops of "
+        f"{r['seconds_per_run']:.0f} s:"
+        f" /predict then /analyze with {r['clients']} clients, then each with one client. /analyze keeps a "
+        "session per client (tracks fetched only when its steady emotion changes, as the page does).",
+        "",
+        "| round | clients | /predict req/s | /analyze req/s | share | /predict p50 | /analyze p50 | gap |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for run in r["rounds"]:
+        for key in ("loaded", "alone"):
+            pair = run[key]
+            p, a = pair["predict"], pair["analyze"]
+            lines.append(
+                f"| {run['round']} | {p['clients']} | {p['requests_per_s']} | {a['requests_per_s']} "
+                f"| {pair['share']:.1%} | {p['latency_ms']['p50']} | {a['latency_ms']['p50']} "
+                f"| {pair['p50_gap_ms']} |"
+            )
+    for key, clients in (("loaded", r["clients"]), ("alone", 1)):
+        t = r[key]
+        lines.append(
+            f"| **all** | {clients} | {t['predict']['requests_per_s']} | {t['analyze']['requests_per_s']} "
+            f"| **{t['share']:.1%}** | {t['predict']['p50_ms']} | {t['analyze']['p50_ms']} "
+            f"| **{t['p50_gap_ms']}** |"
+        )
+    met = r["met"]
+    lines += [
+        "",
+        "p50 and gap in ms. All rows: means of the rounds' rates, medians of their p50s. Errors: "
+        + ", ".join(
+            f"{k} /{n} {r[k][n]['errors']}" for k in ("loaded", "alone") for n in ("predict", "analyze")
+        )
+        + ".",
+        "",
+        f"Targets (issue 18): at {r['clients']} clients /analyze keeps >= {r['target']['share']:.0%} of "
+        f"/predict's throughput: **{'met' if met['share'] else 'not met'}**; its p50 is at most "
+        f"{r['target']['p50_gap_ms']} ms above /predict's: with one client (the latency a frame's trip "
+        f"through the gateway adds) **{'met' if met['p50_gap_alone'] else 'not met'}**, at {r['clients']} "
+        f"clients **{'met' if met['p50_gap_loaded'] else 'not met'}** (in a closed loop a p50 there is about "
+        "clients / throughput, so that gap follows the share).",
+    ]
+    if note:
+        lines += ["", note]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--note", default="")
+    ap.add_argument("--out", type=Path, default=REPORTS)
+    args = ap.parse_args(argv)
+    redis_url = os.environ.get("REDIS_URL") or DEFAULT_REDIS
+    with (
+        tempfile.TemporaryDirectory() as music,
+        launch.stack(
+            {"recommender": recommender_env(Path(music)), "gateway": {"REDIS_URL": redis_url}}
+        ) as stack,
+    ):
+        urls = {"emotion": stack.emotion, "gateway": stack.gateway}
+        result = measure(urls, frame_jpeg(), args.clients, args.seconds, args.rounds)
+    command = "python -m bench.forwarding" + "".join(
+        f" --{k} {v}"
+        for k, v in (("clients", args.clients), ("seconds", args.seconds), ("rounds", args.rounds))
+    )
+    text = markdown(result, command, args.note)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, content in (
+        ("forwarding.json", json.dumps({**result, "command": command, "note": args.note}, indent=2) + "\n"),
+        ("forwarding.md", text),
+    ):
+        (args.out / name).write_text(content)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
