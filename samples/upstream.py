@@ -18,11 +18,12 @@ STALL_S = 60.0
 @dataclass
 class Files:
     """What the server serves: path -> bytes; `short` paths announce their full length and send half
-    (`no_length`: half, without a Content-Length; `stall`: half, then nothing until `release`); every GET
-    is counted."""
+    (`short_once`: only the first time; `no_length`: half, without a Content-Length; `stall`: half, then
+    nothing until `release`); every GET is counted."""
 
     content: dict[str, bytes]
     short: set[str] = field(default_factory=set)
+    short_once: set[str] = field(default_factory=set)
     no_length: set[str] = field(default_factory=set)
     stall: set[str] = field(default_factory=set)
     release: threading.Event = field(default_factory=threading.Event)
@@ -43,9 +44,9 @@ def _handler(files: Files) -> type[BaseHTTPRequestHandler]:
             if name not in files.no_length:
                 self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(
-                body[: len(body) // 2] if name in files.short | files.no_length | files.stall else body
-            )
+            first = files.requests.count(name) == 1
+            cut = name in files.short | files.no_length | files.stall or (first and name in files.short_once)
+            self.wfile.write(body[: len(body) // 2] if cut else body)
             if name in files.stall:
                 self.wfile.flush()
                 files.release.wait(STALL_S)

@@ -41,7 +41,13 @@ Progress = Callable[[str], None]
 
 
 class DownloadError(RuntimeError):
-    """The first-run catalog could not be made; the message says what went wrong and what to set."""
+    """The first-run catalog could not be made; the message says what went wrong and what to set.
+    `transient`: the network failed (no connection, cut short, stalled, a server error), so trying again
+    later may work; a file that is not the expected one will not become it."""
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 @dataclass(frozen=True)
@@ -106,7 +112,9 @@ def _local_path(url: str) -> Path | None:
 def _check_bytes(source: Source, size: int, digest: str) -> None:
     if size != source.size:
         what = "cut short" if size < source.size else "longer than expected"
-        raise DownloadError(f"{what}: got {size:,} bytes, expected {source.size:,}")
+        raise DownloadError(
+            f"{what}: got {size:,} bytes, expected {source.size:,}", transient=size < source.size
+        )
     if digest != source.sha256:
         raise DownloadError(f"sha256 is {digest}, expected {source.sha256} (the content differs)")
 
@@ -165,7 +173,10 @@ async def _download(client: httpx.AsyncClient, source: Source, folder: Path, pro
             with os.fdopen(fd, "wb") as out:
                 async with client.stream("GET", source.url) as response:
                     if response.status_code != 200:
-                        raise DownloadError(f"HTTP {response.status_code} {response.reason_phrase}")
+                        raise DownloadError(
+                            f"HTTP {response.status_code} {response.reason_phrase}",
+                            transient=response.status_code >= 500 or response.status_code == 429,
+                        )
                     # Content-Length counts the bytes on the wire (compressed, when the server compresses).
                     meter = _Meter(
                         source, int(response.headers.get("content-length", 0)) or source.size, progress
@@ -179,19 +190,20 @@ async def _download(client: httpx.AsyncClient, source: Source, folder: Path, pro
                         meter.update(response.num_bytes_downloaded)
             _check_bytes(source, size, digest.hexdigest())
         except httpx.ConnectTimeout as exc:
-            raise DownloadError(f"cannot connect (no answer within {TIMEOUT.connect:g} s)") from exc
+            raise DownloadError(f"cannot connect (no answer within {TIMEOUT.connect:g} s)", True) from exc
         except httpx.ConnectError as exc:
-            raise DownloadError(f"cannot connect ({exc})") from exc
+            raise DownloadError(f"cannot connect ({exc})", True) from exc
         except httpx.TimeoutException as exc:
             raise DownloadError(
-                f"stalled: nothing received for {TIMEOUT.read:g} s after {size:,} of {source.size:,} bytes"
+                f"stalled: nothing received for {TIMEOUT.read:g} s after {size:,} of {source.size:,} bytes",
+                transient=True,
             ) from exc
         except httpx.RemoteProtocolError as exc:
             raise DownloadError(
-                f"cut short: the connection closed after {size:,} of {source.size:,} bytes"
+                f"cut short: the connection closed after {size:,} of {source.size:,} bytes", transient=True
             ) from exc
         except httpx.HTTPError as exc:
-            raise DownloadError(f"failed after {size:,} bytes ({exc!r})") from exc
+            raise DownloadError(f"failed after {size:,} bytes ({exc!r})", True) from exc
     except BaseException:  # any failure, a full disk, or the service stopping mid-download
         tmp.unlink(missing_ok=True)
         raise
@@ -233,7 +245,8 @@ async def _obtain(
         stale = " (delete it to download again)" if local is None and cached.exists() else ""
         raise DownloadError(
             f"no music catalog: {source.name} from {where}{stale}: {exc}. Nothing half-written was kept. "
-            + how_to_fix(source, cache_dir)
+            + how_to_fix(source, cache_dir),
+            transient=exc.transient,
         ) from exc
 
 

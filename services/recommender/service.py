@@ -26,6 +26,9 @@ CATALOG_TRACKS = Gauge("recommender_catalog_tracks", "Servable tracks in the loa
 STARTUP_SECONDS = Gauge("recommender_startup_seconds", "Catalog load + model fit + pool scoring time")
 
 
+MAX_RETRY_S = 600.0
+
+
 class NotConfigured(RuntimeError):
     """The service cannot recommend; the message says which setting to fix."""
 
@@ -107,17 +110,26 @@ def start(settings: RecommenderSettings) -> State:
 
 async def start_after_download(settings: RecommenderSettings, state: State) -> None:
     """The first run, off the start-up path: while it downloads and builds, `state.error` says how far it
-    got (what /readyz and /recommend answer); then the service becomes ready, or says what went wrong."""
+    got (what /readyz and /recommend answer); then the service becomes ready, or says what went wrong,
+    trying again later when the network was at fault."""
     state.error = "no music catalog yet: the first-run download is starting"
 
     def report(message: str) -> None:
         state.error = f"no music catalog yet: {message}"
 
-    try:
-        await first_run(settings.first_run, report)
-    except DownloadError as exc:
-        log.error("%s", exc)
-        state.error = str(exc)
-        return
+    delay = settings.first_run.retry_s
+    while True:
+        try:
+            await first_run(settings.first_run, report)
+            break
+        except DownloadError as exc:
+            if not exc.transient or delay <= 0:
+                log.error("%s", exc)
+                state.error = str(exc)
+                return
+            state.error = f"{exc} Trying again in {delay:g} s."
+            log.warning("%s", state.error)
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, MAX_RETRY_S)
     ready = await asyncio.to_thread(start, settings)
     state.ranker, state.error, state.timings_s = ready.ranker, ready.error, ready.timings_s

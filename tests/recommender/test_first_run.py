@@ -145,12 +145,10 @@ def _fails(
     url: str | None = None,
     kept: tuple[str, ...] = (),
 ) -> str:
-    """Runs a first run that must fail; returns its message after checking the service's answers and
-    that only `kept` (complete, checked downloads) is left in the cache."""
-    with (
-        serving(files) as served,
-        _started(monkeypatch, fresh_install(cache, url or served) | expected) as client,
-    ):
+    """Runs a first run that must fail (not trying again); returns its message after checking the
+    service's answers and that only `kept` (complete, checked downloads) is left in the cache."""
+    env = expected | {"MOODTUNES_RETRY_S": "0"}
+    with serving(files) as served, _started(monkeypatch, fresh_install(cache, url or served) | env) as client:
         ready = _wait_settled(client)
         assert ready.status_code == 503 and client.get("/healthz").status_code == 200
         message = ready.json()["reason"]
@@ -190,6 +188,42 @@ def test_cut_short_without_content_length(
     assert f"{MOODS} from " in message
     assert f": cut short: got {len(moods) // 2:,} bytes, expected {len(moods):,}." in message
     assert "set MOODTUNES_MOODS_URL to the path of data_moods.csv" in message
+
+
+def test_a_network_failure_is_tried_again(
+    synthetic_files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    songs, moods, expected = synthetic_files
+    files = Files({SONGS: songs, MOODS: moods}, short_once={SONGS})
+    retry = expected | {"MOODTUNES_RETRY_S": "0.2"}
+    with serving(files) as url, _started(monkeypatch, fresh_install(tmp_path, url) | retry) as client:
+        deadline = time.monotonic() + WAIT_S
+        while (r := client.get("/readyz")).status_code != 200:
+            assert time.monotonic() < deadline, r.json()
+            time.sleep(0.05)
+    assert sorted(files.requests) == [MOODS, SONGS, SONGS]
+    assert _files_in(tmp_path) == [
+        "catalog.parquet",
+        "mood_labelled.parquet",
+        f"sources/{MOODS}",
+        f"sources/{SONGS}",
+    ]
+    tried = [r.getMessage() for r in caplog.records if "Trying again" in r.getMessage()]
+    assert len(tried) == 1 and ": cut short: " in tried[0] and tried[0].endswith(" Trying again in 0.2 s.")
+
+
+def test_a_file_that_is_not_the_expected_one_is_not_tried_again(
+    synthetic_files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    songs, moods, expected = synthetic_files
+    files = Files({SONGS: songs, MOODS: moods})
+    wrong = expected | {"MOODTUNES_RETRY_S": "0.1", "MOODTUNES_CATALOG_SHA256": "0" * 64}
+    with serving(files) as url, _started(monkeypatch, fresh_install(tmp_path, url) | wrong) as client:
+        reason = _wait_settled(client).json()["reason"]
+        time.sleep(0.5)
+        assert client.get("/readyz").json()["reason"] == reason
+    assert "sha256 is" in reason and "Trying again" not in reason
+    assert files.requests == [SONGS]
 
 
 def test_stopping_mid_download_leaves_nothing(
