@@ -38,7 +38,7 @@ class FirstRunSettings(BaseSettings):
     cache_dir: Path = Field(default_factory=_default_cache)
     # After a network failure the first run tries again after this long, doubling up to 10 minutes, so a
     # service started while the network was down gets its music without a restart; 0: never.
-    retry_s: float = Field(30.0, ge=0)
+    retry_s: float = Field(default=30.0, ge=0)
     # An http(s) address, or the path of a local copy (checked the same way, not copied).
     catalog_url: str = (
         "https://raw.githubusercontent.com/rfordatascience/tidytuesday/master/data/2020/2020-01-21/"
