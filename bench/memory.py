@@ -1,8 +1,9 @@
-"""Resident memory of a running service, read from /proc (Linux)."""
+"""Resident memory and CPU time of a running service, read from /proc (Linux)."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 
 from services.launch import SERVICES, service_args
@@ -36,3 +37,9 @@ def memory_mb(pid: int) -> dict[str, float]:
         if key in ("VmRSS", "VmHWM"):
             fields[key] = int(value.split()[0]) / 1024  # kB
     return {"rss_mb": round(fields["VmRSS"], 1), "peak_rss_mb": round(fields["VmHWM"], 1)}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used."""
+    fields = (PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

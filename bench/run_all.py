@@ -399,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
             "latency_split": latency_split(system.urls, frame, plan.requests),
             "throughput": throughput(system.urls, frame, plan.throughput_s),
             "forwarding": forwarding.measure(
-                system.urls, frame, plan.clients, plan.throughput_s, plan.forwarding_rounds
+                system.urls, system.pids, frame, plan.clients, plan.throughput_s, plan.forwarding_rounds
             ),
         }
         load = asyncio.run(run_load(system.urls["gateway"], plan.clients, plan.load_s))

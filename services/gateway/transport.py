@@ -1,9 +1,9 @@
 """httpx's transport for the gateway's backends: HTTP/1.1 over asyncio streams, keep-alive connections
 reused, responses parsed by httptools (uvicorn's parser).
 
-httpx's default transport (httpcore over anyio) spent more of the gateway's CPU on a forwarded frame
-than the rest of the request together (a profile of /analyze under load: reports/forwarding.md), and
-on a machine whose cores also run the emotion model that CPU is frames not served. The clients keep
+httpx's default transport (httpcore over anyio) was the largest part of the gateway's CPU time on a
+forwarded frame in a profile of /analyze under load, and on a machine whose cores also run the emotion
+model that CPU is frames not served (reports/forwarding.md: the gateway's CPU time per /analyze). The clients keep
 httpx's API (requests, timeouts, errors); only the connection layer is this one. It speaks what the
 backends, our uvicorn services, answer: one request at a time per connection, bodies with a length or
 chunked. A connection the backend closed while idle is dropped before use; a request that finds its
