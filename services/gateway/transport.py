@@ -3,11 +3,11 @@ reused, responses parsed by httptools (uvicorn's parser).
 
 httpx's default transport (httpcore over anyio) was the largest part of the gateway's CPU time on a
 forwarded frame in a profile of /analyze under load, and on a machine whose cores also run the emotion
-model that CPU is frames not served (reports/forwarding.md: the gateway's CPU time per /analyze). The clients keep
-httpx's API (requests, timeouts, errors); only the connection layer is this one. It speaks what the
-backends, our uvicorn services, answer: one request at a time per connection, bodies with a length or
-chunked. A connection the backend closed while idle is dropped before use; a request that finds its
-reused connection dead before any answer byte is sent once more on a new connection.
+model that CPU is frames not served (reports/forwarding.md: the gateway's CPU time per /analyze). The
+clients keep httpx's API (requests, timeouts, errors); only the connection layer is this one. It speaks
+what the backends, our uvicorn services, answer: one request at a time per connection, bodies with a
+length or chunked. A connection the backend closed while idle is dropped before use; a request that
+finds its reused connection dead before any answer byte is sent once more on a new connection.
 """
 
 from __future__ import annotations
