@@ -29,14 +29,13 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.memory import memory_mb, uvicorn_pid
+from bench.memory import memory_mb, server_pid
 from bench.recommend_bench import percentiles, requests
 from bench.synthetic_catalog import main as synthesize
 from services.common.paths import REPO, REPORTS, data_dir
-from services.launch import SERVICES
+from services.launch import SERVICES, free_port, service
 from services.recommender.service import build
 from services.recommender.settings import RecommenderSettings
-from tests.procs import free_port, service
 
 APP = SERVICES["recommender"][0]
 P99_TARGET_MS = 10.0
@@ -90,8 +89,8 @@ def served(catalogs: dict[str, Path], labelled: Path, n: int, rounds: int, warmu
             port = free_port()
             env = {"RECOMMENDER_CATALOG_PATH": str(catalog), "RECOMMENDER_LABELLED_PATH": str(labelled)}
             launched = time.perf_counter()
-            urls[name] = stack.enter_context(service(APP, port=port, env=env, timeout=3600))
-            pids[name] = uvicorn_pid(APP, port)
+            urls[name] = stack.enter_context(service("recommender", port=port, env=env, timeout=3600))
+            pids[name] = server_pid(APP, port)
             out[name] = {
                 "catalog": str(catalog),
                 "catalog_mb": catalog.stat().st_size / 2**20,
