@@ -45,8 +45,9 @@ class HttpSettings(BaseSettings):
     body_timeout_s: float = Field(default=30.0, gt=0)
     # Bytes of request bodies (by Content-Length, or as they arrive) that may be held at once.
     body_budget_bytes: int = Field(default=32 * 1024 * 1024, ge=1024 * 1024)
-    # Requests in flight (health, readiness and metrics aside).
-    max_concurrent: int = Field(default=128, ge=1)
+    # Requests in flight (health, readiness and metrics aside): enough for 24 live viewers at once, few
+    # enough that an admitted frame does not wait seconds behind the others (reports/overload.md).
+    max_concurrent: int = Field(default=32, ge=1)
     retry_after_s: int = Field(default=1, ge=1)
 
     def http1(self) -> HTTP1Settings:
@@ -56,21 +57,38 @@ class HttpSettings(BaseSettings):
         )
 
 
-async def answer_busy(send: Send, detail: str, retry_after_s: int) -> None:
-    """503 with Retry-After and Connection: close (the unread body is not worth draining)."""
+# A shed request's body up to this size is read and dropped before the 503, so that the connection stays
+# usable and the answer arrives: closing a socket with unread data resets it, and the client may then
+# lose the answer it has not read yet. Bigger bodies are not worth reading; their connection is closed.
+DRAIN_MAX_BYTES = 1024 * 1024
+DRAIN_TIMEOUT_S = 2.0
+
+
+async def drain(receive: Receive) -> bool:
+    """Reads the rest of a request body and drops it; False if it did not end in DRAIN_TIMEOUT_S."""
+    try:
+        async with asyncio.timeout(DRAIN_TIMEOUT_S):
+            while True:
+                message = await receive()
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    return message["type"] == "http.request"
+    except TimeoutError:
+        return False
+
+
+async def answer_busy(scope: Scope, receive: Receive, send: Send, detail: str, retry_after_s: int) -> None:
+    """503 with Retry-After, before the application reads the body."""
+    declared = _declared_length(scope)
+    keep = declared is not None and declared <= DRAIN_MAX_BYTES and await drain(receive)
     body = orjson.dumps({"detail": detail})
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 503,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", str(retry_after_s).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", str(retry_after_s).encode()),
+    ]
+    if not keep:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -100,12 +118,14 @@ class HttpLimits:
         s = self.settings
         if self.in_flight >= s.max_concurrent:
             SHED.labels("concurrency").inc()
-            await answer_busy(send, "busy: too many requests in progress, retry shortly", s.retry_after_s)
+            detail = "busy: too many requests in progress, retry shortly"
+            await answer_busy(scope, receive, send, detail, s.retry_after_s)
             return
         declared = _declared_length(scope) or 0
         if declared and self.body_bytes + declared > s.body_budget_bytes:
             SHED.labels("body_budget").inc()
-            await answer_busy(send, "busy: too many uploads in progress, retry shortly", s.retry_after_s)
+            detail = "busy: too many uploads in progress, retry shortly"
+            await answer_busy(scope, receive, send, detail, s.retry_after_s)
             return
         self.in_flight += 1
         reserved = declared

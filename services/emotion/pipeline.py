@@ -15,7 +15,7 @@ from services.emotion import metrics
 from services.emotion.classifier import EmotionClassifier
 from services.emotion.detector import CenterFaceDetector, Detection
 from services.emotion.imaging import Limits, decode, face_crop
-from services.emotion.runtime import InFlight
+from services.emotion.runtime import FrameAdmission, InFlight
 from services.emotion.settings import EmotionSettings
 
 BoxTuple = tuple[int, int, int, int]
@@ -64,6 +64,9 @@ class EmotionPipeline:
             solo_threads=settings.solo_threads,
         )
         self.in_flight = InFlight(settings.solo_threads)
+        self.admission = FrameAdmission(
+            settings.max_frames_in_flight, settings.frame_workers, settings.retry_after_s
+        )
         # ONNX Runtime allocates on the first run: pay that at startup, not on the first request.
         for alone in (False, True):
             self.detector(np.zeros((480, 640), np.uint8), alone=alone)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
-from fastapi.concurrency import run_in_threadpool
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from services.common.contracts import PredictResponse
 from services.common.errors import ApiError, error_responses
+from services.common.limits import drain
 from services.common.params import ready_state
 from services.common.upload import BOXES_FIELD, IMAGE_BODY, UPLOAD_ERRORS, UploadBody, image_fields
 from services.emotion import metrics
@@ -16,15 +17,31 @@ from services.emotion.pipeline import EmotionPipeline, parse_boxes
 
 router = APIRouter()
 
-ERRORS = error_responses({**UPLOAD_ERRORS, 503: "model not loaded"})
+ERRORS = error_responses({**UPLOAD_ERRORS, 503: "model not loaded, or busy (Retry-After)"})
 Pipeline = Annotated[
     EmotionPipeline, Depends(ready_state("pipeline", EmotionPipeline, "emotion model not loaded"))
 ]
 
 
+async def frame_slot(pipeline: Pipeline, request: Request) -> AsyncIterator[None]:
+    """Admits the frame before its body is kept (503 at once when full); released when it is done."""
+    if not pipeline.admission.free():
+        await drain(request.receive)  # so that the 503 reaches the client (limits.DRAIN_MAX_BYTES)
+        raise pipeline.admission.busy()
+    pipeline.admission.enter()
+    try:
+        yield
+    finally:
+        pipeline.admission.leave()
+
+
+Admitted = Annotated[None, Depends(frame_slot)]
+
+
 @router.post("/predict", response_model=PredictResponse, responses=ERRORS, openapi_extra=IMAGE_BODY)
 async def predict(
     pipeline: Pipeline,
+    _: Admitted,
     body: UploadBody,
     detect: Annotated[bool, Query(description="false: the whole image is one face crop")] = True,
 ) -> Response:
@@ -34,8 +51,8 @@ async def predict(
         if not detect:
             raise ApiError(422, f"'{BOXES_FIELD}' needs face detection: drop detect=false")
         hint = parse_boxes(upload.boxes, pipeline.settings.max_faces)
-    # ONNX Runtime and OpenCV release the GIL: frames run in parallel on the thread pool.
-    response = await run_in_threadpool(pipeline.predict, upload.image, detect, hint)
+    # ONNX Runtime and OpenCV release the GIL: frames run in parallel on the admission's workers.
+    response = await pipeline.admission.run(pipeline.predict, upload.image, detect, hint)
     metrics.record(response)
     # Serialised by pydantic directly: FastAPI's own path would validate the model again through
     # dicts, on every frame (response_model still documents the schema).

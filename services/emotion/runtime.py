@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio
 import numpy as np
 import onnxruntime as ort
+
+from services.common.errors import ApiError
+from services.common.limits import SHED
+
+T = TypeVar("T")
 
 
 def session_options(threads: int, spin: bool = True) -> ort.SessionOptions:
@@ -88,3 +94,37 @@ class InFlight:
         finally:
             with self._lock:
                 self._count -= 1
+
+
+class FrameAdmission:
+    """At most `admitted` frames at once, running or waiting; `workers` of them run at once, each on a
+    thread of its own. A frame beyond `admitted` is refused at once (503, Retry-After), before its body
+    is read, so memory and waiting time stay bounded however many clients send frames."""
+
+    def __init__(self, admitted: int, workers: int, retry_after_s: int) -> None:
+        self.admitted = admitted
+        self.retry_after_s = retry_after_s
+        self.limiter = anyio.CapacityLimiter(workers)
+        self.count = 0
+
+    def free(self) -> bool:
+        return self.count < self.admitted
+
+    def busy(self) -> ApiError:
+        SHED.labels("frames").inc()
+        return ApiError(
+            503,
+            f"busy: {self.admitted} frames in progress, retry shortly",
+            headers={"Retry-After": str(self.retry_after_s)},
+        )
+
+    def enter(self) -> None:
+        if not self.free():
+            raise self.busy()
+        self.count += 1
+
+    def leave(self) -> None:
+        self.count -= 1
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)

@@ -31,6 +31,14 @@ class EmotionSettings(LogSettings):
     # no further usefully). 0 or <= threads: always `threads`. Costs a second session per model
     # (more memory). See runtime.InFlight and reports/emotion_bench.md.
     solo_threads: int = Field(default_factory=lambda: min(4, len(os.sched_getaffinity(0))), ge=0, le=64)
+    # Frames decoded and run at once, each on its own thread: one per core, since more only share the
+    # cores and add each thread's decode buffers and allocator arena to the resident memory.
+    frame_workers: int = Field(default_factory=lambda: len(os.sched_getaffinity(0)), ge=1, le=64)
+    # Frames admitted at once (running or waiting for a worker); beyond it /predict answers 503 with
+    # Retry-After at once instead of queueing: a wait longer than a fraction of a second is worth
+    # less to a live view than a skipped frame (reports/overload.md).
+    max_frames_in_flight: int = Field(default=32, ge=1)
+    retry_after_s: int = Field(default=1, ge=1)
 
     max_upload_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
     # Checked from the image header before decoding: guards against decompression bombs.

@@ -51,18 +51,21 @@ class Backend:
         self, method: str, path: str | httpx.URL, *, request_id: str, **kwargs: Any
     ) -> httpx.Response:
         headers = {REQUEST_ID_HEADER: request_id, **kwargs.pop("headers", {})}
+        # What a client reads never names the backend's address; the log line does.
         try:
             response = await self.client.request(method, path, headers=headers, **kwargs)
         except httpx.TimeoutException as exc:
             raise self._unavailable(
-                f"no answer from {self.base_url} in time ({type(exc).__name__})", request_id
+                "no answer in time", f"{self.base_url}: {type(exc).__name__}", request_id
             ) from exc
         except httpx.HTTPError as exc:
             raise self._unavailable(
-                f"cannot reach {self.base_url} ({str(exc) or type(exc).__name__})", request_id
+                "cannot be reached", f"{self.base_url}: {str(exc) or type(exc).__name__}", request_id
             ) from exc
         if response.status_code == 503:
-            raise self._unavailable(_detail(response), request_id)
+            raise self._unavailable(
+                _detail(response), self.base_url, request_id, response.headers.get("retry-after")
+            )
         if response.status_code >= 500:
             log.warning("%s answered %d rid=%s", self.name, response.status_code, request_id)
             raise BackendError(502, f"{self.name} failed ({response.status_code}): {_detail(response)}")
@@ -70,9 +73,13 @@ class Backend:
             raise BackendError(response.status_code, _detail(response))
         return response
 
-    def _unavailable(self, reason: str, request_id: str) -> BackendError:
-        log.warning("%s unavailable rid=%s: %s", self.name, request_id, reason)
-        return BackendError(503, f"{self.name} unavailable: {reason}")
+    def _unavailable(
+        self, reason: str, where: str, request_id: str, retry_after: str | None = None
+    ) -> BackendError:
+        log.warning("%s unavailable rid=%s: %s (%s)", self.name, request_id, reason, where)
+        # A backend that sheds load says when to come back; one that is down gets the same short pause.
+        retry = retry_after if retry_after and retry_after.isdigit() else "1"
+        return BackendError(503, f"{self.name} unavailable: {reason}", headers={"Retry-After": retry})
 
     async def readiness(self, request_id: str, timeout_s: float = 1.0) -> str:
         """'ok', or why not: for the gateway's status endpoint."""

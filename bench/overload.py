@@ -1,0 +1,179 @@
+"""Memory and load shedding under more clients than the machine can serve: the three services as
+`python -m services` runs them, idle, then 24 and then 120 clients sending real frames to the gateway's
+POST /analyze for a fixed time each. Each client sends one frame after another, and after a 503 waits as
+long as its Retry-After says (as a polite client does). Reported per phase: the emotion service's
+resident memory (sampled every half second: the highest, and at the end), frames answered (200) and
+their latency percentiles, frames shed (503 with Retry-After) and how fast, and anything else (errors).
+
+    python -m bench.overload [--duration 60] [--out reports/]   (part of make bench)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.load import percentiles_ms
+from bench.memory import memory_mb
+from samples.images import frame_jpeg
+from samples.music import recommender_env
+from services import launch
+from services.common.paths import REPO
+
+PHASES = (24, 120)
+
+
+class Sampler:
+    """The emotion service's resident memory every half second, in a thread of its own."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            self.peak = max(self.peak, memory_mb(self.pid)["rss_mb"])
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+async def phase(url: str, frame: bytes, clients: int, duration_s: float) -> dict[str, Any]:
+    answered: list[float] = []
+    shed: list[float] = []
+    other: dict[str, int] = {}
+    no_retry_after = 0
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async def client(http: httpx.AsyncClient, idx: int, stop_at: float) -> None:
+        nonlocal no_retry_after
+        while time.monotonic() < stop_at:
+            start = time.perf_counter()
+            try:
+                resp = await http.post(
+                    "/analyze",
+                    params={"session": f"overload-{clients}-{idx}"},
+                    files={"image": ("frame.jpg", frame, "image/jpeg")},
+                )
+            except httpx.HTTPError as exc:
+                other[type(exc).__name__] = other.get(type(exc).__name__, 0) + 1
+                continue
+            took = time.perf_counter() - start
+            if resp.status_code == 200 and resp.json().get("faces"):
+                answered.append(took)
+            elif resp.status_code == 503:
+                shed.append(took)
+                retry = resp.headers.get("retry-after", "")
+                no_retry_after += not retry.isdigit()
+                await asyncio.sleep(float(retry) if retry.isdigit() else 1.0)
+            else:
+                kind = f"HTTP {resp.status_code}"
+                other[kind] = other.get(kind, 0) + 1
+
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http:
+        start = time.monotonic()
+        await asyncio.gather(*(client(http, i, start + duration_s) for i in range(clients)))
+        wall = time.monotonic() - start
+    total = len(answered) + len(shed) + sum(other.values())
+    return {
+        "clients": clients,
+        "duration_s": round(wall, 1),
+        "requests": total,
+        "answered": len(answered),
+        "answered_per_s": round(len(answered) / wall, 1),
+        "answered_ms": percentiles_ms(answered),
+        "shed": len(shed),
+        "shed_share": round(len(shed) / total, 3) if total else 0.0,
+        "shed_ms": percentiles_ms(shed),
+        "shed_without_retry_after": no_retry_after,
+        "errors": sum(other.values()),
+        "error_kinds": other,
+    }
+
+
+def run(duration_s: float) -> dict[str, Any]:
+    frame = frame_jpeg()
+    with (
+        tempfile.TemporaryDirectory() as music,
+        launch.stack({"recommender": recommender_env(Path(music))}) as s,
+    ):
+        pid = s.pids["emotion"]
+        httpx.post(f"{s.gateway}/analyze", files={"image": ("f.jpg", frame, "image/jpeg")}, timeout=60)
+        result: dict[str, Any] = {"idle_rss_mb": memory_mb(pid)["rss_mb"], "phases": []}
+        for clients in PHASES:
+            with Sampler(pid) as sampler:
+                row = asyncio.run(phase(s.gateway, frame, clients, duration_s))
+            row["emotion_rss_mb"] = {"highest": sampler.peak, "end": memory_mb(pid)["rss_mb"]}
+            result["phases"].append(row)
+    return result
+
+
+def markdown(result: dict[str, Any], note: str) -> str:
+    lines = [
+        "# Overload: memory and load shedding",
+        "",
+        f"Command: `python -m bench.overload --duration {result['duration_s']:g}`. {note}".rstrip(),
+        "",
+        f"Machine: {result['machine']}. Shared with other work while it ran: compare phases of one run,",
+        "not runs. Clients post real frames to the gateway's /analyze; after a 503 a client waits its",
+        "Retry-After.",
+        "",
+        f"Emotion service resident memory, idle after one frame: {result['idle_rss_mb']} MiB.",
+        "",
+        "| clients | s | requests | answered | answered/s | answered p50 / p95 / p99 ms | shed | "
+        "shed share | shed p99 ms | errors | emotion RSS highest / end MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for p in result["phases"]:
+        a = p["answered_ms"]
+        lines.append(
+            f"| {p['clients']} | {p['duration_s']} | {p['requests']} | {p['answered']} | "
+            f"{p['answered_per_s']} | {a['p50']} / {a['p95']} / {a['p99']} | {p['shed']} | "
+            f"{p['shed_share']:.1%} | {p['shed_ms']['p99']} | {p['errors']} | "
+            f"{p['emotion_rss_mb']['highest']} / {p['emotion_rss_mb']['end']} |"
+        )
+    kinds = {k: v for p in result["phases"] for k, v in p["error_kinds"].items()}
+    if kinds:
+        lines += ["", "Errors: " + ", ".join(f"{k}: {v}" for k, v in kinds.items())]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--duration", type=float, default=60.0, help="seconds per phase")
+    ap.add_argument("--out", type=Path, default=REPO / "reports")
+    ap.add_argument("--note", default="")
+    args = ap.parse_args(argv)
+    result = run(args.duration)
+    load = os.getloadavg()
+    result |= {
+        "duration_s": args.duration,
+        "machine": f"{os.cpu_count()} cores, load average at the end "
+        f"{load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}",
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "overload.json").write_text(json.dumps(result, indent=2) + "\n")
+    text = markdown(result, args.note)
+    (args.out / "overload.md").write_text(text)
+    print(text)
+    return 1 if any(p["errors"] for p in result["phases"]) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
