@@ -210,9 +210,9 @@ def test_backends_down_give_503_quickly(make_gateway: GatewayFactory, face_jpeg:
         elapsed = time.monotonic() - started
         status = client.get("/api/status").json()
     assert predict.status_code == analyze.status_code == recommend.status_code == 503
-    assert predict.json()["detail"].startswith("emotion service unavailable: cannot reach")
+    assert predict.json()["detail"].startswith("emotion service unavailable: cannot be reached")
     assert analyze.json()["detail"].startswith("emotion service unavailable")
-    assert recommend.json()["detail"].startswith("recommender unavailable: cannot reach")
+    assert recommend.json()["detail"].startswith("recommender unavailable: cannot be reached")
     assert status["emotion"].startswith("emotion service unavailable")
     assert status["recommender"].startswith("recommender unavailable")
     assert elapsed < 5
