@@ -10,7 +10,7 @@ export const els = {
   emotionNow: $("emotion-now"), emotionStable: $("emotion-stable"), bars: $("bars"),
   timeline: $("timeline"), legend: $("legend"),
   emotionPicker: $("emotion-picker"), strategyPicker: $("strategy-picker"),
-  tracksFor: $("tracks-for"), tracks: $("tracks"),
+  tracksFor: $("tracks-for"), tracks: $("tracks"), whyLink: $("why-link"),
 };
 
 const pct = (x) => `${Math.round(x * 100)}%`;
@@ -199,6 +199,8 @@ export function tracks(list, emotion, source, strategy) {
     : `No tracks found for “${emotion}”.`;
   els.tracksFor.dataset.emotion = emotion;
   els.tracks.replaceChildren(...list.map(trackItem));
+  // "Why these songs?" opens the map of what this list is for.
+  els.whyLink.href = `why.html?${new URLSearchParams({ emotion, strategy })}`;
 }
 
 export function tracksNote(text) {

@@ -36,22 +36,27 @@ class Page(HTMLParser):
             self.inline.append("<script> body")
 
 
-def parsed() -> Page:
+PAGES = {"index.html": "main.js", "why.html": "why.js"}
+
+
+def parsed(name: str) -> Page:
     page = Page()
-    page.feed((FRONTEND / "index.html").read_text())
+    page.feed((FRONTEND / name).read_text())
     return page
 
 
-def test_the_page_loads_one_module_and_nothing_inline() -> None:
-    page = parsed()
-    assert page.scripts == [{"type": "module", "src": "main.js"}]
-    assert page.inline == []
+def test_each_page_loads_one_module_and_nothing_inline() -> None:
+    assert {p.name for p in FRONTEND.glob("*.html")} == set(PAGES)
+    for name, entry in PAGES.items():
+        page = parsed(name)
+        assert page.scripts == [{"type": "module", "src": entry}], name
+        assert page.inline == [], name
 
 
 def modules() -> dict[str, list[str]]:
-    """Every module reachable from main.js, with what it imports."""
+    """Every module reachable from the pages' entry modules, with what each imports."""
     found: dict[str, list[str]] = {}
-    todo = ["main.js"]
+    todo = list(PAGES.values())
     while todo:
         name = todo.pop()
         if name in found:
@@ -68,7 +73,7 @@ def test_modules_import_only_sibling_files_that_exist() -> None:
         for spec in imports:
             assert spec.startswith("./") and spec.endswith(".js"), f"{name} imports {spec}"
             assert (FRONTEND / spec).is_file(), f"{name} imports {spec}, which does not exist"
-    # Every .js file is part of the page (no dead module left behind).
+    # Every .js file is part of a page (no dead module left behind).
     assert {p.name for p in FRONTEND.glob("*.js")} == set(graph)
 
 
