@@ -49,6 +49,9 @@ class HttpSettings(BaseSettings):
     # enough that an admitted frame does not wait seconds behind the others (reports/overload.md).
     max_concurrent: int = Field(default=32, ge=1)
     retry_after_s: int = Field(default=1, ge=1)
+    # The Swagger UI (/docs) and ReDoc (/redoc) pages: they load scripts from a CDN, so they are off
+    # unless asked for; the schema is always at /openapi.json.
+    docs: bool = False
 
     def http1(self) -> HTTP1Settings:
         """What the server enforces (services/launch.py)."""

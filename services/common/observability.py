@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common.errors import ApiError, api_error_response
+from services.common.headers import SecurityHeaders, drop_docs
 from services.common.limits import HttpLimits, HttpSettings
 from services.common.logs import LogSettings, configure_logging
 
@@ -100,14 +101,18 @@ def instrument(
     logs: LogSettings | None = None,
 ) -> None:
     """Adds /healthz, /readyz, /metrics, request-id propagation, access metrics, the HTTP limits
-    (services/common/limits.py) and JSON errors (ApiError, validation errors and the framework's own
-    404/405 all answer `{"detail": ...}`), and configures logging from `logs` (the service's settings).
-    `reason` says why the service is not ready (in /readyz's `reason`)."""
+    (services/common/limits.py), security headers (headers.py) and JSON errors (ApiError, validation
+    errors and the framework's own 404/405 all answer `{"detail": ...}`), and configures logging from
+    `logs` (the service's settings). `reason` says why the service is not ready (in /readyz's `reason`)."""
     if logs is not None:
         configure_logging(service, logs)
+    http = HttpSettings()
+    if not http.docs:
+        drop_docs(app)
     # Added first, so it runs inside _Observe: shed and timed-out requests are counted and carry an id.
-    app.add_middleware(HttpLimits, settings=HttpSettings())
+    app.add_middleware(HttpLimits, settings=http)
     app.add_middleware(_Observe, service=service)
+    app.add_middleware(SecurityHeaders, docs=http.docs)
     app.add_exception_handler(ApiError, api_error_response)
 
     @app.exception_handler(RequestValidationError)

@@ -2,8 +2,11 @@
 
 Each client session keeps the emotions of its last `window` frames that showed a face. The stable
 emotion starts as the first one seen, and switches to another only when that one holds at least
-`votes` of the window; boxes and labels still follow every frame. Sessions live in a bounded TTL map,
-so abandoned tabs cost nothing. This is the in-process form of the rule; with Redis the same rule runs as
+`votes` of the window; boxes and labels still follow every frame. Sessions live in bounded TTL maps,
+so abandoned tabs cost nothing, and in two segments, so that a flood of new session ids cannot push
+live viewers out: a session seen once waits in a small segment of newcomers (where a flood only evicts
+other newcomers); at its second frame it moves to the segment of returning sessions, which only
+returning sessions and time evict. This is the in-process form of the rule; with Redis the same rule runs as
 a Lua script (services/gateway/state.py), and tests hold the two to the same answers.
 """
 
@@ -15,6 +18,9 @@ from dataclasses import dataclass, field
 from cachetools import TTLCache
 
 from services.common.contracts import Emotion
+
+# One session in this many places is for sessions seen only once so far.
+NEWCOMER_SHARE = 10
 
 
 @dataclass
@@ -35,14 +41,22 @@ class Steadiness:
             raise ValueError("need 1 <= votes <= window")
         self.window = window
         self.votes = votes
-        self._sessions: TTLCache[str, SessionState] = TTLCache(maxsize=max_sessions, ttl=ttl_s)
+        newcomers = min(max(2, max_sessions // NEWCOMER_SHARE), max(1, max_sessions - 1))
+        self._new: TTLCache[str, SessionState] = TTLCache(maxsize=newcomers, ttl=ttl_s)
+        self._returning: TTLCache[str, SessionState] = TTLCache(
+            maxsize=max(1, max_sessions - newcomers), ttl=ttl_s
+        )
 
     def session(self, session_id: str) -> SessionState:
-        state = self._sessions.get(session_id)
+        state = self._returning.get(session_id)
         if state is None:
-            state = SessionState(self.window)
-        # Re-inserting refreshes the TTL: a session expires after ttl_s without frames.
-        self._sessions[session_id] = state
+            state = self._new.pop(session_id, None)
+            if state is None:
+                state = SessionState(self.window)
+                self._new[session_id] = state
+                return state
+        # (Re-)inserting refreshes the TTL: a session expires after ttl_s without frames.
+        self._returning[session_id] = state
         return state
 
     def observe(self, state: SessionState, emotion: Emotion | None) -> Emotion | None:
@@ -55,4 +69,4 @@ class Steadiness:
         return state.stable
 
     def __len__(self) -> int:
-        return len(self._sessions)
+        return len(self._new) + len(self._returning)
