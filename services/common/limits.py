@@ -43,7 +43,8 @@ class HttpSettings(BaseSettings):
     header_timeout_s: int = Field(default=10, ge=1, le=60)
     # The whole request body must arrive within this many seconds of the headers: 8 MB at 2.2 Mbit/s.
     body_timeout_s: float = Field(default=30.0, gt=0)
-    # Bytes of request bodies (by Content-Length, or as they arrive) that may be held at once.
+    # Bytes of request bodies that may be held at once (counted as they arrive; a request whose
+    # Content-Length does not fit in what is left is shed before it is read).
     body_budget_bytes: int = Field(default=32 * 1024 * 1024, ge=1024 * 1024)
     # Requests in flight (health, readiness and metrics aside): enough for 24 live viewers at once, few
     # enough that an admitted frame does not wait seconds behind the others (reports/overload.md).
@@ -131,8 +132,9 @@ class HttpLimits:
             await answer_busy(scope, receive, send, detail, s.retry_after_s)
             return
         self.in_flight += 1
-        reserved = declared
-        self.body_bytes += reserved
+        # Bytes count as they arrive, not as declared: a client that declares 8 MB and sends nothing
+        # holds no share of the budget.
+        reserved = 0
         deadline = asyncio.get_running_loop().time() + s.body_timeout_s
         body_done = False
 
@@ -152,9 +154,8 @@ class HttpLimits:
                 ) from None
             if message["type"] != "http.request" or not message.get("more_body", False):
                 body_done = True
-            # A body without Content-Length (chunked) draws on the budget as it arrives.
             received = len(message.get("body", b""))
-            if received and not declared:
+            if received:
                 if self.body_bytes + received > s.body_budget_bytes:
                     SHED.labels("body_budget").inc()
                     raise ApiError(

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from bench.memory import memory_mb, server_pid
+from samples.images import astronaut_jpeg
 from services.launch import SERVICES, free_port, service
 from tests.integration.stack import Stack
 
@@ -231,3 +232,16 @@ def test_a_full_gateway_sheds_at_once_with_retry_after(gateway: Gateway) -> None
         assert outcome(sock, BODY_TIMEOUT_S + SLACK_S + 5)[0] == 408
         sock.close()
     assert httpx.get(f"{gateway.url}/recommend", params={"emotion": "happy"}, timeout=10).status_code == 200
+
+
+def test_uploads_declared_but_not_sent_hold_no_share_of_the_body_budget(gateway: Gateway) -> None:
+    held = [connect(gateway.port) for _ in range(6)]
+    for sock in held:
+        sock.sendall(upload_head(8_380_000))  # the whole budget declared, nothing sent
+    time.sleep(0.5)
+    resp = httpx.post(
+        f"{gateway.url}/predict", files={"image": ("f.jpg", astronaut_jpeg(), "image/jpeg")}, timeout=30
+    )
+    assert resp.status_code == 200 and len(resp.json()["faces"]) == 1, resp.text
+    for sock in held:
+        sock.close()
