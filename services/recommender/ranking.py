@@ -118,6 +118,17 @@ class Pick(NamedTuple):
     row: int  # catalog row
     score: float  # fit to its waypoint (without the region penalty)
     stage: int  # waypoint index
+    position: int  # in its pool
+
+
+@dataclass(frozen=True)
+class Why:
+    """What a waypoint's reasons say of each pool candidate, worked out at start-up so that a request
+    only formats text: the profile features it stands out on, its most likely target mood."""
+
+    notable: list[list[str]]  # per candidate: profile features as "name+" (favoured high) or "name-"
+    mood: list[str]  # per candidate: the likeliest of the target's moods
+    mood_p: list[float]  # its probability
 
 
 @dataclass(frozen=True)
@@ -131,6 +142,7 @@ class Pool:
     same_artist: list[np.ndarray]  # pool positions sharing an artist with each candidate
     spread: float  # std of every catalog track's fit: the unit of a seed's perturbation
     waypoints: list[Target]
+    why: list[Why]  # per waypoint
 
 
 # The greedy pick only looks at the best SHORTLIST_PER_TRACK * limit + SHORTLIST_EXTRA candidates of
@@ -139,6 +151,7 @@ class Pool:
 # which then grows.
 SHORTLIST_PER_TRACK, SHORTLIST_EXTRA = 4, 40
 _REASON_CACHE_SIZE = 50_000
+_REASON_FEATURES = [FEATURES.index(f) for f in ("valence", "energy", "loudness", "tempo")]
 
 
 class Ranker:
@@ -249,6 +262,20 @@ class Ranker:
             same_artist=same,
             spread=float(fit.std()),
             waypoints=waypoints,
+            why=[self._why(t, rows) for t in waypoints],
+        )
+
+    def _why(self, target: Target, rows: np.ndarray) -> Why:
+        names = np.array([f"{f}{'+' if w > 0 else '-'}" for f, w in target.profile.items()], dtype=object)
+        flags = np.zeros((len(rows), len(names)), dtype=bool)
+        for k, (feature, w) in enumerate(target.profile.items()):
+            flags[:, k] = (self._ranks[feature][rows] - 0.5) * np.sign(w) >= 0.5 - _NOTABLE
+        weights, proba = self.model.mood_weights(target), self._proba[rows]
+        mood = np.argmax(proba * weights if weights.any() else proba, axis=1)
+        return Why(
+            notable=[names[f].tolist() for f in flags],
+            mood=[self.model.classes[m] for m in mood.tolist()],
+            mood_p=proba[np.arange(len(rows)), mood].tolist(),
         )
 
     def _build_tracks(self, rows: np.ndarray) -> dict[int, dict[str, Any]]:
@@ -276,19 +303,15 @@ class Ranker:
         key = (emotion, strategy, pick.stage, pick.row)
         text = self._reasons.get(key)
         if text is None:
-            target = self.pools[(emotion, strategy)].waypoints[pick.stage]
-            row = pick.row
-            notable = [
-                f"{feature}{'+' if w > 0 else '-'}"
-                for feature, w in target.profile.items()
-                if (self._ranks[feature][row] - 0.5) * np.sign(w) >= 0.5 - _NOTABLE
-            ]
-            weights = self.model.mood_weights(target)
-            proba = self._proba[row]
-            best = int(np.argmax(weights * proba)) if weights.any() else int(np.argmax(proba))
-            named = dict(zip(FEATURES, self.catalog.features[row].tolist(), strict=True))
+            pool = self.pools[(emotion, strategy)]
+            why, j = pool.why[pick.stage], pick.position
+            valence, energy, loudness, tempo = self.catalog.features[pick.row, _REASON_FEATURES].tolist()
             text = reason(
-                named, notable, self._genres[row] & target.genres, self.model.classes[best], proba[best]
+                {"valence": valence, "energy": energy, "loudness": loudness, "tempo": tempo},
+                why.notable[j],
+                self._genres[pick.row] & pool.waypoints[pick.stage].genres,
+                why.mood[j],
+                why.mood_p[j],
             )
             if len(self._reasons) >= _REASON_CACHE_SIZE:
                 self._reasons.clear()
@@ -351,7 +374,9 @@ class Ranker:
             if value[j] == -np.inf:
                 return picked, False
             position = short[j]
-            picked.append(Pick(int(pool.index[position]), float(pool.fit[stage, position]), stage))
+            picked.append(
+                Pick(int(pool.index[position]), float(pool.fit[stage, position]), stage, int(position))
+            )
             relevance[:, to_short[pool.same_artist[position]]] = -np.inf
             np.dot(unit_t[:, j], unit_t, out=similarity)
             similarity *= self.diversity
