@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -139,11 +140,14 @@ def main(argv: list[str] | None = None) -> int:
     start_ok, p99_ok = ("OK" if ok_start else "MISSED"), ("OK" if ok_latency else "MISSED")
     parts = " / ".join(f"{s[f'best_{k}_s']:.2f}" for k in ("catalog_load", "model_fit", "pools"))
     http = " / ".join(f"{h[k]:.2f}" for k in ("p50", "p90", "p99", "max"))
+    command = " ".join(
+        [".venv/bin/python -m bench.recommend_bench", *(argv if argv is not None else sys.argv[1:])]
+    )
     md = "\n".join(
         [
             "# Recommender benchmark",
             "",
-            "Command: `.venv/bin/python -m bench.recommend_bench`",
+            f"Command: `{command}`",
             f"(catalog `{settings.catalog_path}`, no cache).",
             f"Machine: {os.cpu_count()} CPUs, 1-minute load average {load_before[0]:.1f} before / "
             f"{os.getloadavg()[0]:.1f} after"
