@@ -3,8 +3,8 @@
     .venv/bin/python -m bench.capacity
 
 Inputs: the emotion service's throughput at concurrency 8 (reports/emotion_bench.json; whole frames and
-tracked frames, with the solo threads the manifest sets), the gateway's own time per /analyze
-(reports/bench.json, latency split), the per-frame Redis script's calls per second
+tracked frames, with the solo threads the manifest sets), the gateway's own CPU per /analyze frame with
+the viewers' state in Redis (reports/gateway_state.json), the per-frame Redis script's calls per second
 (reports/redis_state.json), the page's frame interval and full-scan period (frontend/main.js), and the
 pods' requests and HPA targets (deploy/k8s). Writes reports/capacity.md and .json.
 """
@@ -78,8 +78,8 @@ def emotion_core_ms(report: dict[str, Any], mode: str, solo_threads: int) -> flo
 
 def main() -> int:
     emotion_report = json.loads((REPORTS / "emotion_bench.json").read_text())
-    bench = json.loads((REPORTS / "bench.json").read_text())
     redis = json.loads((REPORTS / "redis_state.json").read_text())
+    gateway = json.loads((REPORTS / "gateway_state.json").read_text())
     pods = manifests()
     fps = 1000 / page_constant("FRAME_INTERVAL_MS")
     every = page_constant("FULL_SCAN_EVERY")
@@ -87,7 +87,7 @@ def main() -> int:
     whole = emotion_core_ms(emotion_report, "full frame", solo)
     tracked = emotion_core_ms(emotion_report, "tracked", solo)
     emotion_ms = (whole + (every - 1) * tracked) / every
-    gateway_ms = bench["latency_split"]["split_ms_p50"]["gateway_overhead"]
+    gateway_ms = gateway["gateways"]["redis"]["cpu_ms_per_frame"]
     per_primary = redis["requests_per_s"]["observe"] * REDIS_HEADROOM
     session_bytes = redis["memory"]["bytes_per_session"]
     per_pod = {
@@ -165,14 +165,14 @@ def main() -> int:
             "# Capacity model",
             "",
             "Command: `.venv/bin/python -m bench.capacity` (inputs: reports/emotion_bench.json, "
-            "reports/bench.json, reports/redis_state.json, frontend/main.js, deploy/k8s; docs/scaling.md "
-            "explains the model).",
+            "reports/gateway_state.json, reports/redis_state.json, frontend/main.js, deploy/k8s; "
+            "docs/scaling.md explains the model).",
             "",
             f"- A viewer: {fps:.2f} frames/s, 1 in {every} searching the whole frame.",
             f"- Emotion service: {whole:.1f} core-ms per whole frame, {tracked:.1f} per tracked frame, "
             f"{emotion_ms:.1f} for a viewer's mix; a pod at its HPA target serves "
             f"{per_pod['emotion']:.1f} viewers.",
-            f"- Gateway: {gateway_ms:.1f} ms per frame; a pod at its HPA target serves "
+            f"- Gateway: {gateway_ms:.2f} CPU ms per frame (state in Redis); at its HPA target a pod serves "
             f"{per_pod['gateway']:.1f} viewers.",
             f"- Redis: one script call per frame; planned at {REDIS_HEADROOM:.0%} of the measured "
             f"{redis['requests_per_s']['observe']:,.0f} calls/s, a primary serves "
