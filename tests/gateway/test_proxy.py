@@ -289,16 +289,25 @@ def test_recommend_survives_the_emotion_service_being_down(
 
 
 def test_request_id_reaches_the_backends(gateway: TestClient, face_jpeg: bytes) -> None:
-    """The real backends echo the X-Request-ID they received; a hook on the gateway's own clients
-    reads what came back."""
+    """The real backends echo the X-Request-ID they received; a transport wrapped around the gateway's
+    own reads what came back."""
     seen: list[tuple[str, str | None]] = []
 
-    async def record(response: httpx.Response) -> None:
-        seen.append((response.request.url.path, response.headers.get("x-request-id")))
+    class Recording(httpx.AsyncBaseTransport):
+        def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+            self.inner = inner
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            response = await self.inner.handle_async_request(request)
+            seen.append((request.url.path, response.headers.get("x-request-id")))
+            return response
+
+        async def aclose(self) -> None:
+            await self.inner.aclose()
 
     gw = gateway.app.state.gateway
     for backend in (gw.emotion, gw.recommender):
-        backend.client.event_hooks["response"].append(record)
+        backend.transport = Recording(backend.transport)
     answer = gateway.post(
         "/analyze",
         content=face_jpeg,
