@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -77,7 +79,7 @@ def test_pipeline_uses_the_solo_session_only_for_a_lone_request(
     second_entered = threading.Event()
     real_run = pipeline.detector.model.run
 
-    def run(outputs, feeds, alone=False):  # type: ignore[no-untyped-def]
+    def run(outputs: Sequence[str] | None, feeds: dict[str, np.ndarray], alone: bool = False) -> list[Any]:
         seen.append(alone)
         if alone:  # the first request waits in the detector until the second one has started
             second_entered.wait(10)
