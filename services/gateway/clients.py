@@ -41,7 +41,8 @@ class Backend:
         self.name = name
         self.base_url = base_url
         self.read_timeout_s = read_timeout_s
-        self.base = httpx.URL(base_url)
+        # Ending in "/", so that a path prefix in the setting (http://host/emotion) stays in every URL.
+        self.base = httpx.URL(base_url.rstrip("/") + "/")
         self.timeout = httpx.Timeout(read_timeout_s, connect=connect_timeout_s)
         self.transport: httpx.AsyncBaseTransport = Http11Transport(retries, max_connections=50, max_idle=20)
 
@@ -50,7 +51,7 @@ class Backend:
     ) -> httpx.Response:
         headers = {REQUEST_ID_HEADER: request_id, **kwargs.pop("headers", {})}
         timeout = httpx.Timeout(kwargs.pop("timeout")) if "timeout" in kwargs else self.timeout
-        url = path if isinstance(path, httpx.URL) else self.base.join(path)
+        url = path if isinstance(path, httpx.URL) else self.base.join(path.lstrip("/"))
         # What a client reads never names the backend's address; the log line does.
         try:
             # httpx's Request and Response straight on the transport: an AsyncClient's URL merging,
@@ -104,7 +105,7 @@ class EmotionClient(Backend):
         # POST /predict is not retried: not idempotent by contract, and a retry doubles a slow CNN call.
         super().__init__("emotion service", base_url, connect_timeout_s, read_timeout_s, retries=0)
         # Parsed once: httpx would otherwise join and parse the URL and its query on every frame.
-        predict = self.base.join("/predict")
+        predict = self.base.join("predict")
         self._predict_url: dict[bool | None, httpx.URL] = {
             None: predict,
             **{detect: predict.copy_add_param("detect", str(detect).lower()) for detect in (True, False)},

@@ -9,6 +9,8 @@ from typing import TypeVar
 import httpx
 import pytest
 
+from services.common.upload import Body
+from services.gateway.clients import EmotionClient
 from services.gateway.transport import Http11Transport
 from services.launch import free_port
 
@@ -133,3 +135,32 @@ def test_errors_are_httpx_errors() -> None:
 
     with pytest.raises(httpx.RemoteProtocolError):
         _served(garbage, get)
+
+
+def test_backend_urls_keep_the_settings_path_prefix() -> None:
+    lines: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while not reader.at_eof():
+            try:
+                request = await _read_request(reader)
+            except asyncio.IncompleteReadError:
+                break
+            lines.append(request.split(b"\r\n", 1)[0])
+            writer.write(b'HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n{"faces":1}')
+            await writer.drain()
+
+    async def main() -> tuple[str, bytes]:
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            client = EmotionClient(f"http://127.0.0.1:{port}/emotion/", 1.0, 2.0)
+            try:
+                ready = await client.readiness("rid-1")
+                answer = await client.predict(Body(b"jpeg", "image/jpeg", None), False, "rid-2")
+            finally:
+                await client.aclose()
+        return ready, answer
+
+    assert asyncio.run(main()) == ("ok", b'{"faces":1}')
+    assert lines == [b"GET /emotion/readyz HTTP/1.1", b"POST /emotion/predict?detect=false HTTP/1.1"]
