@@ -10,7 +10,8 @@ CONFIG ?= vgg7-tuned
 PROMOTE ?= auto
 PIPELINE := $(BIN)/python -m training.emotion.pipeline --data $(DATA)/fer2013/fer2013.npz --promote $(PROMOTE)
 
-.PHONY: run test test-fast lint install install-run train quantize train-baseline eval bench music clean
+.PHONY: run test test-fast test-deploy lint install install-run docker-local train quantize train-baseline eval \
+        bench music clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,7 +52,16 @@ test: install  ## every test; the real-data group runs when MOODTUNES_DATA is se
 	$(BIN)/pytest
 
 test-fast: install
-	$(BIN)/pytest -m "not browser and not data" -x -q
+	$(BIN)/pytest -m "not browser and not data and not deploy" -x -q
+
+test-deploy: install  ## the compose stack on the Docker engine (tests/deploy/; `make docker-local` first here)
+	$(BIN)/pytest -m deploy
+
+# Where no registry is reachable (CI here): base images made from Debian's packages, and every wheel the
+# images install fetched by the host's pip; deploy/docker/local.env points compose at the base images.
+docker-local:  ## local base images and wheels for building the images without a registry
+	deploy/docker/base-images.sh
+	deploy/docker/wheels.sh
 
 lint: install  ## ruff, ruff format, mypy (services/ and training/, configured in pyproject.toml)
 	$(BIN)/ruff check .
