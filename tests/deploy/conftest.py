@@ -19,7 +19,8 @@ import httpx
 import pytest
 
 from samples import fer, music
-from tests.procs import REPO, free_port
+from services.common.paths import REPO
+from services.launch import free_port
 
 # Labels compose puts on everything it creates for a project.
 PROJECT_LABEL = "com.docker.compose.project"

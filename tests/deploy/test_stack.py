@@ -17,8 +17,8 @@ import pytest
 
 from samples.images import astronaut_jpeg
 from services.common.contracts import EMOTIONS
+from services.common.paths import REPO
 from tests.deploy.conftest import Compose, until
-from tests.procs import REPO
 
 # The first test also builds the images (minutes when nothing is cached) and starts the stack.
 pytestmark = [pytest.mark.deploy, pytest.mark.timeout(1800)]
