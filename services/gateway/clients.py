@@ -15,7 +15,6 @@ from services.common.errors import ApiError
 from services.common.observability import REQUEST_ID_HEADER
 from services.common.params import RecommendParams
 from services.common.upload import Body
-from services.gateway.transport import Http11Transport
 
 log = logging.getLogger("moodtunes.gateway.clients")
 
@@ -44,7 +43,10 @@ class Backend:
         # Ending in "/", so that a path prefix in the setting (http://host/emotion) stays in every URL.
         self.base = httpx.URL(base_url.rstrip("/") + "/")
         self.timeout = httpx.Timeout(read_timeout_s, connect=connect_timeout_s)
-        self.transport: httpx.AsyncBaseTransport = Http11Transport(retries, max_connections=50, max_idle=20)
+        # httpx's own pooled transport (httpcore): connection retries only where the caller allows them.
+        self.transport: httpx.AsyncBaseTransport = httpx.AsyncHTTPTransport(
+            retries=retries, limits=httpx.Limits(max_connections=50, max_keepalive_connections=20)
+        )
 
     async def request(
         self, method: str, path: str | httpx.URL, *, request_id: str, **kwargs: Any
@@ -54,13 +56,16 @@ class Backend:
         url = path if isinstance(path, httpx.URL) else self.base.join(path.lstrip("/"))
         # What a client reads never names the backend's address; the log line does.
         try:
-            # httpx's Request and Response straight on the transport: an AsyncClient's URL merging,
-            # cookies, auth, redirects and hooks cost every forwarded frame a share of the gateway's CPU
-            # and do nothing between our own services (reports/forwarding.md).
+            # httpx's Request and Response straight on its transport: an AsyncClient's URL merging,
+            # cookies, auth, redirects and hooks do nothing between our own services.
             request = httpx.Request(
                 method, url, headers=headers, extensions={"timeout": timeout.as_dict()}, **kwargs
             )
             response = await self.transport.handle_async_request(request)
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
         except httpx.TimeoutException as exc:
             raise self._unavailable(
                 "no answer in time", f"{self.base_url}: {type(exc).__name__}", request_id
