@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.load import percentiles_ms
 from bench.memory import memory_mb
@@ -107,6 +108,33 @@ async def phase(url: str, frame: bytes, clients: int, duration_s: float) -> dict
     }
 
 
+def server_buckets(gateway: str) -> dict[str, dict[float, float]]:
+    """The gateway's own latency histogram (services/common/observability.py) by route: cumulative
+    counts per upper bound in seconds. Shed requests are answered before routing ("unmatched")."""
+    out: dict[str, dict[float, float]] = {}
+    text = httpx.get(f"{gateway}/metrics", timeout=30).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = sample.labels
+            if sample.name == "http_request_duration_seconds_bucket" and labels["service"] == "gateway":
+                out.setdefault(labels["route"], {})[float(labels["le"])] = sample.value
+    return out
+
+
+def server_quantiles(
+    before: dict[str, dict[float, float]], after: dict[str, dict[float, float]], route: str
+) -> dict[str, str]:
+    """p50 and p99 of the requests in between, as the histogram bucket that holds them ("<= 0.25 s")."""
+    now, then = after.get(route, {}), before.get(route, {})
+    counts = {le: now[le] - then.get(le, 0.0) for le in sorted(now)}
+    total = counts.get(float("inf"), 0.0)
+    if not total:
+        return {}
+    return {
+        f"p{q}": f"<= {next(le for le, c in counts.items() if c >= total * q / 100):g} s" for q in (50, 99)
+    }
+
+
 def run(duration_s: float) -> dict[str, Any]:
     frame = frame_jpeg()
     with (
@@ -117,9 +145,15 @@ def run(duration_s: float) -> dict[str, Any]:
         httpx.post(f"{s.gateway}/analyze", files={"image": ("f.jpg", frame, "image/jpeg")}, timeout=60)
         result: dict[str, Any] = {"idle_rss_mb": memory_mb(pid)["rss_mb"], "phases": []}
         for clients in PHASES:
+            before = server_buckets(s.gateway)
             with Sampler(pid) as sampler:
                 row = asyncio.run(phase(s.gateway, frame, clients, duration_s))
             row["emotion_rss_mb"] = {"highest": sampler.peak, "end": memory_mb(pid)["rss_mb"]}
+            after = server_buckets(s.gateway)
+            row["gateway_measured"] = {
+                "answered": server_quantiles(before, after, "/analyze"),
+                "shed": server_quantiles(before, after, "unmatched"),
+            }
             result["phases"].append(row)
     return result
 
@@ -147,6 +181,21 @@ def markdown(result: dict[str, Any], note: str) -> str:
             f"{p['answered_per_s']} | {a['p50']} / {a['p95']} / {a['p99']} | {p['shed']} | "
             f"{p['shed_share']:.1%} | {p['shed_ms']['p99']} | {p['errors']} | "
             f"{p['emotion_rss_mb']['highest']} / {p['emotion_rss_mb']['end']} |"
+        )
+    lines += [
+        "",
+        "The same requests as the gateway itself timed them (its latency histogram, from the call of the",
+        "application to its answer; the bucket that holds the percentile):",
+        "",
+        "| clients | answered p50 / p99 | shed p50 / p99 |",
+        "|---|---|---|",
+    ]
+    for p in result["phases"]:
+        g = p["gateway_measured"]
+        a, sh = g["answered"], g["shed"]
+        lines.append(
+            f"| {p['clients']} | {a.get('p50', '-')} / {a.get('p99', '-')} | "
+            f"{sh.get('p50', '-')} / {sh.get('p99', '-')} |"
         )
     kinds = {k: v for p in result["phases"] for k, v in p["error_kinds"].items()}
     if kinds:
