@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
 import json
 import os
 import tempfile
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -34,17 +36,29 @@ PHASES = (24, 120)
 
 
 class Sampler:
-    """The emotion service's resident memory every half second, in a thread of its own."""
+    """Every half second, in a thread of its own: the emotion service's resident memory, and how long
+    the gateway takes to answer GET /healthz on a new connection (never shed, no body: the time the
+    server takes to take a request in and answer it while the load runs)."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, gateway: str) -> None:
         self.pid = pid
+        self.gateway = urllib.parse.urlsplit(gateway)
         self.peak = 0.0
+        self.healthz: list[float] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.wait(0.5):
             self.peak = max(self.peak, memory_mb(self.pid)["rss_mb"])
+            start = time.perf_counter()
+            conn = http.client.HTTPConnection(self.gateway.hostname, self.gateway.port, timeout=30)
+            try:
+                conn.request("GET", "/healthz")
+                conn.getresponse().read()
+                self.healthz.append(time.perf_counter() - start)
+            finally:
+                conn.close()
 
     def __enter__(self) -> Sampler:
         self._thread.start()
@@ -146,9 +160,10 @@ def run(duration_s: float) -> dict[str, Any]:
         result: dict[str, Any] = {"idle_rss_mb": memory_mb(pid)["rss_mb"], "phases": []}
         for clients in PHASES:
             before = server_buckets(s.gateway)
-            with Sampler(pid) as sampler:
+            with Sampler(pid, s.gateway) as sampler:
                 row = asyncio.run(phase(s.gateway, frame, clients, duration_s))
             row["emotion_rss_mb"] = {"highest": sampler.peak, "end": memory_mb(pid)["rss_mb"]}
+            row["healthz_ms"] = percentiles_ms(sampler.healthz)
             after = server_buckets(s.gateway)
             row["gateway_measured"] = {
                 "answered": server_quantiles(before, after, "/analyze"),
@@ -187,15 +202,16 @@ def markdown(result: dict[str, Any], note: str) -> str:
         "The same requests as the gateway itself timed them (its latency histogram, from the call of the",
         "application to its answer; the bucket that holds the percentile):",
         "",
-        "| clients | answered p50 / p99 | shed p50 / p99 |",
-        "|---|---|---|",
+        "| clients | answered p50 / p99 | shed p50 / p99 | GET /healthz meanwhile: p50 / p99 ms |",
+        "|---|---|---|---|",
     ]
     for p in result["phases"]:
         g = p["gateway_measured"]
         a, sh = g["answered"], g["shed"]
         lines.append(
             f"| {p['clients']} | {a.get('p50', '-')} / {a.get('p99', '-')} | "
-            f"{sh.get('p50', '-')} / {sh.get('p99', '-')} |"
+            f"{sh.get('p50', '-')} / {sh.get('p99', '-')} | "
+            f"{p['healthz_ms']['p50']} / {p['healthz_ms']['p99']} |"
         )
     kinds = {k: v for p in result["phases"] for k, v in p["error_kinds"].items()}
     if kinds:
