@@ -21,7 +21,15 @@ async function call(url, options) {
     return { problem: { kind: "unreachable", detail: err.message } };
   }
   if (response.ok) return { body: await response.json() };
-  return { problem: { kind: isDown(response) ? "down" : "refused", detail: await detail(response) } };
+  // A busy or recovering server says when to come back (503 + Retry-After, in seconds).
+  const retryAfterS = Number.parseInt(response.headers.get("Retry-After") || "", 10);
+  return {
+    problem: {
+      kind: isDown(response) ? "down" : "refused",
+      detail: await detail(response),
+      retryAfterMs: Number.isFinite(retryAfterS) && retryAfterS > 0 ? retryAfterS * 1000 : 0,
+    },
+  };
 }
 
 // The emotion names, in the model's order; null while the gateway cannot be reached.

@@ -80,10 +80,11 @@ function showResult(result, source) {
   if (list) render.tracks(list.tracks, list.emotion, list.source, tracks.strategy());
 }
 
+// The answer (null: none came), and how long a refusing server asked us to wait (Retry-After).
 async function analyze(body, headers, params) {
   const { body: result, problem: p } = await api.analyze(body, headers, params);
   if (p) emotionProblem(p);
-  return result || null;
+  return { result: result || null, retryAfterMs: p ? p.retryAfterMs : 0 };
 }
 
 // The frame as a raw JPEG body, or as a form with the previous frame's boxes when there are some.
@@ -104,10 +105,13 @@ async function cameraLoop() {
     // A hidden tab sends nothing: no one is looking, and the server has other faces to read.
     const blob = document.hidden ? null : await camera.frame(els.video);
     let ok = true;
+    let retryAfterMs = 0;
     if (blob) {
       const recommend = tracks.frameRecommend();
       const params = { recommend, strategy: tracks.strategy(), limit: tracks.LIMIT, session: state.session };
-      const result = await analyze(...frameBody(blob), params);
+      const answer = await analyze(...frameBody(blob), params);
+      const result = answer.result;
+      retryAfterMs = answer.retryAfterMs;
       page.frameAnswered(result);
       ok = result !== null;
       if (result && state.running) {
@@ -118,7 +122,8 @@ async function cameraLoop() {
         render.status("Camera on — waiting for the emotion service.");
       }
     }
-    const wait = ok ? FRAME_INTERVAL_MS - (performance.now() - started) : RETRY_MS;
+    // A server that sheds load gets no frame before the time it asked for (Retry-After).
+    const wait = ok ? FRAME_INTERVAL_MS - (performance.now() - started) : Math.max(RETRY_MS, retryAfterMs);
     await sleep(Math.max(0, wait));
   }
 }
@@ -161,7 +166,7 @@ async function analysePhoto(file) {
   const form = new FormData();
   form.append("image", await camera.shrinkPhoto(file), file.name);
   const params = { recommend: tracks.photoRecommend(), strategy: tracks.strategy(), limit: tracks.LIMIT };
-  const result = await analyze(form, {}, params);
+  const { result } = await analyze(form, {}, params);
   if (!result) {
     render.status("The photo could not be analysed.");
     return;

@@ -4,11 +4,13 @@ headless Chromium driven by Playwright, with a fake webcam that plays a real fac
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -17,8 +19,10 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_
 
 from samples.images import astronaut
 from samples.music import recommender_env
+from samples.servers import http_server
 from services.launch import Stack, backends_env, stack
 from tests.fixtures import REDIS_TEST_URL, redis_key_prefix
+from tests.frontend.test_modules import FRONTEND
 
 CHROMIUM = "/usr/bin/chromium"
 BASE_FLAGS = [
@@ -183,3 +187,15 @@ def readme_screenshot(page: Page) -> None:
     target = os.environ.get("MOODTUNES_README_SCREENSHOT")
     if target:
         page.screenshot(path=target)
+
+
+@pytest.fixture(scope="module")
+def frontend_url() -> Iterator[str]:
+    """frontend/ from a plain static server: the page's modules without any service behind them."""
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *_: object) -> None:
+            pass
+
+    with http_server(functools.partial(Quiet, directory=str(FRONTEND))) as url:
+        yield url

@@ -4,28 +4,13 @@ requests a pick makes, and that only the newest request's answer may draw."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page
 
-from samples.servers import http_server
-from tests.frontend.test_modules import FRONTEND
-
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def frontend_url() -> Iterator[str]:
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, *_: object) -> None:
-            pass
-
-    with http_server(functools.partial(Quiet, directory=str(FRONTEND))) as url:
-        yield url
 
 
 @pytest.fixture()
