@@ -19,6 +19,7 @@ from services.emotion.runtime import FrameAdmission, InFlight
 from services.emotion.settings import EmotionSettings
 
 BoxTuple = tuple[int, int, int, int]
+RETRY_SIDE = 160
 
 
 # The boxes a client sends back are the answer's own faces[].box: the shared Box schema reads them.
@@ -123,16 +124,26 @@ class EmotionPipeline:
         detector learned faces with surroundings, so the picture is set in a plain border of its
         median grey (frame_retry x its longer side each way; replicated edges read as streaks, not as
         background) and searched again."""
-        pad = round(self.settings.frame_retry * max(grey.shape))
-        if pad == 0:
+        if self.settings.frame_retry == 0:
             return []
-        fill = int(np.median(grey))
-        framed = cv2.copyMakeBorder(grey, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=fill)
+        # The face sought fills the picture, so it stays large in a small detector input: the retry
+        # searches at most RETRY_SIDE px, about half a whole-frame search (reports/emotion/align_cost.md).
+        side = min(side, RETRY_SIDE)
         height, width = grey.shape
+        # Scaled first to what the detector will see, so the retry costs about one more small search.
+        framed_side = max(height, width) * (1 + 2 * self.settings.frame_retry)
+        scale = min(1.0, side / framed_side)
+        small = (
+            cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else grey
+        )
+        pad = round(self.settings.frame_retry * max(small.shape))
+        fill = int(np.median(small))
+        framed = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=fill)
         found = []
         for d in self.detector(framed, side, alone):
-            x0, y0 = max(d.x - pad, 0), max(d.y - pad, 0)
-            x1, y1 = min(d.x + d.w - pad, width), min(d.y + d.h - pad, height)
+            x0, y0 = max(round((d.x - pad) / scale), 0), max(round((d.y - pad) / scale), 0)
+            x1 = min(round((d.x + d.w - pad) / scale), width)
+            y1 = min(round((d.y + d.h - pad) / scale), height)
             if min(x1 - x0, y1 - y0) >= self.settings.min_face_px:
                 found.append(replace(d, x=x0, y=y0, w=x1 - x0, h=y1 - y0))
         return found

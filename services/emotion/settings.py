@@ -73,9 +73,9 @@ class EmotionSettings(LogSettings):
     crop_margin: float = Field(default=1.0, gt=0.3, le=3.0)
     crop_shift_y: float = Field(default=0.0, ge=-0.5, le=0.5)
     # When a whole picture has no face, it is searched once more set in a border of frame_retry x its
-    # longer side: a face that fills the picture (an ID photo) is otherwise missed. 0: no retry. The
-    # retry costs a second detection, only for pictures where the first found nothing.
-    frame_retry: float = Field(default=1.0, ge=0.0, le=2.0)
+    # longer side: a face that fills the picture (an ID photo) is otherwise missed. 0: no retry. Only
+    # pictures where the first search found nothing pay for it (reports/emotion/align_cost.md).
+    frame_retry: float = Field(default=0.5, ge=0.0, le=2.0)
     # Turn each detected face so its eyes are level (the detector's eye landmarks) before cropping:
     # FER2013's faces are mostly upright. Rolls beyond max_roll degrees are taken as landmark errors.
     # reports/emotion/real_faces.md has the effect on real faces.
