@@ -30,6 +30,7 @@ import json, sys, time
 import numpy as np
 from threadpoolctl import threadpool_limits
 from services.common.contracts import EMOTIONS, Emotion, Strategy
+from services.common.params import RecommendParams
 from services.recommender.settings import RecommenderSettings
 from services.recommender.catalog import load_catalog
 from services.recommender.mood_model import KnnConfig, MoodModel, load_labelled
@@ -47,7 +48,8 @@ for i in range(int(sys.argv[1])):
     limit = int(rng.choice([10, 10, 10, 20, 50]))
     seed = int(rng.integers(1 << 30)) if rng.random() < 0.7 else None
     start = time.thread_time()
-    ranker.recommend_dicts(Emotion(EMOTIONS[i % 7]), list(Strategy)[i % 2], limit, frozenset(), seed)
+    params = RecommendParams(Emotion(EMOTIONS[i % 7]), limit, list(Strategy)[i % 2], seed=seed)
+    ranker.recommend_dicts(params)
     out.append((time.thread_time() - start) * 1000)
 print(json.dumps({"build_s": build, "requests_ms": out}))
 """

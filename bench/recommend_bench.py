@@ -23,6 +23,7 @@ import httpx
 import numpy as np
 
 from services.common.contracts import EMOTIONS, Emotion, Strategy
+from services.common.params import RecommendParams
 from services.common.paths import REPORTS
 from services.launch import service
 from services.recommender.service import build
@@ -97,10 +98,12 @@ def in_process(settings: RecommenderSettings, n: int) -> dict[str, float]:
     for params in requests(n, seed=1):
         start = time.perf_counter()
         ranker.recommend(
-            Emotion(params["emotion"]),
-            Strategy(params["strategy"]),
-            int(params["limit"]),
-            seed=int(params["seed"]) if "seed" in params else None,
+            RecommendParams(
+                Emotion(params["emotion"]),
+                int(params["limit"]),
+                Strategy(params["strategy"]),
+                seed=int(params["seed"]) if "seed" in params else None,
+            )
         )
         samples.append((time.perf_counter() - start) * 1000)
     return percentiles(samples)

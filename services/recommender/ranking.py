@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from services.common.contracts import Emotion, Strategy, Track, spotify_url
+from services.common.params import RecommendParams
 from services.recommender.catalog import FEATURES, Catalog
 from services.recommender.mood_model import MoodModel, Target, stage_of, targets
 
@@ -318,27 +319,20 @@ class Ranker:
             self._reasons[key] = text
         return text
 
-    def rank(
-        self,
-        emotion: Emotion,
-        strategy: Strategy,
-        limit: int,
-        exclude: frozenset[str] = frozenset(),
-        seed: int | None = None,
-    ) -> list[Pick]:
+    def rank(self, params: RecommendParams) -> list[Pick]:
         """The list's picks, in list order."""
-        pool = self.pools[(emotion, strategy)]
+        pool = self.pools[(params.emotion, params.strategy)]
         available = np.ones(len(pool.index), dtype=bool)
-        if exclude:
-            excluded = [self.row_of[i] for i in exclude if i in self.row_of]
+        if params.exclude:
+            excluded = [self.row_of[i] for i in params.exclude if i in self.row_of]
             available &= ~np.isin(pool.index, excluded)
         scores = pool.scores
-        if seed is not None:
+        if params.seed is not None:
             # Same seed, same perturbation: variety across seeds, reproducibility within one.
-            noise = np.random.default_rng(seed).normal(0.0, self.seed_noise * pool.spread, scores.shape[1])
-            scores = scores + noise
-        stages = stage_of(limit, len(scores))
-        size = SHORTLIST_PER_TRACK * limit + SHORTLIST_EXTRA
+            rng = np.random.default_rng(params.seed)
+            scores = scores + rng.normal(0.0, self.seed_noise * pool.spread, scores.shape[1])
+        stages = stage_of(params.limit, len(scores))
+        size = SHORTLIST_PER_TRACK * params.limit + SHORTLIST_EXTRA
         while True:
             picked, complete = self._greedy(pool, scores, available.copy(), stages, size)
             if complete or size >= len(pool.index):
@@ -383,47 +377,27 @@ class Ranker:
             np.maximum(penalty, similarity, out=penalty)
         return picked, True
 
-    def recommend_dicts(
-        self,
-        emotion: Emotion,
-        strategy: Strategy,
-        limit: int,
-        exclude: frozenset[str] = frozenset(),
-        seed: int | None = None,
-    ) -> list[dict[str, Any]]:
+    def recommend_dicts(self, params: RecommendParams) -> list[dict[str, Any]]:
         """The list as JSON-ready dicts (the route serialises these without a pydantic round trip)."""
         return [
             {
                 **self._tracks[pick.row],
                 "score": round(pick.score, 4),
-                "reason": self.reason(emotion, strategy, pick),
+                "reason": self.reason(params.emotion, params.strategy, pick),
             }
-            for pick in self.rank(emotion, strategy, limit, exclude, seed)
+            for pick in self.rank(params)
         ]
 
-    def recommend(
-        self,
-        emotion: Emotion,
-        strategy: Strategy,
-        limit: int,
-        exclude: frozenset[str] = frozenset(),
-        seed: int | None = None,
-    ) -> list[Track]:
-        tracks = self.recommend_dicts(emotion, strategy, limit, exclude, seed)
+    def recommend(self, params: RecommendParams) -> list[Track]:
+        tracks = self.recommend_dicts(params)
         return [Track.model_construct(**t) for t in tracks]
 
-    def circumplex_map(
-        self,
-        emotion: Emotion,
-        strategy: Strategy,
-        limit: int,
-        exclude: frozenset[str] = frozenset(),
-        seed: int | None = None,
-    ) -> dict[str, Any]:
+    def circumplex_map(self, params: RecommendParams) -> dict[str, Any]:
         """Why these songs, as data a page can draw: the catalog's density on the valence-energy plane
         (`density[i][j]`: tracks with energy in bin i and valence in bin j), the region of each waypoint
-        and the list's tracks at their coordinates (same list as recommend_dicts for the same arguments)."""
-        picks = self.rank(emotion, strategy, limit, exclude, seed)
+        and the list's tracks at their coordinates (same list as recommend_dicts for the same parameters)."""
+        emotion, strategy = params.emotion, params.strategy
+        picks = self.rank(params)
         waypoints = self.pools[(emotion, strategy)].waypoints
         return {
             "emotion": emotion.value,

@@ -37,7 +37,7 @@ async def recommend(ranker: ReadyRanker, params: RecommendQuery) -> Response:
     # costs. The body is serialised once with orjson from dicts built at start-up; returning a Response
     # skips FastAPI's re-validation, while response_model above still documents the schema.
     emotion, strategy = params.emotion, params.strategy
-    tracks = ranker.recommend_dicts(emotion, strategy, params.limit, frozenset(params.exclude), params.seed)
+    tracks = ranker.recommend_dicts(params)
     RECOMMENDATIONS.labels(emotion.value, strategy.value).inc()
     body = orjson.dumps({"emotion": emotion.value, "strategy": strategy.value, "tracks": tracks})
     return Response(body, media_type="application/json")
@@ -51,7 +51,4 @@ async def recommend(ranker: ReadyRanker, params: RecommendQuery) -> Response:
 async def recommend_map(ranker: ReadyRanker, params: RecommendQuery) -> Response:
     """Why these songs: the list's tracks on the valence-energy plane, the region(s) they were kept in,
     and the catalog's density there (what the page's map draws)."""
-    answer = ranker.circumplex_map(
-        params.emotion, params.strategy, params.limit, frozenset(params.exclude), params.seed
-    )
-    return Response(orjson.dumps(answer), media_type="application/json")
+    return Response(orjson.dumps(ranker.circumplex_map(params)), media_type="application/json")

@@ -7,6 +7,7 @@ import pytest
 
 from samples import music as synthetic
 from services.common.contracts import Emotion, Strategy
+from services.common.params import RecommendParams
 from services.recommender.catalog import Catalog
 from services.recommender.mood_model import MATCH, REGIONS, MoodModel, merged_labels, stage_of, targets
 from services.recommender.ranking import Ranker, artist_keys, reason
@@ -31,22 +32,24 @@ def test_artist_keys_split_credits() -> None:
 def test_one_track_per_artist_even_when_few_artists(model: MoodModel) -> None:
     few = Ranker(Catalog.from_frame(synthetic.catalog(n=1500, artists=12)), model, pool_size=300)
     for strategy in Strategy:
-        tracks = few.recommend(Emotion.happy, strategy, 10)
+        tracks = few.recommend(RecommendParams(Emotion.happy, 10, strategy))
         assert len({t.artists for t in tracks}) == 10
-        longer = few.recommend(Emotion.happy, strategy, 30)
+        longer = few.recommend(RecommendParams(Emotion.happy, 30, strategy))
         assert len(longer) == len({t.artists for t in longer}) <= 12
 
 
 def test_collaborations_count_for_each_artist(model: MoodModel) -> None:
     df = synthetic.catalog(n=600, artists=300)
     df.loc[:, "artists"] = [f"Solo {i}; Guest" if i % 2 else f"Solo {i}" for i in range(len(df))]
-    tracks = Ranker(Catalog.from_frame(df), model, pool_size=300).recommend(Emotion.sad, Strategy.match, 20)
+    tracks = Ranker(Catalog.from_frame(df), model, pool_size=300).recommend(
+        RecommendParams(Emotion.sad, 20, Strategy.match)
+    )
     assert sum("Guest" in t.artists for t in tracks) <= 1
 
 
 def test_list_fits_the_target(ranker: Ranker) -> None:
     for emotion in (Emotion.happy, Emotion.sad, Emotion.angry, Emotion.neutral):
-        tracks = ranker.recommend(emotion, Strategy.match, 10)
+        tracks = ranker.recommend(RecommendParams(emotion, 10, Strategy.match))
         target = MATCH[emotion]
         valence = np.mean([t.features["valence"] for t in tracks])
         energy = np.mean([t.features["energy"] for t in tracks])
@@ -54,24 +57,28 @@ def test_list_fits_the_target(ranker: Ranker) -> None:
 
 
 def test_lift_moves_from_the_mood_toward_the_goal(ranker: Ranker) -> None:
-    tracks = ranker.recommend(Emotion.sad, Strategy.lift, 12)
+    tracks = ranker.recommend(RecommendParams(Emotion.sad, 12, Strategy.lift))
     valence = [t.features["valence"] for t in tracks]
     assert np.mean(valence[:3]) < 0.35 < 0.6 < np.mean(valence[-3:])
     assert len(targets(Emotion.sad, Strategy.lift)) > 1 and len(targets(Emotion.sad, Strategy.match)) == 1
 
 
 def test_exclude_removes_played_tracks(ranker: Ranker) -> None:
-    first = ranker.recommend(Emotion.fear, Strategy.match, 10)
+    first = ranker.recommend(RecommendParams(Emotion.fear, 10, Strategy.match))
     played = frozenset(t.id for t in first)
-    second = ranker.recommend(Emotion.fear, Strategy.match, 10, exclude=played)
+    second = ranker.recommend(RecommendParams(Emotion.fear, 10, Strategy.match, exclude=tuple(played)))
     assert len(second) == 10 and not played & {t.id for t in second}
     unknown = frozenset({"A" * 22})
-    assert ranker.recommend(Emotion.fear, Strategy.match, 10, exclude=unknown) == first
+    assert (
+        ranker.recommend(RecommendParams(Emotion.fear, 10, Strategy.match, exclude=tuple(unknown))) == first
+    )
 
 
 def test_seed_is_reproducible_and_varies(ranker: Ranker) -> None:
     def ids(seed: int | None) -> list[str]:
-        return [t.id for t in ranker.recommend(Emotion.surprise, Strategy.lift, 10, seed=seed)]
+        return [
+            t.id for t in ranker.recommend(RecommendParams(Emotion.surprise, 10, Strategy.lift, seed=seed))
+        ]
 
     assert ids(None) == ids(None)
     assert ids(3) == ids(3)
@@ -94,10 +101,14 @@ def test_reason_says_why_the_track_fits() -> None:
 
 
 def test_reasons_name_the_profile_the_track_stands_out_on(ranker: Ranker) -> None:
-    for track in ranker.recommend(Emotion.angry, Strategy.match, 10):
+    for track in ranker.recommend(RecommendParams(Emotion.angry, 10, Strategy.match)):
         assert track.reason.startswith(("dark (valence", "very dark (valence")), track.reason
         assert "(energy " in track.reason and "BPM" in track.reason
-    loud = [t for t in ranker.recommend(Emotion.angry, Strategy.match, 10) if "loud (" in t.reason]
+    loud = [
+        t
+        for t in ranker.recommend(RecommendParams(Emotion.angry, 10, Strategy.match))
+        if "loud (" in t.reason
+    ]
     assert loud and all(t.features["loudness"] > np.median(ranker.catalog.features[:, 2]) for t in loud)
 
 
@@ -117,7 +128,7 @@ def test_exclusions_beyond_the_shortlist_still_fill_the_list(ranker: Ranker) -> 
     # The 150 best fits played: more than the greedy pick's first shortlist (4 * limit + 40) holds.
     pool = ranker.pools[(Emotion.happy, Strategy.match)]
     played = frozenset(ranker.catalog.ids[r] for r in pool.index[np.argsort(-pool.scores[0])[:150]])
-    tracks = ranker.recommend(Emotion.happy, Strategy.match, 10, exclude=played)
+    tracks = ranker.recommend(RecommendParams(Emotion.happy, 10, Strategy.match, exclude=tuple(played)))
     assert len(tracks) == 10 and not played & {t.id for t in tracks}
 
 
@@ -125,7 +136,11 @@ def test_seeded_lists_stay_near_the_target(ranker: Ranker) -> None:
     """A seed varies the list, but its tracks fit about as well as the unseeded list's."""
 
     def mean_fit(seed: int | None) -> float:
-        return float(np.mean([p.score for p in ranker.rank(Emotion.sad, Strategy.match, 10, seed=seed)]))
+        return float(
+            np.mean(
+                [p.score for p in ranker.rank(RecommendParams(Emotion.sad, 10, Strategy.match, seed=seed))]
+            )
+        )
 
     best = mean_fit(None)
     seeded = [mean_fit(seed) for seed in range(10)]
@@ -144,11 +159,15 @@ def in_region(emotion: Emotion, tracks: list) -> list[bool]:
 @pytest.mark.parametrize("emotion", list(Emotion))
 def test_match_lists_stay_inside_the_region(ranker: Ranker, emotion: Emotion) -> None:
     for seed in (None, 0, 1, 2):
-        tracks = ranker.recommend(emotion, Strategy.match, 10, seed=seed)
+        tracks = ranker.recommend(RecommendParams(emotion, 10, Strategy.match, seed=seed))
         assert all(in_region(emotion, tracks)), (emotion, seed, [t.features for t in tracks])
     # Exclusions walk down the pool, still inside.
-    played = frozenset(t.id for t in ranker.recommend(emotion, Strategy.match, 50))
-    assert all(in_region(emotion, ranker.recommend(emotion, Strategy.match, 10, exclude=played)))
+    played = frozenset(t.id for t in ranker.recommend(RecommendParams(emotion, 50, Strategy.match)))
+    assert all(
+        in_region(
+            emotion, ranker.recommend(RecommendParams(emotion, 10, Strategy.match, exclude=tuple(played)))
+        )
+    )
 
 
 def test_a_strong_mood_label_cannot_pull_a_list_out_of_its_region(model: MoodModel) -> None:
@@ -159,7 +178,7 @@ def test_a_strong_mood_label_cannot_pull_a_list_out_of_its_region(model: MoodMod
     bright["valence"] = 0.7
     df.iloc[:300, df.columns.get_indexer(bright.columns)] = bright.to_numpy()
     ranker = Ranker(Catalog.from_frame(df), model, pool_size=300)
-    assert all(in_region(Emotion.angry, ranker.recommend(Emotion.angry, Strategy.match, 20)))
+    assert all(in_region(Emotion.angry, ranker.recommend(RecommendParams(Emotion.angry, 20, Strategy.match))))
 
 
 def test_a_sparse_region_is_left_by_as_little_as_possible(model: MoodModel) -> None:
@@ -167,7 +186,9 @@ def test_a_sparse_region_is_left_by_as_little_as_possible(model: MoodModel) -> N
     df["valence"] = np.where(df["valence"] < 0.35, df["valence"] + 0.35, df["valence"])  # nothing dark
     df.loc[:2, "valence"] = 0.1  # three dark tracks
     df.loc[:2, "energy"] = 0.2
-    tracks = Ranker(Catalog.from_frame(df), model, pool_size=300).recommend(Emotion.sad, Strategy.match, 10)
+    tracks = Ranker(Catalog.from_frame(df), model, pool_size=300).recommend(
+        RecommendParams(Emotion.sad, 10, Strategy.match)
+    )
     assert sum(in_region(Emotion.sad, tracks)) == 3 and all(in_region(Emotion.sad, tracks[:3]))
     assert max(t.features["valence"] for t in tracks) < 0.45
 
@@ -176,7 +197,7 @@ def test_a_sparse_region_is_left_by_as_little_as_possible(model: MoodModel) -> N
 def test_lift_ends_brighter_and_calmer_for_the_aroused_negative_emotions(
     ranker: Ranker, emotion: Emotion
 ) -> None:
-    tracks = ranker.recommend(emotion, Strategy.lift, 10)
+    tracks = ranker.recommend(RecommendParams(emotion, 10, Strategy.lift))
     assert all(in_region(emotion, tracks[:3]))
     assert all(t.features["valence"] >= 0.55 for t in tracks[-3:])
     if emotion in (Emotion.angry, Emotion.disgust, Emotion.fear):

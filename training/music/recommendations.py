@@ -30,6 +30,7 @@ import pandas as pd  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
 from services.common.contracts import Emotion, Strategy  # noqa: E402
+from services.common.params import RecommendParams  # noqa: E402
 from services.recommender.catalog import Catalog  # noqa: E402
 from services.recommender.importer import import_files  # noqa: E402
 from services.recommender.mood_model import (  # noqa: E402
@@ -117,7 +118,7 @@ def catalog_report(ranker: Ranker, seeds: int, limit: int = 10) -> dict[str, Any
     seen: set[int] = set()
     for emotion in Emotion:
         for strategy in Strategy:
-            rows = [p.row for p in ranker.rank(emotion, strategy, limit)]
+            rows = [p.row for p in ranker.rank(RecommendParams(emotion, limit, strategy))]
             key = f"{emotion.value}/{strategy.value}"
             entry = list_metrics(ranker, emotion, rows)
             if strategy is Strategy.lift:
@@ -125,14 +126,16 @@ def catalog_report(ranker: Ranker, seeds: int, limit: int = 10) -> dict[str, Any
             mine = set(rows)
             inside = []
             for seed in range(seeds):
-                seeded = [p.row for p in ranker.rank(emotion, strategy, limit, seed=seed)]
+                seeded = [p.row for p in ranker.rank(RecommendParams(emotion, limit, strategy, seed=seed))]
                 mine.update(seeded)
                 if strategy is Strategy.match:
                     inside.append(list_metrics(ranker, emotion, seeded)["inside"])
             if inside:
                 entry["seeded_inside_mean"], entry["seeded_inside_min"] = float(np.mean(inside)), min(inside)
             entry["distinct_tracks"] = len(mine)
-            entry["reasons"] = [t["reason"] for t in ranker.recommend_dicts(emotion, strategy, 3)]
+            entry["reasons"] = [
+                t["reason"] for t in ranker.recommend_dicts(RecommendParams(emotion, 3, strategy))
+            ]
             seen |= mine
             out["lists"][key] = entry
     out["distinct_tracks"] = len(seen)
@@ -188,7 +191,7 @@ def precision_at_10(ranker: Ranker, held_out: pd.DataFrame) -> dict[str, dict[st
     raw = dict(zip(held_out["track_id"], held_out["label"].astype(str).str.strip().str.lower(), strict=True))
     out: dict[str, dict[str, float]] = {"target": {}, "own": {}}
     for emotion in Emotion:
-        ids = [ranker.catalog.ids[p.row] for p in ranker.rank(emotion, Strategy.match, 10)]
+        ids = [ranker.catalog.ids[p.row] for p in ranker.rank(RecommendParams(emotion))]
         out["target"][emotion.value] = float(np.mean([merged[i] in relevant(emotion) for i in ids]))
         if emotion in OWN_LABEL:
             out["own"][emotion.value] = float(np.mean([raw[i] == OWN_LABEL[emotion] for i in ids]))
@@ -308,12 +311,12 @@ def plot(ranker: Ranker, path: Path, title: str) -> None:
                 linewidth=1.2,
             )
         )
-        lift = [p.row for p in ranker.rank(emotion, Strategy.lift, 10)]
+        lift = [p.row for p in ranker.rank(RecommendParams(emotion, strategy=Strategy.lift))]
         ax.plot(ranker.valence[lift], ranker.energy[lift], "-", color="tab:orange", linewidth=0.8, alpha=0.8)
         ax.scatter(
             ranker.valence[lift], ranker.energy[lift], s=14, facecolors="none", edgecolors="tab:orange"
         )
-        match = [p.row for p in ranker.rank(emotion, Strategy.match, 10)]
+        match = [p.row for p in ranker.rank(RecommendParams(emotion))]
         ax.scatter(ranker.valence[match], ranker.energy[match], s=18, color="tab:blue", zorder=3)
         ax.set_title(emotion.value)
         ax.set_xlim(0, 1)
