@@ -34,8 +34,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import torch
-
 from services.emotion.classifier import card_path
 from training.emotion import calibrate, evaluate, export, quantize, train
 from training.settings import REPO, settings
@@ -212,13 +210,9 @@ def run_pipeline(
     mode: str = "auto",
     runs: Path | None = None,
     quantize_shipped: bool = False,
-    *,
-    epochs: int = 0,
-    budget_minutes: float = 0,
-    stop_after: int = 0,
-    init: Path | None = None,
+    options: train.RunOptions = train.RunOptions(),
 ) -> bool:
-    """Steps 1-6 for one config; True when the new model was promoted. The keywords are train.run's."""
+    """Steps 1-6 for one config; True when the new model was promoted."""
     runs = runs or settings.runs
     command = f"python -m training.emotion.pipeline --config {config} --promote {mode}"
     if quantize_shipped:
@@ -231,15 +225,7 @@ def run_pipeline(
         shutil.copyfile(card_path(ship.float_model), card_path(model / ship.float_model.name))
     else:
         # 1. train (resumes from runs/<config>/last.pt), 2. export, 3. evaluate.
-        state, run = train.run(
-            config,
-            data,
-            runs=runs,
-            epochs=epochs,
-            budget_minutes=budget_minutes,
-            stop_after=stop_after,
-            init=init,
-        )
+        state, run = train.run(config, data, runs=runs, options=options)
         planned = json.loads((run / "history.json").read_text())["config"]["epochs"]
         if state["epoch"] < planned:
             print(f"stopped after epoch {state['epoch']} of {planned}; rerun the same command to continue")
@@ -274,19 +260,11 @@ def main() -> None:
         action="store_true",
         help="no training: quantize the shipped float model again (into runs/quantize-<stem>/)",
     )
-    args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = train.parse_args(ap)
+    ship = ship_of(args.config, args.model_dir, args.reports)
+    options = train.RunOptions.of(args)
     run_pipeline(
-        args.config,
-        args.data,
-        ship_of(args.config, args.model_dir, args.reports),
-        args.promote,
-        quantize_shipped=args.quantize_shipped,
-        epochs=args.epochs,
-        budget_minutes=args.budget_minutes,
-        stop_after=args.stop_after,
-        init=args.init,
+        args.config, args.data, ship, args.promote, quantize_shipped=args.quantize_shipped, options=options
     )
 
 

@@ -327,21 +327,33 @@ def train(
     return state
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """What the command line (add_arguments) changes about a run beside its config, as `run` takes it."""
+
+    epochs: int = 0  # the config's epoch count instead (with a budget: the most)
+    budget_minutes: float = 0  # the epoch count that fits this many minutes here
+    stop_after: int = 0  # stop after this many epochs (resume later)
+    init: Path | None = None  # start from these weights instead of the config's init_from run
+
+    @classmethod
+    def of(cls, args: argparse.Namespace) -> RunOptions:
+        return cls(args.epochs, args.budget_minutes, args.stop_after, args.init)
+
+
 def run(
     name: str,
     data_path: Path,
     out: Path | None = None,
     *,
     runs: Path | None = None,
-    epochs: int = 0,
-    budget_minutes: float = 0,
-    stop_after: int = 0,
-    init: Path | None = None,
+    options: RunOptions = RunOptions(),
 ) -> tuple[dict, Path]:
     """Trains the named config into `out` (default <runs>/<name>), first the run it starts from
     (<runs>/<init_from>) when no `init` weights are given; returns the training state and the run folder."""
     runs = runs or settings.runs
     cfg = CONFIGS[name]
+    epochs, budget_minutes, init = options.epochs, options.budget_minutes, options.init
     if epochs and not budget_minutes:
         cfg = replace(cfg, epochs=epochs)
     if init is None and cfg.init_from:
@@ -350,7 +362,7 @@ def run(
         train(CONFIGS[cfg.init_from], data_path, runs / cfg.init_from)
         init = runs / cfg.init_from / "best.pt"
     out = out or runs / name
-    state = train(cfg, data_path, out, stop_after, budget_minutes, max_epochs=epochs, init=init)
+    state = train(cfg, data_path, out, options.stop_after, budget_minutes, max_epochs=epochs, init=init)
     print(f"best val accuracy {state['best_val']:.4f} after {state['seconds'] / 60:.1f} min of training")
     return state, out
 
@@ -375,6 +387,14 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
 
 
+def parse_args(ap: argparse.ArgumentParser) -> argparse.Namespace:
+    """The command line, with torch's CPU threads set as it says."""
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return args
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(ap)
@@ -384,21 +404,11 @@ def main() -> None:
         action="store_true",
         help="only time this config here: seconds per epoch, epochs in --budget-minutes (or 120)",
     )
-    args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_args(ap)
     if args.probe:
         probe(CONFIGS[args.config], args.data, args.budget_minutes or 120)
         return
-    run(
-        args.config,
-        args.data,
-        args.out,
-        epochs=args.epochs,
-        budget_minutes=args.budget_minutes,
-        stop_after=args.stop_after,
-        init=args.init,
-    )
+    run(args.config, args.data, args.out, options=RunOptions.of(args))
 
 
 if __name__ == "__main__":
