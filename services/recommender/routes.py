@@ -7,13 +7,15 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
 
-from services.common.contracts import ErrorResponse, RecommendMap, RecommendResponse
-from services.common.errors import ApiError
+from services.common.contracts import RecommendMap, RecommendResponse
+from services.common.errors import ApiError, error_responses
 from services.common.params import RecommendQuery
 from services.recommender.ranking import Ranker
 from services.recommender.service import RECOMMENDATIONS, State
 
 router = APIRouter()
+
+ERRORS = error_responses({422: "a bad parameter", 503: "no catalog yet: why, and what to set"})
 
 
 async def ready_ranker(request: Request) -> Ranker:
@@ -27,11 +29,7 @@ async def ready_ranker(request: Request) -> Ranker:
 ReadyRanker = Annotated[Ranker, Depends(ready_ranker)]
 
 
-@router.get(
-    "/recommend",
-    response_model=RecommendResponse,
-    responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
-)
+@router.get("/recommend", response_model=RecommendResponse, responses=ERRORS)
 async def recommend(ranker: ReadyRanker, params: RecommendQuery) -> Response:
     # async: ranking takes well under a millisecond of CPU, less than the threadpool hop a sync route
     # costs. The body is serialised once with orjson from dicts built at start-up; returning a Response
@@ -43,11 +41,7 @@ async def recommend(ranker: ReadyRanker, params: RecommendQuery) -> Response:
     return Response(body, media_type="application/json")
 
 
-@router.get(
-    "/recommend/map",
-    response_model=RecommendMap,
-    responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
-)
+@router.get("/recommend/map", response_model=RecommendMap, responses=ERRORS)
 async def recommend_map(ranker: ReadyRanker, params: RecommendQuery) -> Response:
     """Why these songs: the list's tracks on the valence-energy plane, the region(s) they were kept in,
     and the catalog's density there (what the page's map draws)."""
