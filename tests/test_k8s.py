@@ -103,9 +103,8 @@ def test_deployments_match_the_services_and_their_images() -> None:
     deployments = of_kind("Deployment")
     services = of_kind("Service")
     assert set(deployments) == {*SERVICES, "redis"}
+    assert f"--uid {UID}" in (REPO / "services" / "Dockerfile").read_text()
     for name, (_, port) in SERVICES.items():
-        dockerfile = (REPO / "services" / name / "Dockerfile").read_text()
-        assert f"--uid {UID}" in dockerfile
         (container,) = deployments[name]["spec"]["template"]["spec"]["containers"]
         assert [p["containerPort"] for p in container["ports"]] == [port]
         assert [p["port"] for p in services[name]["spec"]["ports"]] == [port]
