@@ -1,6 +1,6 @@
 """Emotion service (port 8001): POST /predict finds every face in an image and reads its emotion.
 
-Run: `python -m services emotion` (services/__main__.py's SERVICES table).
+Run: `python -m services emotion` (services/launch.py's SERVICES table).
 """
 
 from __future__ import annotations

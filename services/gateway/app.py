@@ -1,6 +1,6 @@
 """Gateway (port 8000): serves the frontend, proxies /predict and /recommend, and adds /analyze.
 
-Run: `python -m services gateway` (services/__main__.py's SERVICES table).
+Run: `python -m services gateway` (services/launch.py's SERVICES table).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Recommender service (port 8002): GET /recommend maps an emotion to Spotify tracks from the catalog.
 
-Run: `python -m services recommender` (services/__main__.py's SERVICES table).
+Run: `python -m services recommender` (services/launch.py's SERVICES table).
 """
 
 from __future__ import annotations
