@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -45,6 +46,21 @@ def fer_on_canvas(face: np.ndarray) -> np.ndarray:
     return canvas
 
 
+def sweep_predictions(
+    classifier: EmotionClassifier,
+    greys: list[np.ndarray],
+    boxes: list[tuple[int, int, int, int]],
+    shifts: list[float],
+) -> Iterator[tuple[float, float, np.ndarray]]:
+    """(shift_y, margin, each face's predicted class) for every crop geometry of the sweep."""
+    for shift in shifts:
+        for m in MARGINS:
+            crops = np.stack(
+                [face_crop(g, b, classifier.size, m, shift) for g, b in zip(greys, boxes, strict=True)]
+            )
+            yield shift, m, classifier.logits(crops).argmax(1)
+
+
 def fer_framing(
     data_dir: Path, n: int, detector: CenterFaceDetector, classifier: EmotionClassifier
 ) -> dict[str, object]:
@@ -67,22 +83,16 @@ def fer_framing(
     shift_x = (CANVAS / 2 - (box[:, 0] + box[:, 2] / 2)) / box[:, 2]
     kept_idx = np.array(kept)
     shifts = sorted({0.0, round(float(np.median(shift_y)), 2)})
-    sweep = []
     greys = [fer_on_canvas(images[i]) for i in kept]
-    for shift in shifts:
-        for m in MARGINS:
-            crops = np.stack(
-                [face_crop(g, b, classifier.size, m, shift) for g, b in zip(greys, boxes, strict=True)]
-            )
-            pred = classifier.logits(crops).argmax(1)
-            sweep.append(
-                {
-                    "margin": m,
-                    "shift_y": shift,
-                    "accuracy": float((pred == labels[kept_idx]).mean()),
-                    "agreement_with_raw": float((pred == direct[kept_idx]).mean()),
-                }
-            )
+    sweep = [
+        {
+            "margin": m,
+            "shift_y": shift,
+            "accuracy": float((pred == labels[kept_idx]).mean()),
+            "agreement_with_raw": float((pred == direct[kept_idx]).mean()),
+        }
+        for shift, m, pred in sweep_predictions(classifier, greys, boxes, shifts)
+    ]
     q = lambda a: [float(np.percentile(a, p)) for p in (25, 50, 75)]  # noqa: E731
     return {
         "n": int(len(images)),
@@ -115,23 +125,16 @@ def photo_sweep(
             greys.append(grey)
             boxes.append(found[0].box)
             truth.append(EMOTIONS.index(row.emotion))
-    out = []
-    for shift in shifts:
-        for m in MARGINS:
-            crops = np.stack(
-                [face_crop(g, b, classifier.size, m, shift) for g, b in zip(greys, boxes, strict=True)]
-            )
-            pred = classifier.logits(crops).argmax(1)
-            out.append(
-                {
-                    "margin": m,
-                    "shift_y": shift,
-                    "n": len(single),
-                    "detected": len(boxes),
-                    "agree": int((pred == np.array(truth)).sum()),
-                }
-            )
-    return out
+    return [
+        {
+            "margin": m,
+            "shift_y": shift,
+            "n": len(single),
+            "detected": len(boxes),
+            "agree": int((pred == np.array(truth)).sum()),
+        }
+        for shift, m, pred in sweep_predictions(classifier, greys, boxes, shifts)
+    ]
 
 
 def markdown(fer: dict, photos: list[dict], card_name: str) -> str:
