@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterator
 
 import pytest
 import redis
+from fastapi.testclient import TestClient
 
 from services.gateway.cache import cache_key
 from tests.fixtures import REDIS_TEST_URL
@@ -85,38 +87,34 @@ def test_hits_and_misses_are_counted_and_stored_in_redis(
     }
 
 
+@pytest.fixture()
+def recommend_gateway(
+    make_gateway: GatewayFactory, recommender_url: str, redis_prefix: str
+) -> Iterator[TestClient]:
+    """A gateway with only the recommender behind it, caching in the test Redis under its own prefix."""
+    with make_gateway(
+        emotion_url=closed_url(),
+        recommender_url=recommender_url,
+        redis_url=REDIS_TEST_URL,
+        redis_prefix=redis_prefix,
+    ) as client:
+        yield client
+
+
 def test_a_hit_does_not_reach_the_recommender(
-    make_gateway: GatewayFactory,
-    recommender_url: str,
-    redis_prefix: str,
-    redis_client: redis.Redis,
+    recommend_gateway: TestClient, redis_prefix: str, redis_client: redis.Redis
 ) -> None:
     """A value planted in Redis under the key is what the gateway answers: proof it reads the cache."""
     planted = {"emotion": "fear", "strategy": "match", "tracks": []}
     redis_client.set(cache_key(redis_prefix, "fear", 3, "match", [], None), json.dumps(planted))
-    with make_gateway(
-        emotion_url=closed_url(),
-        recommender_url=recommender_url,
-        redis_url=REDIS_TEST_URL,
-        redis_prefix=redis_prefix,
-    ) as client:
-        answer = client.get("/recommend", params={"emotion": "fear", "limit": 3})
+    answer = recommend_gateway.get("/recommend", params={"emotion": "fear", "limit": 3})
     assert answer.json() == planted
 
 
 def test_errors_are_not_cached(
-    make_gateway: GatewayFactory,
-    recommender_url: str,
-    redis_prefix: str,
-    redis_client: redis.Redis,
+    recommend_gateway: TestClient, redis_prefix: str, redis_client: redis.Redis
 ) -> None:
-    with make_gateway(
-        emotion_url=closed_url(),
-        recommender_url=recommender_url,
-        redis_url=REDIS_TEST_URL,
-        redis_prefix=redis_prefix,
-    ) as client:
-        assert client.get("/recommend", params={"emotion": "happy", "limit": 0}).status_code == 422
+    assert recommend_gateway.get("/recommend", params={"emotion": "happy", "limit": 0}).status_code == 422
     assert list(redis_client.scan_iter(f"{redis_prefix}*")) == []
 
 
