@@ -1,9 +1,15 @@
 """Memory and load shedding under more clients than the machine can serve: the three services as
 `python -m services` runs them, idle, then 24 and then 120 clients sending real frames to the gateway's
-POST /analyze for a fixed time each. Each client sends one frame after another, and after a 503 waits as
-long as its Retry-After says (as a polite client does). Reported per phase: the emotion service's
-resident memory (sampled every half second: the highest, and at the end), frames answered (200) and
-their latency percentiles, frames shed (503 with Retry-After) and how fast, and anything else (errors).
+POST /analyze for a fixed time each. Each client sends one frame after another on its own keep-alive
+connection, and after a 503 waits as long as its Retry-After says (as the page does). Reported per phase:
+the emotion service's resident memory (sampled every half second: the highest, and at the end), frames
+answered (200) and their latency percentiles, frames shed (503 with Retry-After) and how fast, anything
+else (errors), and the CPU the clients, the gateway and the emotion service used.
+
+The clients are wrk's (a C load generator, Debian's `wrk`; bench/overload.lua is its script), one
+connection per wrk thread, so that they take little of the cores the services need and time each request
+as the client sees it. A last phase plays the 120 clients from one Python process (httpx, asyncio)
+instead, side by side, since such a client is itself a bottleneck at that count.
 
     python -m bench.overload [--duration 60] [--out reports/]   (part of make bench)
 """
@@ -12,13 +18,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import http.client
 import json
 import os
+import resource
+import shutil
+import subprocess
 import tempfile
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +37,16 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.load import percentiles_ms
-from bench.memory import memory_mb
+from bench.memory import cpu_seconds, memory_mb
 from samples.images import frame_jpeg
 from samples.music import recommender_env
 from services import launch
 from services.common.paths import REPO
 
 PHASES = (24, 120)
+PYTHON_CLIENTS = 120
+WRK_SCRIPT = Path(__file__).with_name("overload.lua")
+REQUEST_TIMEOUT_S = 30
 
 
 class Sampler:
@@ -69,7 +83,63 @@ class Sampler:
         self._thread.join()
 
 
-async def phase(url: str, frame: bytes, clients: int, duration_s: float) -> dict[str, Any]:
+def summary(
+    clients: int,
+    wall_s: float,
+    answered: list[float],
+    shed: list[float],
+    other: dict[str, int],
+    no_retry_after: int,
+) -> dict[str, Any]:
+    """One phase's row from the clients' own timings (seconds) of the answered and the shed requests."""
+    total = len(answered) + len(shed) + sum(other.values())
+    return {
+        "clients": clients,
+        "duration_s": round(wall_s, 1),
+        "requests": total,
+        "answered": len(answered),
+        "answered_per_s": round(len(answered) / wall_s, 1),
+        "answered_ms": percentiles_ms(answered),
+        "shed": len(shed),
+        "shed_share": round(len(shed) / total, 3) if total else 0.0,
+        "shed_ms": percentiles_ms(shed),
+        "shed_without_retry_after": no_retry_after,
+        "errors": sum(other.values()),
+        "error_kinds": other,
+    }
+
+
+def wrk_phase(url: str, frame: Path, clients: int, duration_s: float) -> dict[str, Any]:
+    """`clients` clients played by wrk with bench/overload.lua; the row, and the CPU seconds wrk used."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit("bench.overload needs wrk on the PATH (Debian: apt-get install wrk)")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "clients.json"
+        env = {**os.environ, "FRAME": str(frame), "SESSION": f"overload-{clients}", "OUT": str(out)}
+        args = [wrk, "-t", str(clients), "-c", str(clients), "-d", f"{duration_s:g}s"]
+        args += ["--timeout", f"{REQUEST_TIMEOUT_S}s", "-s", str(WRK_SCRIPT), url]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run(
+            args, env=env, check=True, capture_output=True, timeout=duration_s + 2 * REQUEST_TIMEOUT_S
+        )
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        seen = json.loads(out.read_text())
+    row = summary(
+        clients,
+        seen["duration_s"],
+        seen["answered_s"],
+        seen["shed_s"],
+        seen["other"],
+        seen["shed_without_retry_after"],
+    )
+    row["client_cpu_s"] = round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1)
+    return row
+
+
+async def python_phase(url: str, frame: bytes, clients: int, duration_s: float) -> dict[str, Any]:
+    """The same clients played by one Python process (httpx on asyncio): the row, and the CPU seconds
+    this process used meanwhile."""
     answered: list[float] = []
     shed: list[float] = []
     other: dict[str, int] = {}
@@ -83,7 +153,7 @@ async def phase(url: str, frame: bytes, clients: int, duration_s: float) -> dict
             try:
                 resp = await http.post(
                     "/analyze",
-                    params={"session": f"overload-{clients}-{idx}"},
+                    params={"session": f"overload-python-{clients}-{idx}"},
                     files={"image": ("frame.jpg", frame, "image/jpeg")},
                 )
             except httpx.HTTPError as exc:
@@ -101,25 +171,14 @@ async def phase(url: str, frame: bytes, clients: int, duration_s: float) -> dict
                 kind = f"HTTP {resp.status_code}"
                 other[kind] = other.get(kind, 0) + 1
 
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http:
+    cpu_before = time.process_time()
+    async with httpx.AsyncClient(base_url=url, timeout=REQUEST_TIMEOUT_S, limits=limits) as http:
         start = time.monotonic()
         await asyncio.gather(*(client(http, i, start + duration_s) for i in range(clients)))
         wall = time.monotonic() - start
-    total = len(answered) + len(shed) + sum(other.values())
-    return {
-        "clients": clients,
-        "duration_s": round(wall, 1),
-        "requests": total,
-        "answered": len(answered),
-        "answered_per_s": round(len(answered) / wall, 1),
-        "answered_ms": percentiles_ms(answered),
-        "shed": len(shed),
-        "shed_share": round(len(shed) / total, 3) if total else 0.0,
-        "shed_ms": percentiles_ms(shed),
-        "shed_without_retry_after": no_retry_after,
-        "errors": sum(other.values()),
-        "error_kinds": other,
-    }
+    row = summary(clients, wall, answered, shed, other, no_retry_after)
+    row["client_cpu_s"] = round(time.process_time() - cpu_before, 1)
+    return row
 
 
 def server_buckets(gateway: str) -> dict[str, dict[float, float]]:
@@ -149,27 +208,46 @@ def server_quantiles(
     }
 
 
+def measured(s: launch.Stack, pid: int, play: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """One phase: the clients' row from `play`, with what was measured meanwhile on the server side."""
+    before = server_buckets(s.gateway)
+    cpu_before = {name: cpu_seconds(s.pids[name]) for name in ("gateway", "emotion")}
+    start = time.monotonic()
+    with Sampler(pid, s.gateway) as sampler:
+        row = play()
+    wall = time.monotonic() - start
+    row["emotion_rss_mb"] = {"highest": sampler.peak, "end": memory_mb(pid)["rss_mb"]}
+    row["healthz_ms"] = percentiles_ms(sampler.healthz)
+    after = server_buckets(s.gateway)
+    row["gateway_measured"] = {
+        "answered": server_quantiles(before, after, "/analyze"),
+        "shed": server_quantiles(before, after, "unmatched"),
+    }
+    row["cpu_share"] = {
+        "clients": round(row.pop("client_cpu_s") / wall, 2),
+        **{name: round((cpu_seconds(s.pids[name]) - cpu_before[name]) / wall, 2) for name in cpu_before},
+    }
+    return row
+
+
 def run(duration_s: float) -> dict[str, Any]:
     frame = frame_jpeg()
     with (
-        tempfile.TemporaryDirectory() as music,
-        launch.stack({"recommender": recommender_env(Path(music))}) as s,
+        tempfile.TemporaryDirectory() as tmp,
+        launch.stack({"recommender": recommender_env(Path(tmp))}) as s,
     ):
+        frame_file = Path(tmp) / "frame.jpg"
+        frame_file.write_bytes(frame)
         pid = s.pids["emotion"]
         httpx.post(f"{s.gateway}/analyze", files={"image": ("f.jpg", frame, "image/jpeg")}, timeout=60)
         result: dict[str, Any] = {"idle_rss_mb": memory_mb(pid)["rss_mb"], "phases": []}
         for clients in PHASES:
-            before = server_buckets(s.gateway)
-            with Sampler(pid, s.gateway) as sampler:
-                row = asyncio.run(phase(s.gateway, frame, clients, duration_s))
-            row["emotion_rss_mb"] = {"highest": sampler.peak, "end": memory_mb(pid)["rss_mb"]}
-            row["healthz_ms"] = percentiles_ms(sampler.healthz)
-            after = server_buckets(s.gateway)
-            row["gateway_measured"] = {
-                "answered": server_quantiles(before, after, "/analyze"),
-                "shed": server_quantiles(before, after, "unmatched"),
-            }
-            result["phases"].append(row)
+            row = measured(s, pid, functools.partial(wrk_phase, s.gateway, frame_file, clients, duration_s))
+            result["phases"].append({"client": "wrk", **row})
+        row = measured(
+            s, pid, lambda: asyncio.run(python_phase(s.gateway, frame, PYTHON_CLIENTS, duration_s))
+        )
+        result["phases"].append({"client": "one Python process (httpx)", **row})
     return result
 
 
@@ -180,42 +258,54 @@ def markdown(result: dict[str, Any], note: str) -> str:
         f"Command: `python -m bench.overload --duration {result['duration_s']:g}`. {note}".rstrip(),
         "",
         f"Machine: {result['machine']}. Shared with other work while it ran: compare phases of one run,",
-        "not runs. Clients post real frames to the gateway's /analyze; after a 503 a client waits its",
-        "Retry-After.",
+        "not runs. Clients post real frames to the gateway's /analyze, each on its own keep-alive",
+        "connection; after a 503 a client waits its Retry-After. The clients are wrk's (C, one connection",
+        "per thread, bench/overload.lua), timing each request from just before it is written to its",
+        "answer; the last row plays the 120 clients from one Python process (httpx) instead.",
         "",
         f"Emotion service resident memory, idle after one frame: {result['idle_rss_mb']} MiB.",
         "",
-        "| clients | s | requests | answered | answered/s | answered p50 / p95 / p99 ms | shed | "
-        "shed share | shed p99 ms | errors | emotion RSS highest / end MiB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| clients | played by | s | requests | answered | answered/s | answered p50 / p95 / p99 ms | shed | "
+        "shed share | shed p50 / p99 ms | errors | emotion RSS highest / end MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for p in result["phases"]:
-        a = p["answered_ms"]
+        a, sh = p["answered_ms"], p["shed_ms"]
         lines.append(
-            f"| {p['clients']} | {p['duration_s']} | {p['requests']} | {p['answered']} | "
+            f"| {p['clients']} | {p['client']} | {p['duration_s']} | {p['requests']} | {p['answered']} | "
             f"{p['answered_per_s']} | {a['p50']} / {a['p95']} / {a['p99']} | {p['shed']} | "
-            f"{p['shed_share']:.1%} | {p['shed_ms']['p99']} | {p['errors']} | "
+            f"{p['shed_share']:.1%} | {sh['p50']} / {sh['p99']} | {p['errors']} | "
             f"{p['emotion_rss_mb']['highest']} / {p['emotion_rss_mb']['end']} |"
         )
     lines += [
         "",
         "The same requests as the gateway itself timed them (its latency histogram, from the call of the",
-        "application to its answer; the bucket that holds the percentile):",
+        "application to its answer; the bucket that holds the percentile), and the CPU each side used",
+        "(CPU seconds per second of the phase; 2.0 is both cores):",
         "",
-        "| clients | answered p50 / p99 | shed p50 / p99 | GET /healthz meanwhile: p50 / p99 ms |",
-        "|---|---|---|---|",
+        "| clients | played by | answered p50 / p99 | shed p50 / p99 | GET /healthz meanwhile: p50 / p99 ms "
+        "| CPU: clients / gateway / emotion |",
+        "|---|---|---|---|---|---|",
     ]
     for p in result["phases"]:
-        g = p["gateway_measured"]
+        g, cpu = p["gateway_measured"], p["cpu_share"]
         a, sh = g["answered"], g["shed"]
         lines.append(
-            f"| {p['clients']} | {a.get('p50', '-')} / {a.get('p99', '-')} | "
+            f"| {p['clients']} | {p['client']} | {a.get('p50', '-')} / {a.get('p99', '-')} | "
             f"{sh.get('p50', '-')} / {sh.get('p99', '-')} | "
-            f"{p['healthz_ms']['p50']} / {p['healthz_ms']['p99']} |"
+            f"{p['healthz_ms']['p50']} / {p['healthz_ms']['p99']} | "
+            f"{cpu['clients']} / {cpu['gateway']} / {cpu['emotion']} |"
         )
-    kinds = {k: v for p in result["phases"] for k, v in p["error_kinds"].items()}
+    kinds = {
+        f"{p['client']}, {p['clients']}: {k}": v
+        for p in result["phases"]
+        for k, v in p["error_kinds"].items()
+    }
     if kinds:
         lines += ["", "Errors: " + ", ".join(f"{k}: {v}" for k, v in kinds.items())]
+    missing = sum(p["shed_without_retry_after"] for p in result["phases"])
+    if missing:
+        lines += ["", f"503s without a Retry-After: {missing}"]
     return "\n".join(lines) + "\n"
 
 
