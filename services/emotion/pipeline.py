@@ -66,7 +66,10 @@ class EmotionPipeline:
         )
         self.in_flight = InFlight(settings.solo_threads)
         self.admission = FrameAdmission(
-            settings.max_frames_in_flight, settings.frame_workers, settings.retry_after_s
+            settings.max_frames_in_flight,
+            settings.frame_workers,
+            settings.retry_after_s,
+            settings.frame_wait_s,
         )
         # ONNX Runtime allocates on the first run: pay that at startup, not on the first request.
         for alone in (False, True):

@@ -99,22 +99,25 @@ class InFlight:
 class FrameAdmission:
     """At most `admitted` frames at once, running or waiting; `workers` of them run at once, each on a
     thread of its own. A frame beyond `admitted` is refused at once (503, Retry-After), before its body
-    is read, so memory and waiting time stay bounded however many clients send frames."""
+    is read; an admitted one that finds no free worker within `max_wait_s` is refused then. So memory
+    and waiting time stay bounded however many clients send frames, and however few cores the service
+    gets: on a busy machine the frames admitted by count alone would wait seconds for a worker."""
 
-    def __init__(self, admitted: int, workers: int, retry_after_s: int) -> None:
+    def __init__(self, admitted: int, workers: int, retry_after_s: int, max_wait_s: float) -> None:
         self.admitted = admitted
         self.retry_after_s = retry_after_s
+        self.max_wait_s = max_wait_s
         self.limiter = anyio.CapacityLimiter(workers)
         self.count = 0
 
     def free(self) -> bool:
         return self.count < self.admitted
 
-    def busy(self) -> ApiError:
-        SHED.labels("frames").inc()
+    def busy(self, reason: str = "frames", detail: str | None = None) -> ApiError:
+        SHED.labels(reason).inc()
         return ApiError(
             503,
-            f"busy: {self.admitted} frames in progress, retry shortly",
+            detail or f"busy: {self.admitted} frames in progress, retry shortly",
             headers={"Retry-After": str(self.retry_after_s)},
         )
 
@@ -127,4 +130,13 @@ class FrameAdmission:
         self.count -= 1
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+        """fn(*args) on a worker thread, once one is free within max_wait_s; else 503."""
+        with anyio.move_on_after(self.max_wait_s) as waited:
+            await self.limiter.acquire()
+        if waited.cancelled_caught:
+            raise self.busy("frame_wait", f"busy: no worker free within {self.max_wait_s:g} s, retry shortly")
+        try:
+            # The thread comes from anyio's default pool: this limiter already bounds the frames on it.
+            return await anyio.to_thread.run_sync(fn, *args)
+        finally:
+            self.limiter.release()

@@ -38,6 +38,9 @@ class EmotionSettings(LogSettings):
     # Retry-After at once instead of queueing: a wait longer than a fraction of a second is worth
     # less to a live view than a skipped frame (reports/overload.md).
     max_frames_in_flight: int = Field(default=32, ge=1)
+    # How long an admitted frame may wait for a worker before it too is answered 503 with Retry-After:
+    # the count above bounds the wait only while the service has its cores to itself.
+    frame_wait_s: float = Field(default=0.5, gt=0)
     retry_after_s: int = Field(default=1, ge=1)
 
     max_upload_bytes: int = Field(default=8 * 1024 * 1024, ge=1)

@@ -8,12 +8,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import anyio
 import numpy as np
 import pytest
 
+from services.common.errors import ApiError
 from services.emotion import runtime
 from services.emotion.pipeline import EmotionPipeline
-from services.emotion.runtime import InFlight, Model
+from services.emotion.runtime import FrameAdmission, InFlight, Model
 from services.emotion.settings import EmotionSettings
 
 
@@ -97,3 +99,40 @@ def test_pipeline_uses_the_solo_session_only_for_a_lone_request(
     assert seen == [True, False]
     pipeline.predict(face_jpeg)
     assert seen == [True, False, True]
+
+
+def test_a_frame_that_finds_no_worker_within_the_wait_is_refused_then() -> None:
+    admission = FrameAdmission(admitted=8, workers=1, retry_after_s=2, max_wait_s=0.3)
+    busy, release = threading.Event(), threading.Event()
+
+    def hold() -> str:
+        busy.set()
+        release.wait(10)
+        return "held"
+
+    async def main() -> tuple[list[object], float]:
+        results: list[object] = []
+
+        async def frame(fn: Any) -> None:
+            try:
+                results.append(await admission.run(fn))
+            except ApiError as exc:
+                results.append(exc)
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(frame, hold)
+            await anyio.to_thread.run_sync(busy.wait)
+            start = time.monotonic()
+            await frame(lambda: "too late")  # the one worker is held past the wait
+            waited = time.monotonic() - start
+            tasks.start_soon(frame, lambda: "in time")  # waits, and gets the worker when it is free
+            await anyio.sleep(0.1)
+            release.set()
+        return results, waited
+
+    results, waited = anyio.run(main)
+    refused = results[0]
+    assert isinstance(refused, ApiError) and refused.status == 503, results
+    assert refused.headers == {"Retry-After": "2"} and "0.3 s" in refused.message
+    assert 0.3 <= waited < 1.0
+    assert results[1:] == ["held", "in time"]
