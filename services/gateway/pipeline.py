@@ -73,6 +73,7 @@ class Gateway:
             ),
             settings.session_ttl_s,
             settings.recommender_backoff_s,
+            settings.redis_new_sessions_max,
         )
 
     async def aclose(self) -> None:

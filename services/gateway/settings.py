@@ -44,6 +44,9 @@ class GatewaySettings(LogSettings):
     steadiness_votes: int = Field(default=3, ge=1, le=100)
     sessions_max: int = Field(default=10_000, ge=1)
     session_ttl_s: int = Field(default=900, ge=1)
+    # With Redis: sessions that may be created within session_ttl_s, all replicas together; a new one
+    # beyond it gets 503 with Retry-After (state.py). Sized for the million viewers of docs/scaling.md.
+    redis_new_sessions_max: int = Field(default=1_000_000, ge=1)
 
     max_upload_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
     frontend_dir: Path = REPO / "frontend"

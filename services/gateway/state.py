@@ -6,6 +6,12 @@ writes the same state in Redis, so a viewer whose frames are spread over replica
 the same stable emotion as with one gateway: one Lua script per frame applies the steadiness rule
 atomically (two replicas handling one session's frames at once cannot interleave their updates), and
 every key expires, sessions after `session_ttl_s` without frames, the back-off after its period.
+Expiry alone does not bound what a flood of new session ids costs Redis within that time, so a session's
+state is created only once the session is admitted: at most `new_sessions_max` sessions created within
+the last `session_ttl_s`, all replicas together (a sorted set of their creation times). A new session
+beyond it gets 503 with Retry-After (when the oldest of them leaves that window); sessions already
+there carry on, so a flood cannot push live viewers out. Sessions older than that window are the ones
+still sending frames.
 
 While Redis fails (RedisLink's back-off), the state lives in this process: the viewer keeps getting
 answers and tracks, and each replica remembers the sessions it has served. Every Redis answer is mirrored
@@ -14,6 +20,7 @@ into that per-process state, so a session that loses Redis carries on from where
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -23,19 +30,25 @@ from typing import Protocol, TypeVar
 from redis.exceptions import RedisError
 
 from services.common.contracts import Emotion
+from services.common.errors import ApiError
+from services.common.limits import SHED
 from services.gateway.redis_link import RedisLink
 from services.gateway.steadiness import Steadiness
 
 T = TypeVar("T")
 
-# KEYS[1]: the session's hash. ARGV: this frame's emotion ('' when no face), window, votes, TTL in ms.
-# The same rule as Steadiness.observe. Returns the stable emotion, what was last recommended and the
-# recent emotions (comma-separated), '' for none.
+# KEYS[1]: the session's hash. ARGV: this frame's emotion ('' when no face), window, votes, TTL in ms,
+# '1' when the session was just admitted. The same rule as Steadiness.observe. Returns the stable
+# emotion, what was last recommended and the recent emotions (comma-separated), '' for none, and 'new'
+# when the frame would create a session that has not been admitted (nothing is written then).
 OBSERVE_LUA = """
 local key = KEYS[1]
 local emotion = ARGV[1]
 local got = redis.call('HMGET', key, 'stable', 'recent', 'recommended')
 local stable, stored, recommended = got[1], got[2] or '', got[3]
+if emotion ~= '' and not stable and not recommended and ARGV[5] ~= '1' then
+  return {'', '', '', 'new'}
+end
 if emotion ~= '' then
   local window, votes = tonumber(ARGV[2]), tonumber(ARGV[3])
   local recent = {}
@@ -53,13 +66,36 @@ if emotion ~= '' then
 elseif stable or recommended then
   redis.call('PEXPIRE', key, ARGV[4])
 end
-return {stable or '', recommended or '', stored}
+return {stable or '', recommended or '', stored, ''}
 """
 
-# KEYS[1]: the session's hash; ARGV: the recommendation's key, TTL in ms.
+# KEYS[1]: the session's hash; ARGV: the recommendation's key, TTL in ms. Only a session that exists
+# (was admitted) is written.
 RECOMMENDED_LUA = """
-redis.call('HSET', KEYS[1], 'recommended', ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'recommended', ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+"""
+
+# KEYS[1]: the sorted set of sessions by creation time (ms, Redis's clock). ARGV: the session id, the
+# window (the session TTL) in ms, the most sessions created within it. Returns 0 when the session is
+# admitted (or already was), else the milliseconds until the oldest one leaves the window.
+ADMIT_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  return 0
+end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return math.max(1, tonumber(oldest[2]) + window - now)
+end
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], window)
+return 0
 """
 
 
@@ -133,15 +169,19 @@ class RedisState:
         session_ttl_s: int,
         recommender_backoff_s: float,
         local: MemoryState,
+        new_sessions_max: int,
     ) -> None:
         self.link = link
         self.prefix = prefix
         self.ttl_ms = session_ttl_s * 1000
         self.backoff_ms = max(1, round(recommender_backoff_s * 1000))
         self.local = local
+        self.new_sessions_max = new_sessions_max
         self._observe = link.redis.register_script(OBSERVE_LUA)
         self._recommended = link.redis.register_script(RECOMMENDED_LUA)
+        self._admit = link.redis.register_script(ADMIT_LUA)
         self._backoff_key = f"{prefix}recommender:backoff"
+        self._created_key = f"{prefix}sessions:created"
 
     def _session_key(self, session_id: str) -> str:
         return f"{self.prefix}session:{session_id}"
@@ -163,12 +203,30 @@ class RedisState:
         steadiness = self.local.steadiness
 
         async def remote() -> Observed:
-            args = [emotion.value if emotion else "", steadiness.window, steadiness.votes, self.ttl_ms]
-            stable, recommended, recent = await self._observe(keys=[self._session_key(session_id)], args=args)
+            keys = [self._session_key(session_id)]
+            args = [emotion.value if emotion else "", steadiness.window, steadiness.votes, self.ttl_ms, ""]
+            stable, recommended, recent, new = await self._observe(keys=keys, args=args)
+            if new:
+                await self._admit_session(session_id)
+                args[-1] = "1"
+                stable, recommended, recent, _ = await self._observe(keys=keys, args=args)
             self.local.mirror(session_id, stable, recommended, recent)
             return Observed(Emotion(stable) if stable else None, recommended or None)
 
         return await self._shared("session observe", remote, lambda: self.local.observe(session_id, emotion))
+
+    async def _admit_session(self, session_id: str) -> None:
+        """Raises 503 with Retry-After when new_sessions_max sessions were created within the TTL."""
+        wait_ms = await self._admit(
+            keys=[self._created_key], args=[session_id, self.ttl_ms, self.new_sessions_max]
+        )
+        if wait_ms:
+            SHED.labels("sessions").inc()
+            raise ApiError(
+                503,
+                "busy: too many new sessions, retry later",
+                headers={"Retry-After": str(math.ceil(wait_ms / 1000))},
+            )
 
     async def recommended(self, session_id: str, key: str) -> None:
         await self.local.recommended(session_id, key)
@@ -211,8 +269,9 @@ def make_state(
     steadiness: Steadiness,
     session_ttl_s: int,
     recommender_backoff_s: float,
+    new_sessions_max: int,
 ) -> GatewayState:
     local = MemoryState(steadiness, recommender_backoff_s)
     if link is None:
         return local
-    return RedisState(link, prefix, session_ttl_s, recommender_backoff_s, local)
+    return RedisState(link, prefix, session_ttl_s, recommender_backoff_s, local, new_sessions_max)

@@ -14,6 +14,8 @@ from PIL import Image
 
 from services.common.contracts import AnalyzeResponse, PredictResponse, RecommendMap, RecommendResponse
 from services.common.upload import MULTIPART_OVERHEAD
+from services.gateway.settings import GatewaySettings
+from tests.fixtures import REDIS_TEST_URL
 from tests.gateway.conftest import GatewayFactory, metric
 from tests.gateway.faults import closed_url, failing_url, hanging_url
 
@@ -253,6 +255,22 @@ def test_analyze_survives_the_recommender_being_down(
         # Still faces and emotions; tracks are retried on the next frame, not marked as delivered.
         assert body["faces"] and body["emotion"] and body["tracks"] == []
         assert body["recommender_error"].startswith("recommender unavailable")
+
+
+def test_analyze_refuses_a_new_session_past_the_redis_cap_as_json_with_retry_after(
+    make_gateway: GatewayFactory, emotion_url: str, recommender_url: str, face_jpeg: bytes, redis_prefix: str
+) -> None:
+    redis = {"redis_url": REDIS_TEST_URL, "redis_prefix": redis_prefix, "redis_new_sessions_max": 1}
+    with make_gateway(emotion_url=emotion_url, recommender_url=recommender_url, **redis) as client:
+        viewer = jpeg(client, face_jpeg, "/analyze", session="viewer")
+        newcomer = jpeg(client, face_jpeg, "/analyze", session="newcomer")
+        again = jpeg(client, face_jpeg, "/analyze", session="viewer")
+        shed = metric(client, "http_shed_total", reason="sessions")
+    assert viewer.status_code == again.status_code == 200 and again.json()["faces"]
+    assert newcomer.status_code == 503, newcomer.text
+    assert newcomer.json() == {"detail": "busy: too many new sessions, retry later"}
+    assert 0 < int(newcomer.headers["retry-after"]) <= GatewaySettings().session_ttl_s
+    assert shed >= 1
 
 
 def test_analyze_backs_off_a_hanging_recommender(

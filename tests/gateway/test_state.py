@@ -14,6 +14,7 @@ import redis
 
 from samples.servers import redis_server
 from services.common.contracts import EMOTIONS, Emotion
+from services.common.errors import ApiError
 from services.gateway.redis_link import RedisLink
 from services.gateway.state import MemoryState, RedisState, make_state
 from services.gateway.steadiness import Steadiness
@@ -43,10 +44,16 @@ async def replica(redis_prefix: str) -> AsyncIterator[StateFactory]:
     """`await replica()` is one gateway's state on the test Redis; every call is another replica."""
     links: list[RedisLink] = []
 
-    async def make(url: str = REDIS_TEST_URL, session_ttl_s: int = 60, backoff_s: float = 3.0) -> RedisState:
+    async def make(
+        url: str = REDIS_TEST_URL,
+        session_ttl_s: int = 60,
+        backoff_s: float = 3.0,
+        new_sessions_max: int = 1000,
+    ) -> RedisState:
         link = RedisLink(url, timeout_s=2.0, backoff_s=60)
         links.append(link)
-        state = make_state(link, redis_prefix, Steadiness(WINDOW, VOTES, 100, 60), session_ttl_s, backoff_s)
+        steadiness = Steadiness(WINDOW, VOTES, 100, 60)
+        state = make_state(link, redis_prefix, steadiness, session_ttl_s, backoff_s, new_sessions_max)
         assert isinstance(state, RedisState)
         return state
 
@@ -95,6 +102,49 @@ async def test_session_keys_expire(
     # No face on an unknown session writes nothing.
     await state.observe("nobody", None)
     assert redis_client.exists(f"{redis_prefix}session:nobody") == 0
+
+
+def session_keys(redis_client: redis.Redis, redis_prefix: str) -> set[str]:
+    return set(redis_client.scan_iter(f"{redis_prefix}session:*"))
+
+
+async def test_a_flood_of_new_sessions_is_refused_past_the_cap_and_live_ones_carry_on(
+    replica: StateFactory, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    one, two = await replica(new_sessions_max=3), await replica(new_sessions_max=3)
+    for i, viewer in enumerate(("a", "b", "c")):  # the cap is shared by the replicas
+        await (one if i % 2 else two).observe(viewer, H)
+    refused = []
+    for n in range(50):
+        with pytest.raises(ApiError) as caught:
+            await (one if n % 2 else two).observe(f"flood-{n}", S)
+        refused.append(caught.value)
+    assert {(e.status, e.message) for e in refused} == {(503, "busy: too many new sessions, retry later")}
+    assert all(0 < int((e.headers or {})["Retry-After"]) <= 60 for e in refused)
+    # Nothing of the flood is stored; the viewers' sessions are all there and go on as before.
+    assert session_keys(redis_client, redis_prefix) == {f"{redis_prefix}session:{v}" for v in "abc"}
+    assert [(await one.observe("a", S)).stable for _ in range(3)] == [H, H, S]
+    await two.recommended("b", "key-b")
+    assert (await one.observe("b", None)).recommended_for == "key-b"
+    # A frame without a face creates no state, so it needs no admission; nor does a recommendation.
+    assert (await one.observe("flood-0", None)).stable is None
+    await one.recommended("flood-1", "key")
+    assert len(session_keys(redis_client, redis_prefix)) == 3
+
+
+async def test_new_sessions_are_admitted_again_once_the_oldest_leave_the_window(
+    replica: StateFactory, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    state = await replica(session_ttl_s=1, new_sessions_max=2)
+    await state.observe("a", H)
+    await state.observe("b", H)
+    with pytest.raises(ApiError) as caught:
+        await state.observe("c", H)
+    assert (caught.value.headers or {})["Retry-After"] == "1"
+    await asyncio.sleep(1.2)
+    assert (await state.observe("c", S)).stable == S
+    # The register of creation times expires with the window too.
+    assert 0 < redis_client.pttl(f"{redis_prefix}sessions:created") <= 1000
 
 
 async def test_recommender_backoff_is_shared_and_expires(replica: StateFactory) -> None:
