@@ -84,6 +84,9 @@ def serve(name: str, host: str, port: int, log_level: str = "info") -> None:
         http=HTTPModes.http1,
         websockets=False,
         http1_settings=limits.http1(),
+        # backlog and backpressure stay at granian's defaults (1024 each), far above HttpLimits' cap:
+        # past its backpressure granian holds requests back unanswered, where HttpLimits answers 503
+        # with Retry-After at once (bench/overload.py times both from the client's side).
         log_level=LogLevels(log_level),
         log_dictconfig={"loggers": {"_granian": {"propagate": True}, "granian.access": {"propagate": True}}},
     ).serve()
