@@ -208,10 +208,23 @@ def server_quantiles(
     }
 
 
+def sheds(urls: dict[str, str]) -> dict[str, float]:
+    """Requests each service has shed so far, by service and reason (services/common/limits.SHED)."""
+    out: dict[str, float] = {}
+    for name, url in urls.items():
+        for family in text_string_to_metric_families(httpx.get(f"{url}/metrics", timeout=30).text):
+            for sample in family.samples:
+                if sample.name == "http_shed_total":
+                    out[f"{name} {sample.labels['reason']}"] = sample.value
+    return out
+
+
 def measured(s: launch.Stack, pid: int, play: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """One phase: the clients' row from `play`, with what was measured meanwhile on the server side."""
     before = server_buckets(s.gateway)
-    cpu_before = {name: cpu_seconds(s.pids[name]) for name in ("gateway", "emotion")}
+    services = {"gateway": s.gateway, "emotion": s.emotion}
+    shed_before = sheds(services)
+    cpu_before = {name: cpu_seconds(s.pids[name]) for name in services}
     start = time.monotonic()
     with Sampler(pid, s.gateway) as sampler:
         row = play()
@@ -222,6 +235,10 @@ def measured(s: launch.Stack, pid: int, play: Callable[[], dict[str, Any]]) -> d
     row["gateway_measured"] = {
         "answered": server_quantiles(before, after, "/analyze"),
         "shed": server_quantiles(before, after, "unmatched"),
+    }
+    shed_after = sheds(services)
+    row["shed_by"] = {
+        k: int(v - shed_before.get(k, 0)) for k, v in shed_after.items() if v > shed_before.get(k, 0)
     }
     row["cpu_share"] = {
         "clients": round(row.pop("client_cpu_s") / wall, 2),
@@ -280,12 +297,14 @@ def markdown(result: dict[str, Any], note: str) -> str:
     lines += [
         "",
         "The same requests as the gateway itself timed them (its latency histogram, from the call of the",
-        "application to its answer; the bucket that holds the percentile), and the CPU each side used",
-        "(CPU seconds per second of the phase; 2.0 is both cores):",
+        "application to its answer; the bucket that holds the percentile), the CPU each side used (CPU",
+        "seconds per second of the phase; 2.0 is both cores), and where requests were shed: the gateway's",
+        "and the emotion service's HTTP limits (concurrency, body_budget), the emotion service's count",
+        "of frames (frames) and its wait for a worker (frame_wait), whose 503 the gateway passes on:",
         "",
         "| clients | played by | answered p50 / p99 | shed p50 / p99 | GET /healthz meanwhile: p50 / p99 ms "
-        "| CPU: clients / gateway / emotion |",
-        "|---|---|---|---|---|---|",
+        "| CPU: clients / gateway / emotion | shed by (service, reason) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for p in result["phases"]:
         g, cpu = p["gateway_measured"], p["cpu_share"]
@@ -294,7 +313,8 @@ def markdown(result: dict[str, Any], note: str) -> str:
             f"| {p['clients']} | {p['client']} | {a.get('p50', '-')} / {a.get('p99', '-')} | "
             f"{sh.get('p50', '-')} / {sh.get('p99', '-')} | "
             f"{p['healthz_ms']['p50']} / {p['healthz_ms']['p99']} | "
-            f"{cpu['clients']} / {cpu['gateway']} / {cpu['emotion']} |"
+            f"{cpu['clients']} / {cpu['gateway']} / {cpu['emotion']} | "
+            f"{', '.join(f'{k}: {v}' for k, v in p['shed_by'].items()) or '-'} |"
         )
     kinds = {
         f"{p['client']}, {p['clients']}: {k}": v
