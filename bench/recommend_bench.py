@@ -4,8 +4,10 @@
 
 Start-up (catalog load + model fit + candidate pools) is timed in-process; latency is timed from an
 HTTP client against a real server process, one request at a time over a kept-alive connection, varying
-emotion, strategy, limit, seed and exclusions so no two consecutive requests are alike. Writes
-reports/recommend_bench.json and .md.
+emotion, strategy, limit, seed and exclusions so no two consecutive requests are alike. The Python client
+(httpx) spends about as much CPU per request as the route itself, on the same cores, so the same requests
+are then replayed by wrk (a C client; `apt-get install wrk`), one connection, when it is installed; both
+figures are reported. Writes reports/recommend_bench.json and .md.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -75,9 +80,11 @@ def requests(n: int, seed: int = 0) -> list[dict[str, str]]:
     return out
 
 
-def latency(url: str, n: int, warmup: int) -> dict[str, float]:
+def latency(url: str, n: int, warmup: int) -> tuple[dict[str, float], list[str]]:
+    """Percentiles from httpx, and the paths (with their queries) it asked for after the warm-up."""
     samples = []
     played: list[str] = []
+    paths: list[str] = []
     with httpx.Client(base_url=url, timeout=10) as client:
         for i, params in enumerate(requests(warmup + n)):
             if played and i % 3 == 0:
@@ -89,7 +96,43 @@ def latency(url: str, n: int, warmup: int) -> dict[str, float]:
             played += [t["id"] for t in r.json()["tracks"][:3]]
             if i >= warmup:
                 samples.append(elapsed)
-    return percentiles(samples)
+                paths.append(r.request.url.raw_path.decode("ascii"))
+    return percentiles(samples), paths
+
+
+# wrk's script: the paths in turn, and at the end its own latency record (microseconds) as JSON.
+WRK_SCRIPT = """
+paths = {%s}
+i = 0
+request = function()
+  i = i %% #paths + 1
+  return wrk.format("GET", paths[i])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '\\n{"p50": %%d, "p90": %%d, "p99": %%d, "max": %%d, "mean": %%f, "n": %%d, "errors": %%d}\\n',
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, latency.mean,
+    summary.requests, e.connect + e.read + e.write + e.status + e.timeout))
+end
+"""
+
+
+def wrk_latency(url: str, paths: list[str], seconds: int) -> dict[str, float] | None:
+    """The same requests replayed by wrk over one connection for `seconds`; None without wrk."""
+    if shutil.which("wrk") is None:
+        return None
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        script.write(WRK_SCRIPT % ",".join(json.dumps(p) for p in paths))
+        script.flush()
+        out = subprocess.run(
+            ["wrk", "-t1", "-c1", f"-d{seconds}s", "-s", script.name, url],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    raw = json.loads(out.strip().splitlines()[-1])
+    return {k: raw[k] / 1000 if k in ("p50", "p90", "p99", "max", "mean") else raw[k] for k in raw}
 
 
 def in_process(settings: RecommenderSettings, n: int) -> dict[str, float]:
@@ -116,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--startup-runs", type=int, default=3)
+    parser.add_argument("--wrk-seconds", type=int, default=10)
     parser.add_argument("--out", type=Path, default=REPORTS)
     args = parser.parse_args(argv)
     settings = RecommenderSettings()
@@ -128,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         "ranking_in_process_ms": in_process(settings, args.requests),
     }
     with service("recommender", timeout=120) as url:
-        result["http_ms"] = latency(url, args.requests, args.warmup)
+        result["http_ms"], paths = latency(url, args.requests, args.warmup)
+        result["wrk_ms"] = wrk_latency(url, paths, args.wrk_seconds)
     result["machine"] = {
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
@@ -136,13 +181,24 @@ def main(argv: list[str] | None = None) -> int:
         "loadavg_after": os.getloadavg(),
     }
     ok_latency, ok_start = result["http_ms"]["p99"] <= 5.0, result["startup"]["wall_s_median"] <= 5.0
-    result["targets"] = {"p99_le_5ms": ok_latency, "startup_le_5s": ok_start}
+    wrk = result["wrk_ms"]
+    ok_wrk = wrk is not None and wrk["p99"] <= 5.0 and not wrk["errors"]
+    result["targets"] = {"p99_le_5ms": ok_latency, "p99_le_5ms_wrk": ok_wrk, "startup_le_5s": ok_start}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "recommend_bench.json").write_text(json.dumps(result, indent=2) + "\n")
     s, h, r = result["startup"], result["http_ms"], result["ranking_in_process_ms"]
     start_ok, p99_ok = ("OK" if ok_start else "MISSED"), ("OK" if ok_latency else "MISSED")
     parts = " / ".join(f"{s[f'best_{k}_s']:.2f}" for k in ("catalog_load", "model_fit", "pools"))
     http = " / ".join(f"{h[k]:.2f}" for k in ("p50", "p90", "p99", "max"))
+    if wrk is None:
+        wrk_row = "| the same requests from wrk (C client) | not run: wrk is not installed | |"
+    else:
+        wrk_row = (
+            f"| the same requests from wrk (C client), one connection, {args.wrk_seconds} s: "
+            f"p50 / p90 / p99 / max ({wrk['n']} requests, {wrk['errors']} errors) "
+            f"| {' / '.join(f'{wrk[k]:.2f}' for k in ('p50', 'p90', 'p99', 'max'))} ms "
+            f"| p99 <= 5 ms {'OK' if ok_wrk else 'MISSED'} |"
+        )
     command = " ".join(
         [".venv/bin/python -m bench.recommend_bench", *(argv if argv is not None else sys.argv[1:])]
     )
@@ -166,7 +222,11 @@ def main(argv: list[str] | None = None) -> int:
             f"| best run: catalog load / model fit / pools | {parts} s | |",
             f"| GET /recommend over HTTP, p50 / p90 / p99 / max ({h['n']} requests) | {http} ms "
             f"| p99 <= 5 ms {p99_ok} |",
+            wrk_row,
             f"| ranking in-process, p50 / p99 | {r['p50']:.3f} / {r['p99']:.3f} ms | |",
+            "",
+            "The httpx figure includes the Python client's own time per request (on the same cores as the "
+            "service); wrk's is closer to what the service itself adds.",
             "",
         ]
     )

@@ -127,12 +127,13 @@ def instrument(
             headers=getattr(exc, "headers", None),
         )
 
+    # Coroutines: FastAPI runs a plain function on the thread pool, a hop that costs more than these take.
     @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["ops"], responses={503: {"description": "not ready"}})
-    def readyz() -> JSONResponse:
+    async def readyz() -> JSONResponse:
         if ready():
             return JSONResponse(status_code=200, content={"status": "ready"})
         content = {"status": "not ready"} | ({"reason": reason()} if reason else {})
