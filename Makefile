@@ -63,7 +63,7 @@ docker-local:  ## local base images and wheels for building the images without a
 	deploy/docker/base-images.sh
 	deploy/docker/wheels.sh
 
-lint: install  ## ruff, ruff format, mypy (services/ and training/, configured in pyproject.toml)
+lint: install  ## ruff, ruff format, mypy (configured in pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

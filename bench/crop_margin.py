@@ -21,11 +21,13 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import pandas as pd
 
+from bench.detectors import read_rgb
 from services.common.contracts import EMOTIONS
 from services.common.paths import REPO
 from services.emotion.classifier import EmotionClassifier
@@ -63,7 +65,7 @@ def sweep_predictions(
 
 def fer_framing(
     data_dir: Path, n: int, detector: CenterFaceDetector, classifier: EmotionClassifier
-) -> dict[str, object]:
+) -> dict[str, Any]:
     fer = np.load(data_dir / "fer2013" / "fer2013.npz")
     idx = np.flatnonzero(fer["split"] == "val")
     idx = np.random.default_rng(0).choice(idx, size=min(n, idx.size), replace=False)
@@ -118,7 +120,7 @@ def photo_sweep(
     single = labels[labels.n_faces_approx == 1]
     greys, boxes, truth = [], [], []
     for row in single.itertuples():
-        rgb = cv2.cvtColor(cv2.imread(str(data_dir / "photos" / row.filename)), cv2.COLOR_BGR2RGB)
+        rgb = read_rgb(data_dir / "photos" / row.filename)
         grey = to_grey(rgb)
         found = detector(grey, settings.detect_side(grey.shape[1], grey.shape[0]))  # as the service
         if found:

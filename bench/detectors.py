@@ -15,15 +15,17 @@ size still finds. --draw writes the photos with their boxes to test-output/detec
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import cv2
+import cv2.data
 import numpy as np
 import onnxruntime as ort
 import pandas as pd
@@ -66,6 +68,12 @@ def _downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), scale
 
 
+def _unscaled(box: Iterable[float], scale: float) -> Box:
+    """A box found in a picture scaled by `scale`, in the original picture's pixels."""
+    x, y, w, h = (int(round(v / scale)) for v in box)
+    return x, y, w, h
+
+
 def haar(max_side: int = 640) -> Detect:
     cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
 
@@ -73,7 +81,7 @@ def haar(max_side: int = 640) -> Detect:
         small, scale = _downscale(rgb, max_side)
         grey = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
         found = cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(20, 20))
-        return [tuple(int(round(v / scale)) for v in box) for box in found]  # type: ignore[misc]
+        return [_unscaled(box, scale) for box in found]
 
     return detect
 
@@ -91,11 +99,7 @@ def mtcnn(max_side: int = 640) -> Detect:
 
     def detect(rgb: np.ndarray) -> list[Box]:
         small, scale = _downscale(rgb, max_side)
-        return [
-            tuple(int(round(v / scale)) for v in f["box"])  # type: ignore[misc]
-            for f in model.detect_faces(small)
-            if f["confidence"] >= 0.9
-        ]
+        return [_unscaled(f["box"], scale) for f in model.detect_faces(small) if f["confidence"] >= 0.9]
 
     return detect
 
@@ -109,7 +113,7 @@ def yunet(max_side: int = 640) -> Detect:
     def detect(rgb: np.ndarray) -> list[Box]:
         small, scale = _downscale(rgb, max_side)
         _, boxes, _ = yuface.detect(np.ascontiguousarray(small[:, :, ::-1]), conf=0.5)
-        return [tuple(int(round(int(v) / scale)) for v in box) for box in boxes]  # type: ignore[misc]
+        return [_unscaled((int(v) for v in box), scale) for box in boxes]
 
     return detect
 
@@ -129,9 +133,9 @@ def detectors() -> dict[str, Callable[[], Detect]]:
     if importlib.util.find_spec("yuface"):
         found["yunet (<=640 px)"] = yunet
     for side in (320, 480, 640):
-        found[f"centerface (<={side} px)"] = lambda side=side: centerface(side)
+        found[f"centerface (<={side} px)"] = functools.partial(centerface, side)
     for side in (256, 320, 480, 640):
-        found[f"centerface grey (<={side} px)"] = lambda side=side: centerface(side, grey=True)
+        found[f"centerface grey (<={side} px)"] = functools.partial(centerface, side, grey=True)
     return found
 
 
@@ -161,14 +165,14 @@ def tracked(photos: list[tuple[str, np.ndarray, int]], shift: float) -> dict[str
             continue
         frames_with_faces += 1
         faces += len(full)
-        hint = [(x + round(shift * w), y - round(shift * h), w, h) for x, y, w, h in full]
+        hint = [(d.x + round(shift * d.w), d.y - round(shift * d.h), d.w, d.h) for d in full]
         too_wide += pipeline.region(grey, hint) is None
         start = time.perf_counter()
         found, region = pipeline.boxes(grey, True, hint)
         tracked_ms.append((time.perf_counter() - start) * 1000)
         if region is not None:
             in_region += 1
-            matched += sum(any(iou(f, g) >= 0.5 for g in found) for f in full)
+            matched += sum(any(iou(f.box, g.box) >= 0.5 for g in found) for f in full)
     return {
         "shift": shift,
         "frames": frames_with_faces,
@@ -210,12 +214,18 @@ def no_face_pictures() -> list[np.ndarray]:
     return out
 
 
+def read_rgb(path: Path) -> np.ndarray:
+    bgr = cv2.imread(str(path))
+    if bgr is None:
+        raise ValueError(f"{path}: not a readable image")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
 def load_photos(data_dir: Path) -> list[tuple[str, np.ndarray, int]]:
     labels = pd.read_csv(data_dir / "photos" / "labels.csv")
     photos = []
     for row in labels.itertuples():
-        bgr = cv2.imread(str(data_dir / "photos" / row.filename))
-        photos.append((row.filename, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), int(row.n_faces_approx)))
+        photos.append((row.filename, read_rgb(data_dir / "photos" / row.filename), int(row.n_faces_approx)))
     return photos
 
 

@@ -44,7 +44,7 @@ def load(url: str, body: bytes, content_type: str, requests: int, concurrency: i
     """`concurrency` clients, each on its own keep-alive connection, post `requests` frames in all.
     The clients are stdlib http.client in threads: httpx's async client costs ~2 ms of its own per
     request on this machine (see `client_floor_ms`), which would be counted as server latency."""
-    where = urlsplit(url)
+    where = urlsplit(url).netloc
     latencies: list[float] = []
     stages: dict[str, list[float]] = {s: [] for s in STAGES}
     faces: list[int] = []
@@ -56,7 +56,7 @@ def load(url: str, body: bytes, content_type: str, requests: int, concurrency: i
 
     def worker() -> None:
         nonlocal errors, left
-        conn = http.client.HTTPConnection(where.hostname, where.port, timeout=30)
+        conn = http.client.HTTPConnection(where, timeout=30)
 
         def post() -> tuple[int, bytes]:
             conn.request("POST", "/predict", body=body, headers={"Content-Type": content_type})
@@ -134,8 +134,8 @@ def summary(mode: str, concurrency: int, rounds: list[dict]) -> dict[str, object
 def client_floor_ms(url: str, repeats: int = 300) -> dict[str, float]:
     """Round trip of GET /healthz (no work in the route): what HTTP, the framework and each client
     add to every request, here and with httpx's async client (which the gateway uses)."""
-    where = urlsplit(url)
-    conn = http.client.HTTPConnection(where.hostname, where.port, timeout=30)
+    where = urlsplit(url).netloc
+    conn = http.client.HTTPConnection(where, timeout=30)
 
     def plain() -> None:
         conn.request("GET", "/healthz")

@@ -27,7 +27,7 @@ from samples.upstream import MOODS, SONGS, Files, serving
 from services.common.paths import REPORTS, data_dir
 from services.recommender.download import first_run
 from services.recommender.service import build, needs_download
-from services.recommender.settings import RecommenderSettings
+from services.recommender.settings import FirstRunSettings, RecommenderSettings
 
 PHASES = ("download_and_check_s", "import_and_write_s", "service_build_s", "total_s", "cached_start_s")
 
@@ -36,7 +36,7 @@ def one_round(url: str, cache: Path) -> dict[str, float]:
     settings = RecommenderSettings(
         catalog_path=None,
         labelled_path=None,
-        first_run={"cache_dir": cache, "catalog_url": f"{url}/{SONGS}", "moods_url": f"{url}/{MOODS}"},
+        first_run=FirstRunSettings(cache_dir=cache, catalog_url=f"{url}/{SONGS}", moods_url=f"{url}/{MOODS}"),
     )
     assert needs_download(settings)
     marks: dict[str, float] = {}

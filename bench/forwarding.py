@@ -106,7 +106,7 @@ def measure(
     """`rounds` x (/predict then /analyze at `clients` clients, then the same with one client), each a
     closed loop of `seconds`; `pids`: the services' processes, whose CPU time is read."""
     send = senders(frame)
-    runs = [
+    runs: list[dict[str, Any]] = [
         {
             "round": i + 1,
             "loaded": _pair(urls, send, clients, seconds, pids),

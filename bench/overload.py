@@ -56,7 +56,7 @@ class Sampler:
 
     def __init__(self, pid: int, gateway: str) -> None:
         self.pid = pid
-        self.gateway = urllib.parse.urlsplit(gateway)
+        self.gateway = urllib.parse.urlsplit(gateway).netloc
         self.peak = 0.0
         self.healthz: list[float] = []
         self._stop = threading.Event()
@@ -66,7 +66,7 @@ class Sampler:
         while not self._stop.wait(0.5):
             self.peak = max(self.peak, memory_mb(self.pid)["rss_mb"])
             start = time.perf_counter()
-            conn = http.client.HTTPConnection(self.gateway.hostname, self.gateway.port, timeout=30)
+            conn = http.client.HTTPConnection(self.gateway, timeout=30)
             try:
                 conn.request("GET", "/healthz")
                 conn.getresponse().read()

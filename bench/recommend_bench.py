@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -166,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     if settings.catalog_path is None or settings.labelled_path is None:
         parser.error("set RECOMMENDER_CATALOG_PATH and RECOMMENDER_LABELLED_PATH (the 70k catalog)")
     load_before = os.getloadavg()
-    result = {
+    result: dict[str, Any] = {
         "catalog": str(settings.catalog_path),
         "startup": startup(settings, args.startup_runs),
         "ranking_in_process_ms": in_process(settings, args.requests),

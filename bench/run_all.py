@@ -28,12 +28,13 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import cv2.data
 import httpx
 import numpy as np
 import onnxruntime as ort
 
 from bench import forwarding
-from bench.load import closed_loop, percentiles_ms, run_load
+from bench.load import Send, closed_loop, percentiles_ms, run_load
 from bench.load import write_report as write_load_report
 from bench.memory import memory_mb
 from samples.images import frame_jpeg
@@ -193,7 +194,7 @@ def throughput(urls: dict[str, str], frame: bytes, seconds: float) -> dict[str, 
         resp = await http.post("/analyze", files=files, params={"session": f"tp-{client}"})
         return None if resp.status_code == 200 else f"HTTP {resp.status_code}"
 
-    runs = {
+    runs: dict[str, tuple[str, Send, int]] = {
         "emotion POST /predict": (urls["emotion"], predict, 4),
         "recommender GET /recommend (uncached)": (urls["recommender"], recommend, 4),
         "gateway POST /analyze": (urls["gateway"], analyze, 4),
@@ -216,6 +217,8 @@ def baseline(frame: bytes, model_path: Path, n: int) -> dict[str, Any]:
 
     def original(_: int) -> int:
         grey = cv2.imdecode(np.frombuffer(frame, np.uint8), cv2.IMREAD_GRAYSCALE)
+        if grey is None:
+            raise ValueError("the frame is not a decodable image")
         faces = cascade.detectMultiScale(grey, 1.3, 5)
         for x, y, fw, fh in faces:
             crop = cv2.resize(grey[y : y + fh, x : x + fw], (w, h)).astype(np.float32)
