@@ -47,7 +47,7 @@ def pictures(draw: st.DrawFn, formats: tuple[str, ...] = tuple(FORMATS), face: b
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     kind = draw(st.sampled_from(["flat", "noise", "gradient"]))
     if kind == "flat":
-        canvas = np.full((height, width, 3), rng.integers(0, 256, 3), np.uint8)
+        canvas: np.ndarray = np.full((height, width, 3), rng.integers(0, 256, 3), np.uint8)
     elif kind == "noise":
         canvas = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
     else:

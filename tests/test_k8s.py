@@ -14,6 +14,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from pydantic_settings import BaseSettings
 
 from services.common.paths import REPO
 from services.emotion.settings import EmotionSettings
@@ -186,7 +187,11 @@ def test_gateway_is_wired_to_the_services_and_the_ingress() -> None:
 
 def test_every_variable_the_manifests_set_is_a_setting() -> None:
     """A misspelt variable would be ignored silently, leaving the default in force."""
-    settings = {"emotion": EmotionSettings, "gateway": GatewaySettings, "recommender": RecommenderSettings}
+    settings: dict[str, type[BaseSettings]] = {
+        "emotion": EmotionSettings,
+        "gateway": GatewaySettings,
+        "recommender": RecommenderSettings,
+    }
     # ONNX Runtime's own switch (its telemetry), as the image and `make run` set it.
     outside = {"ORT_DISABLE_TELEMETRY"}
     for name, cls in settings.items():

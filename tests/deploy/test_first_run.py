@@ -45,7 +45,7 @@ def _every_emotion_has_ten_tracks(compose: Compose) -> bool:
     # A new seed each time: the gateway's cache must not answer for the recommender.
     seed = int(time.monotonic() * 1000) % 1_000_000
     for emotion in EMOTIONS:
-        params = {"emotion": emotion, "limit": 10, "seed": seed}
+        params: dict[str, str | int] = {"emotion": emotion, "limit": 10, "seed": seed}
         resp = httpx.get(f"{compose.url}/recommend", params=params, timeout=30)
         if resp.status_code != 200 or len(resp.json()["tracks"]) != 10:
             return False

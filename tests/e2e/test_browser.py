@@ -66,8 +66,9 @@ def test_camera_face_box_emotion_and_tracks(page: Page, gateway_url: str, redis_
     expect(page.locator("#tracks-for")).to_have_attribute("data-emotion", stable)
     first = page.locator("#tracks li.track").first
     link = first.get_by_role("link", name=re.compile("Open .* in Spotify"))
-    assert TRACK_LINK.match(link.get_attribute("href"))
-    assert link.get_attribute("href").endswith(ids[0])
+    href = link.get_attribute("href")
+    assert href is not None and TRACK_LINK.match(href)
+    assert href.endswith(ids[0])
     assert (link.get_attribute("target"), link.get_attribute("rel")) == ("_blank", "noopener")
     expect(page.locator("#status")).to_have_text("Watching: camera on.")
     readme_screenshot(page)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 
 import pytest
 from playwright.sync_api import Browser, Route
@@ -28,7 +29,7 @@ def test_a_refused_frame_waits_as_long_as_retry_after_asks(
             body=json.dumps({"detail": "emotion service busy: too many frames in flight"}),
         )
 
-    def answer(body: dict) -> object:
+    def answer(body: dict) -> Callable[[Route], None]:
         return lambda route: route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
 
     context = camera_browser.new_context()

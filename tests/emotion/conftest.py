@@ -7,11 +7,13 @@ from collections.abc import Iterator
 import cv2
 import numpy as np
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from samples import images
 from samples.images import encode
 from services.emotion.app import create_app
+from services.emotion.pipeline import EmotionPipeline
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +51,10 @@ def three_heads(astronaut: np.ndarray) -> tuple[np.ndarray, list[int]]:
 def client() -> Iterator[TestClient]:
     with TestClient(create_app()) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def pipeline(client: TestClient) -> EmotionPipeline:
+    """The pipeline the client's app answers with (TestClient types its app as any ASGI app)."""
+    assert isinstance(client.app, FastAPI)
+    return client.app.state.pipeline

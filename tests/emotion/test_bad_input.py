@@ -15,6 +15,7 @@ from PIL import Image
 
 from samples.images import encode
 from services.emotion.app import create_app
+from services.emotion.pipeline import EmotionPipeline
 
 
 def png_header_only(width: int, height: int) -> bytes:
@@ -102,8 +103,8 @@ def test_corrupt_png_crc(client: TestClient, frame_640x480: np.ndarray) -> None:
     assert_error(raw(client, bytes(png), "image/png"), 422)
 
 
-def test_upload_over_the_byte_limit(client: TestClient) -> None:
-    limit = client.app.state.pipeline.settings.max_upload_bytes
+def test_upload_over_the_byte_limit(client: TestClient, pipeline: EmotionPipeline) -> None:
+    limit = pipeline.settings.max_upload_bytes
     too_big = b"\xff\xd8\xff" + b"\0" * limit
     assert_error(raw(client, too_big), 413, "too large")
     assert_error(client.post("/predict", files={"image": ("a.jpg", too_big, "image/jpeg")}), 413, "too large")

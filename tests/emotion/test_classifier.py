@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from onnx import TensorProto, helper, numpy_helper
 
-from services.common.contracts import EMOTIONS
+from services.common.contracts import EMOTIONS, Emotion
 from services.emotion.app import create_app
 from services.emotion.classifier import EmotionClassifier, ModelError, card_path
 from services.emotion.settings import EmotionSettings
@@ -137,9 +137,9 @@ def test_the_card_temperature_sharpens_or_softens_the_probabilities(tmp_path: Pa
     for p, s in zip(plain, sharp, strict=True):
         assert s.emotion == p.emotion  # the argmax never moves
         assert s.confidence > p.confidence
-        z = np.log([p.probabilities[e] for e in EMOTIONS])  # logits up to a constant
+        z = np.log([p.probabilities[e] for e in Emotion])  # logits up to a constant
         expected = np.exp(2 * z) / np.exp(2 * z).sum()
-        assert [s.probabilities[e] for e in EMOTIONS] == pytest.approx(expected.tolist(), rel=1e-6)
+        assert [s.probabilities[e] for e in Emotion] == pytest.approx(expected.tolist(), rel=1e-6)
 
 
 @pytest.mark.parametrize("temperature", [0, -1, "warm", 1000])

@@ -17,7 +17,7 @@ def post_raw(client: TestClient, body: bytes, ctype: str = "image/jpeg", query: 
     return client.post(f"/predict{query}", content=body, headers={"Content-Type": ctype})
 
 
-def test_raw_jpeg_one_face(client: TestClient, face_jpeg: bytes) -> None:
+def test_raw_jpeg_one_face(client: TestClient, pipeline: EmotionPipeline, face_jpeg: bytes) -> None:
     r = post_raw(client, face_jpeg)
     assert r.status_code == 200, r.text
     body = PredictResponse.model_validate(r.json())
@@ -31,7 +31,7 @@ def test_raw_jpeg_one_face(client: TestClient, face_jpeg: bytes) -> None:
     assert sum(face.probabilities.values()) == pytest.approx(1.0, abs=1e-4)
     assert face.confidence == max(face.probabilities.values())
     assert face.probabilities[face.emotion] == face.confidence
-    assert body.model.startswith(client.app.state.pipeline.classifier.name.split("/")[0])
+    assert body.model.startswith(pipeline.classifier.name.split("/")[0])
     assert set(body.timings_ms) == {"decode", "detect", "classify"}
     assert all(v >= 0 for v in body.timings_ms.values())
 
@@ -59,9 +59,10 @@ def test_png_and_webp(
     assert len(r.json()["faces"]) == 1
 
 
-def test_several_faces_largest_first_in_one_batch(client: TestClient, three_heads) -> None:
+def test_several_faces_largest_first_in_one_batch(
+    client: TestClient, pipeline: EmotionPipeline, monkeypatch: pytest.MonkeyPatch, three_heads
+) -> None:
     image, lefts_largest_first = three_heads
-    pipeline = client.app.state.pipeline
     calls: list[int] = []
     real_logits = pipeline.classifier.logits
 
@@ -69,11 +70,8 @@ def test_several_faces_largest_first_in_one_batch(client: TestClient, three_head
         calls.append(len(crops))
         return real_logits(crops, alone)
 
-    pipeline.classifier.logits = counting
-    try:
-        r = post_raw(client, encode(image), "image/jpeg")
-    finally:
-        del pipeline.classifier.logits
+    monkeypatch.setattr(pipeline.classifier, "logits", counting)
+    r = post_raw(client, encode(image), "image/jpeg")
     assert r.status_code == 200, r.text
     faces = r.json()["faces"]
     assert len(faces) == 3
@@ -133,7 +131,7 @@ def test_exif_orientation_is_applied(client: TestClient, frame_640x480: np.ndarr
 
 
 def test_large_multipart_upload_never_touches_disk(
-    client: TestClient, monkeypatch: pytest.MonkeyPatch, tmp_path
+    client: TestClient, pipeline: EmotionPipeline, monkeypatch: pytest.MonkeyPatch, tmp_path
 ) -> None:
     """Starlette's form parser would spool a >1 MB file to a temp file; ours keeps it in memory.
     With the temp dir pointing nowhere, any spill to disk would fail the request."""
@@ -141,7 +139,7 @@ def test_large_multipart_upload_never_touches_disk(
 
     noise = np.random.default_rng(3).integers(0, 255, (1000, 1200, 3), dtype=np.uint8)
     body = encode(noise, quality=98)
-    assert 1_000_000 < len(body) < client.app.state.pipeline.settings.max_upload_bytes
+    assert 1_000_000 < len(body) < pipeline.settings.max_upload_bytes
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
     r = client.post("/predict", files={"image": ("big.jpg", body, "image/jpeg")})
     assert r.status_code == 200, r.text

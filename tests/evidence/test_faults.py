@@ -7,6 +7,7 @@ Redis here is a private `redis-server` on a free port, so killing it touches not
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -164,7 +165,7 @@ def test_gateway_degrades_and_recovers_as_dependencies_fail(tmp_path: Path) -> N
 
     http = httpx.Client(base_url=url["gateway"], timeout=30)
 
-    def analyze(**params: object) -> httpx.Response:
+    def analyze(**params: str | int) -> httpx.Response:
         return http.post(
             "/analyze",
             params={"recommend": "always", **params},
@@ -215,7 +216,7 @@ def test_gateway_degrades_and_recovers_as_dependencies_fail(tmp_path: Path) -> N
             # 4. Redis killed: everything is served uncached; when it is back the cache is used again.
             redis_ctl.stop()
             for seed in (5, 5):
-                resp, took = timed(lambda s=seed: recommend(s))
+                resp, took = timed(functools.partial(recommend, seed))
                 assert resp.status_code == 200 and resp.headers["X-Cache"] == "miss" and took < WORST_S
             assert analyze().json()["tracks"]
             assert http.get("/readyz").status_code == 200

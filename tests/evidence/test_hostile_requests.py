@@ -50,9 +50,9 @@ def other_users_tracks(stack: Stack) -> dict:
 def test_a_hostile_request_id_is_replaced_and_costs_nobody_else(
     stack: Stack, kind: str, service: str, method: str, path: str, image: bool
 ) -> None:
-    headers = {"X-Request-ID": HOSTILE_IDS[kind]}
+    headers = {b"X-Request-ID": HOSTILE_IDS[kind]}
     if image:
-        headers["Content-Type"] = b"image/jpeg"
+        headers[b"Content-Type"] = b"image/jpeg"
     resp = httpx.request(
         method,
         f"{getattr(stack, service)}{path}",
@@ -119,7 +119,7 @@ def test_a_non_ascii_content_type_is_a_4xx(stack: Stack, content_type: bytes) ->
             if base == stack.emotion and path == "/analyze":
                 continue
             resp = httpx.post(
-                f"{base}{path}", content=JPEG, headers={"Content-Type": content_type}, timeout=30
+                f"{base}{path}", content=JPEG, headers={b"Content-Type": content_type}, timeout=30
             )
             assert 400 <= resp.status_code < 500 or resp.status_code == 200, resp.text[:300]
             assert resp.headers["content-type"].startswith("application/json")

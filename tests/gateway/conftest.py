@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -62,7 +63,7 @@ def make_gateway() -> GatewayFactory:
     """`with make_gateway(emotion_url=..., ...) as client:` runs the gateway app (lifespan included)."""
 
     @contextlib.contextmanager
-    def make(**overrides: object) -> Iterator[TestClient]:
+    def make(**overrides: Any) -> Iterator[TestClient]:
         settings = GatewaySettings(**{"redis_url": None, **overrides})
         with TestClient(create_app(settings)) as client:
             yield client

@@ -79,7 +79,9 @@ def test_hits_and_misses_are_counted_and_stored_in_redis(
     assert second.json() == first.json()
 
     stored = cache_key(redis_prefix, "sad", 4, "lift", [], 7)
-    assert json.loads(redis_client.get(stored)) == first.json()
+    cached = redis_client.get(stored)
+    assert cached is not None
+    assert json.loads(cached) == first.json()
     assert 0 < redis_client.ttl(stored) <= 120
     assert set(redis_client.scan_iter(f"{redis_prefix}*")) == {
         stored,

@@ -9,11 +9,13 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from services.common.contracts import AnalyzeResponse, PredictResponse, RecommendMap, RecommendResponse
 from services.common.upload import MULTIPART_OVERHEAD
+from services.gateway.pipeline import Gateway
 from services.gateway.settings import GatewaySettings
 from tests.fixtures import REDIS_TEST_URL
 from tests.gateway.conftest import GatewayFactory, metric
@@ -323,7 +325,8 @@ def test_request_id_reaches_the_backends(gateway: TestClient, face_jpeg: bytes) 
         async def aclose(self) -> None:
             await self.inner.aclose()
 
-    gw = gateway.app.state.gateway
+    assert isinstance(gateway.app, FastAPI)  # TestClient types its app as any ASGI app
+    gw: Gateway = gateway.app.state.gateway
     for backend in (gw.emotion, gw.recommender):
         backend.transport = Recording(backend.transport)
     answer = gateway.post(

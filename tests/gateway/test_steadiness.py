@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import pytest
 
@@ -12,7 +13,7 @@ from services.gateway.steadiness import Steadiness
 H, S, N = Emotion.happy, Emotion.sad, Emotion.neutral
 
 
-def run(steady: Steadiness, frames: list[Emotion | None], session: str = "s") -> list[Emotion | None]:
+def run(steady: Steadiness, frames: Sequence[Emotion | None], session: str = "s") -> list[Emotion | None]:
     state = steady.session(session)
     return [steady.observe(state, e) for e in frames]
 

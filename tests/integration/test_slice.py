@@ -73,7 +73,7 @@ def test_a_repeated_recommendation_is_served_from_redis(
     stack: Stack, redis_client: tuple[str, redis.Redis]
 ) -> None:
     _, client = redis_client
-    params = {"emotion": "sad", "limit": 6, "strategy": "lift", "seed": 11}
+    params: dict[str, str | int] = {"emotion": "sad", "limit": 6, "strategy": "lift", "seed": 11}
     keys_before = set(client.keys("*"))
     hits_before, misses_before = cache_count(stack.gateway, "hit"), cache_count(stack.gateway, "miss")
 
@@ -89,7 +89,9 @@ def test_a_repeated_recommendation_is_served_from_redis(
     key = new_keys.pop()
     assert "sad" in key and "lift" in key
     assert 0 < client.ttl(key) <= 300
-    assert json.loads(client.get(key)) == first.json()
+    cached = client.get(key)
+    assert cached is not None
+    assert json.loads(cached) == first.json()
 
     second = httpx.get(f"{stack.gateway}/recommend", params=params, timeout=10)
     assert second.status_code == 200

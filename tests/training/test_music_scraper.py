@@ -121,7 +121,7 @@ class Handler(BaseHTTPRequestHandler):
     def _playlist(self, playlist: str, query: dict[str, str]) -> None:
         offset, limit = int(query.get("offset", 0)), int(query.get("limit", 100))
         ids = TRACKS[playlist]
-        items = [
+        items: list[dict[str, object]] = [
             {
                 "track": {
                     "id": t,
