@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import statistics
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from bench.report import write_json, write_markdown
 from samples.images import frame_jpeg
 from services.common.paths import REPORTS
 from services.emotion.pipeline import EmotionPipeline
@@ -100,10 +100,8 @@ def main() -> None:
         ),
         "",
     ]
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "align_cost.json").write_text(json.dumps(result, indent=1) + "\n")
-    (args.out / "align_cost.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_json(args.out, "align_cost", result)
+    write_markdown(args.out, "align_cost", "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from bench.report import write_json, write_markdown
 from services.common.paths import REPO, REPORTS
 
 VIEWERS = (100, 10_000, 1_000_000)
@@ -140,7 +141,7 @@ def main() -> int:
         "viewers_per_redis_primary": per_primary / fps,
         "rows": rows,
     }
-    (REPORTS / "capacity.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json(REPORTS, "capacity", result)
     table = [
         "| concurrent viewers | frames/s | emotion pods (cores busy) | gateway pods (cores busy) "
         "| Redis script calls/s | Redis primaries | session state in Redis | CPU requested "
@@ -185,8 +186,7 @@ def main() -> int:
             "",
         ]
     )
-    (REPORTS / "capacity.md").write_text(md)
-    print(md)
+    write_markdown(REPORTS, "capacity", md)
     return 0
 
 

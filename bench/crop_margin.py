@@ -17,7 +17,6 @@ Writes reports/crop_margin.json and reports/crop_margin.md.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from bench.detectors import read_rgb
+from bench.report import write_json, write_markdown
 from services.common.contracts import EMOTIONS
 from services.common.paths import REPO
 from services.emotion.classifier import EmotionClassifier
@@ -194,13 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     detector = CenterFaceDetector(threads=2, max_side=settings.detect_max_side)
     fer = fer_framing(args.data, args.n, detector, classifier)
     photos = photo_sweep(args.data, detector, classifier, fer["shifts"], settings)
-    args.out.mkdir(exist_ok=True)
-    (args.out / "crop_margin.json").write_text(
-        json.dumps({"model": classifier.name, "fer": fer, "photos": photos}, indent=2) + "\n"
-    )
-    text = markdown(fer, photos, classifier.name)
-    (args.out / "crop_margin.md").write_text(text)
-    print(text)
+    write_json(args.out, "crop_margin", {"model": classifier.name, "fer": fer, "photos": photos})
+    write_markdown(args.out, "crop_margin", markdown(fer, photos, classifier.name))
     return 0
 
 

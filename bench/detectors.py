@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib.util
-import json
 import os
 import sys
 import time
@@ -31,6 +30,7 @@ import onnxruntime as ort
 import pandas as pd
 from skimage import data as skdata
 
+from bench.report import write_json, write_markdown
 from services.common.paths import REPO
 from services.emotion.detector import CenterFaceDetector
 from services.emotion.pipeline import EmotionPipeline
@@ -477,13 +477,8 @@ def main(argv: list[str] | None = None) -> int:
     track = [tracked(photos, shift) for shift in (0.0, 0.25, 0.5)]
     print("sweeping face sizes ...", file=sys.stderr)
     sizes = face_sizes(photos, empty)
-    args.out.mkdir(exist_ok=True)
-    (args.out / "detectors.json").write_text(
-        json.dumps({**results, "tracked": track, "face_sizes": sizes}, indent=2) + "\n"
-    )
-    text = markdown(results, len(photos), track, sizes)
-    (args.out / "detectors.md").write_text(text)
-    print(text)
+    write_json(args.out, "detectors", {**results, "tracked": track, "face_sizes": sizes})
+    write_markdown(args.out, "detectors", markdown(results, len(photos), track, sizes))
     return 0
 
 

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 
+from bench.report import write_json, write_markdown
 from samples.images import frame_jpeg
 from services.common.paths import REPO
 from services.emotion.classifier import EmotionClassifier
@@ -366,11 +367,9 @@ def main(argv: list[str] | None = None) -> int:
         "model": model_per_face(),
         "in_process": in_process,
     }
-    args.out.mkdir(exist_ok=True)
-    (args.out / "emotion_bench.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, "emotion_bench", result)
     text = markdown(result)
-    (args.out / "emotion_bench.md").write_text(text)
-    print(text)
+    write_markdown(args.out, "emotion_bench", text)
     return 0
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import statistics
 import tempfile
@@ -24,6 +23,7 @@ from pathlib import Path
 import httpx
 
 from bench.memory import cpu_seconds, server_pid
+from bench.report import write_json, write_markdown
 from samples.images import frame_jpeg
 from samples.music import recommender_env
 from services.common.paths import REPORTS
@@ -96,8 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "machine": {"cpus": os.cpu_count(), "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
     }
-    REPORTS.mkdir(parents=True, exist_ok=True)
-    (REPORTS / "gateway_state.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json(REPORTS, "gateway_state", result)
     g = result["gateways"]
     extra = g["redis"]["cpu_ms_per_frame"] - g["in process"]["cpu_ms_per_frame"]
     md = "\n".join(
@@ -118,8 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
         ]
     )
-    (REPORTS / "gateway_state.md").write_text(md)
-    print(md)
+    write_markdown(REPORTS, "gateway_state", md)
     return 0
 
 

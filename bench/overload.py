@@ -38,6 +38,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.load import percentiles_ms
 from bench.memory import cpu_seconds, memory_mb
+from bench.report import write_json, write_markdown
 from samples.images import frame_jpeg
 from samples.music import recommender_env
 from services import launch
@@ -342,11 +343,9 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{os.cpu_count()} cores, load average at the end "
         f"{load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}",
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "overload.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, "overload", result)
     text = markdown(result, args.note)
-    (args.out / "overload.md").write_text(text)
-    print(text)
+    write_markdown(args.out, "overload", text)
     return 1 if any(p["errors"] for p in result["phases"]) else 0
 
 

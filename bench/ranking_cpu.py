@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.report import write_json, write_markdown
 from services.common.paths import REPO, REPORTS
 
 # Run in each version's process (its own `services` first on sys.path): builds that version's ranker
@@ -101,8 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         "build_cpu_s_median": {name: float(np.median(b)) for name, b in builds.items()},
         "loadavg": os.getloadavg(),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "ranking_cpu.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, "ranking_cpu", result)
     b, a = result["cpu_ms"]["before"], result["cpu_ms"]["after"]
     command = " ".join(
         [".venv/bin/python -m bench.ranking_cpu", *(argv if argv is not None else sys.argv[1:])]
@@ -128,8 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
         ]
     )
-    (args.out / "ranking_cpu.md").write_text(md)
-    print(md)
+    write_markdown(args.out, "ranking_cpu", md)
     return 0
 
 

@@ -31,6 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.memory import memory_mb, server_pid
 from bench.recommend_bench import percentiles, requests
+from bench.report import write_json, write_markdown
 from bench.synthetic_catalog import main as synthesize
 from services.common.paths import REPO, REPORTS, data_dir
 from services.launch import SERVICES, free_port, service
@@ -127,11 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         result = json.loads((REPORTS / "recommend_scale.json").read_text())
     else:
         result = run(args)
-        REPORTS.mkdir(parents=True, exist_ok=True)
-        (REPORTS / "recommend_scale.json").write_text(json.dumps(result, indent=2) + "\n")
+        write_json(REPORTS, "recommend_scale", result)
     md = render(result)
-    (REPORTS / "recommend_scale.md").write_text(md)
-    print(md)
+    write_markdown(REPORTS, "recommend_scale", md)
     return 0
 
 

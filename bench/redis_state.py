@@ -13,13 +13,13 @@ Writes reports/redis_state.json and .md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import subprocess
 
 import redis
 
+from bench.report import write_json, write_markdown
 from samples.servers import redis_server
 from services.common.paths import REPORTS
 from services.gateway.state import OBSERVE_LUA, RECOMMENDED_LUA
@@ -89,8 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         "requests_per_s": rates,
         "machine": {"cpus": os.cpu_count(), "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
     }
-    REPORTS.mkdir(parents=True, exist_ok=True)
-    (REPORTS / "redis_state.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json(REPORTS, "redis_state", result)
     md = "\n".join(
         [
             "# Redis cost of the gateway's shared viewer state",
@@ -112,8 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
         ]
     )
-    (REPORTS / "redis_state.md").write_text(md)
-    print(md)
+    write_markdown(REPORTS, "redis_state", md)
     return 0
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.load import run_load
+from bench.report import write_json, write_markdown
 from services.common.paths import REPO
 from services.emotion.settings import EmotionSettings
 from services.launch import backends_env, free_port, service
@@ -74,8 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                         "solo_runs": solo_runs(emotion) - before,
                     }
                 )
-    args.out.mkdir(exist_ok=True)
-    (args.out / "solo_load.json").write_text(json.dumps(rows, indent=2) + "\n")
+    write_json(args.out, "solo_load", rows)
     lines = [
         "# Solo threads under load",
         "",
@@ -96,8 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows
     ]
     text = "\n".join(lines) + "\n"
-    (args.out / "solo_load.md").write_text(text)
-    print(text)
+    write_markdown(args.out, "solo_load", text)
     return 0
 
 
