@@ -157,6 +157,8 @@ _ANGRY_PROFILE: Profile = {"loudness": 1.0, "mode": -1.0, "tempo": 0.5, "acousti
 _LIVELY_GENRES = frozenset({"pop", "latin", "edm"})
 # `match` mirrors the felt emotion. The capstone's angry playlists are mostly bright pop (their tracks'
 # median valence is above the angry region's bound), so angry music is also data_moods' `energetic`.
+# Happy is its own mood alone: inside the happy region the model's other candidate is `energetic`
+# (lively, but louder and less bright), which is surprise's, not happiness's.
 # Fear and surprise have no labelled tracks: their region and profile place them.
 MATCH: dict[Emotion, Target] = {
     Emotion.angry: Target(
@@ -184,7 +186,7 @@ MATCH: dict[Emotion, Target] = {
         genres=frozenset({"rock", "edm"}),
     ),
     Emotion.happy: Target(
-        {"happy": 0.75, "energetic": 0.25},
+        {"happy": 1.0},
         valence=0.85,
         arousal=0.7,
         region=REGIONS[Emotion.happy],

@@ -14,9 +14,9 @@ from services.common.contracts import EMOTIONS, Emotion
 from services.recommender.app import create_app
 from services.recommender.importer import import_files, write
 from services.recommender.mood_model import REGIONS, KnnConfig, load_labelled
-from services.recommender.ranking import artist_keys
+from services.recommender.ranking import RankWeights, artist_keys
 from services.recommender.settings import MODEL_CONFIG, RecommenderSettings
-from training.music.recommendations import labelled_report
+from training.music.recommendations import SPLITS, labelled_report
 
 pytestmark = pytest.mark.data
 
@@ -95,8 +95,9 @@ def held_out(data_dir: Path, request: pytest.FixtureRequest) -> dict[str, dict]:
         "fresh": request.getfixturevalue("fresh_paths")[1],
     }
     config = KnnConfig.load(MODEL_CONFIG)
+    weights = RankWeights.load()
     return {
-        name: labelled_report(load_labelled(p), config, 5, ranking, tune=False) for name, p in sets.items()
+        name: labelled_report(load_labelled(p), config, SPLITS, ranking, weights) for name, p in sets.items()
     }
 
 
@@ -114,7 +115,7 @@ def test_emotions_with_labelled_tracks(held_out: dict[str, dict]) -> None:
             "fresh",
             "happy",
             marks=pytest.mark.xfail(
-                strict=True, reason="74% with data_moods alone (reports/music/recommendations.md): not met"
+                strict=True, reason="76% with data_moods alone (reports/music/recommendations.md): not met"
             ),
         ),
     ],

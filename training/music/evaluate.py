@@ -22,6 +22,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ from services.recommender.mood_model import (  # noqa: E402
     load_labelled,
     merged_labels,
 )
-from services.recommender.ranking import WEIGHTS_PATH, Ranker  # noqa: E402
+from services.recommender.ranking import WEIGHTS_PATH, Ranker, RankWeights  # noqa: E402
 from services.recommender.settings import MODEL_CONFIG, RecommenderSettings  # noqa: E402
 from training.music import recommendations as recs  # noqa: E402
 from training.music.fit import FEATURE_SETS, K_GRID, available_sets, matrix, search, to_config  # noqa: E402
@@ -233,29 +234,38 @@ def recommendations_report(args: argparse.Namespace, settings: RecommenderSettin
             fresh_labelled,
         ),
     }
+    # The weights: searched on every labelled set's validation splits together, then reported on test.
+    shipped, grid = RankWeights.load(), recs.weight_grid()
+    validation = {
+        name: recs.validation_scores(labelled, config, args.splits, ranking, grid)
+        for name, (_, _, labelled) in inputs.items()
+    }
+    choice = recs.choose_weights(validation)
+    chosen: RankWeights = choice["chosen"]
+    if args.save_weights:
+        WEIGHTS_PATH.write_text(
+            json.dumps(
+                {
+                    **asdict(chosen),
+                    "validation_min": round(choice["validation_min"], 4),
+                    "validation_mean": round(choice["validation_mean"], 4),
+                    "chosen_by": command,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     results: dict[str, Any] = {
         "seeds": args.seeds,
         "config": config.model_dump(),
         "ranking": ranking,
+        "weights": {**choice, "chosen": asdict(chosen), "shipped_before": asdict(shipped)},
         "settings": {},
     }
     for name, (description, catalog, labelled) in inputs.items():
         t0 = time.perf_counter()
-        labelled_part = recs.labelled_report(labelled, config, args.splits, ranking, tune=name == "full")
-        if name == "full" and args.save_weights:
-            WEIGHTS_PATH.write_text(
-                json.dumps(
-                    {
-                        **labelled_part["weights_chosen"],
-                        "validation_min": round(labelled_part["validation_min"], 4),
-                        "validation_mean": round(labelled_part["validation_mean"], 4),
-                        "chosen_by": command,
-                    },
-                    indent=2,
-                )
-                + "\n"
-            )
-        ranker = Ranker(catalog, MoodModel(config).fit(labelled), **ranking)
+        labelled_part = recs.labelled_report(labelled, config, args.splits, ranking, chosen, validation[name])
+        ranker = Ranker(catalog, MoodModel(config).fit(labelled), weights=chosen, **ranking)
         report = recs.catalog_report(ranker, args.seeds)
         recs.plot(ranker, args.out / f"lists_{name}.png", f"{name} catalog ({len(catalog)} tracks)")
         results["settings"][name] = {
@@ -288,7 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPORTS)
     parser.add_argument("--repeats", type=int, default=5, help="outer CV repeats")
     parser.add_argument("--seeds", type=int, default=20, help="seeded lists per emotion and strategy")
-    parser.add_argument("--splits", type=int, default=5, help="train/validation/test splits for precision@10")
+    parser.add_argument(
+        "--splits", type=int, default=recs.SPLITS, help="train/validation/test splits for precision@10"
+    )
     parser.add_argument(
         "--save-weights",
         action="store_true",
