@@ -68,7 +68,10 @@ def manifests() -> dict[str, dict[str, Any]]:
 
 
 def emotion_core_ms(report: dict[str, Any], mode: str, solo_threads: int) -> float:
-    cores = int(re.search(r"(\d+) cores", report["machine"]).group(1))  # type: ignore[union-attr]
+    found = re.search(r"(\d+) cores", report["machine"])
+    if found is None:
+        raise ValueError(f"no core count in the emotion bench's machine line: {report['machine']!r}")
+    cores = int(found.group(1))
     (run,) = [
         r
         for r in report["runs"]

@@ -50,7 +50,9 @@ def name_of(labels: dict[str, str]) -> str:
 
 
 def mib(quantity: str) -> float:
-    number, unit = re.fullmatch(r"(\d+)(Mi|Gi)", quantity).groups()  # type: ignore[union-attr]
+    match = re.fullmatch(r"(\d+)(Mi|Gi)", quantity)
+    assert match, f"{quantity}: not a quantity in Mi or Gi"
+    number, unit = match.groups()
     return int(number) * MIB[unit]
 
 

@@ -89,7 +89,7 @@ def test_pipeline_uses_the_solo_session_only_for_a_lone_request(
             second_entered.set()
         return real_run(outputs, feeds, alone)
 
-    pipeline.detector.model.run = run  # type: ignore[method-assign]
+    monkeypatch.setattr(pipeline.detector.model, "run", run)
     first = threading.Thread(target=pipeline.predict, args=(face_jpeg,))
     first.start()
     while not seen:

@@ -7,6 +7,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -17,11 +18,11 @@ from tests.fixtures import REDIS_TEST_URL
 from tests.gateway.conftest import GatewayFactory, metric
 from tests.gateway.faults import closed_url, hanging_url
 
-BASE = {"emotion": "happy", "limit": 5, "strategy": "match", "exclude": [], "seed": None}
+BASE: dict[str, Any] = {"emotion": "happy", "limit": 5, "strategy": "match", "exclude": [], "seed": None}
 
 
-def key(**changes: object) -> str:
-    return cache_key("p:", **{**BASE, **changes})  # type: ignore[arg-type]
+def key(**changes: Any) -> str:
+    return cache_key("p:", **{**BASE, **changes})
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ from skimage import data
 
 from samples.music import recommender_env
 from samples.servers import redis_server
+from services.common.contracts import Emotion
 from services.gateway.steadiness import Steadiness
 from services.launch import backends_env, service
 from tests.integration.stack import gateway_env, redis_db
@@ -37,7 +38,7 @@ class Frame:
     name: str
     body: bytes
     detect: bool
-    emotion: str | None
+    emotion: Emotion | None
 
 
 def jpeg(image: Image.Image) -> bytes:
@@ -46,7 +47,7 @@ def jpeg(image: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def predict(emotion_url: str, body: bytes, detect: bool) -> str | None:
+def predict(emotion_url: str, body: bytes, detect: bool) -> Emotion | None:
     resp = httpx.post(
         f"{emotion_url}/predict",
         params={"detect": str(detect).lower()},
@@ -56,7 +57,7 @@ def predict(emotion_url: str, body: bytes, detect: bool) -> str | None:
     )
     resp.raise_for_status()
     faces = resp.json()["faces"]
-    return faces[0]["emotion"] if faces else None
+    return Emotion(faces[0]["emotion"]) if faces else None
 
 
 def pick_frames(emotion_url: str) -> dict[str, Frame]:
@@ -134,7 +135,7 @@ def play(urls: list[str], frames: dict[str, Frame], script: str, session: str) -
 def expected_stable(frames: dict[str, Frame], script: str) -> list[str | None]:
     steady = Steadiness(WINDOW, VOTES, 1, 60)
     state = steady.session("s")
-    stable = [steady.observe(state, frames[c].emotion) for c in script]  # type: ignore[arg-type]
+    stable = [steady.observe(state, frames[c].emotion) for c in script]
     return [None if s is None else str(s) for s in stable]
 
 
