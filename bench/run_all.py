@@ -268,7 +268,7 @@ def component_benches(plan: Plan, out: Path, note: str) -> dict[str, str]:
         "bench.emotion_bench": [*(["--requests", n] if quick else []), "--out", str(out), "--note", note],
         "bench.overload": [*(["--duration", "3"] if quick else []), "--out", str(out), "--note", note],
         "bench.recommend_bench": [
-            *(["--requests", n, "--warmup", n, "--startup-runs", "1"] if quick else []),
+            *(["--requests", n, "--warmup", n, "--startup-runs", "1", "--wrk-seconds", "1"] if quick else []),
             "--out",
             str(out),
         ],
