@@ -139,15 +139,20 @@ def expected_stable(frames: dict[str, Frame], script: str) -> list[str | None]:
     return [None if s is None else str(s) for s in stable]
 
 
-def test_two_gateways_on_one_redis_agree_with_one(backends: Backends) -> None:
+def logs_tail(log_dir: Path) -> str:
+    """The gateways' last lines, for a failure's message: a disagreement comes with its cause."""
+    return "\n".join(f"--- {p.name}\n{p.read_text()[-1500:]}" for p in sorted(log_dir.glob("*.log")))
+
+
+def test_two_gateways_on_one_redis_agree_with_one(backends: Backends, tmp_path: Path) -> None:
     frames = backends.frames
-    with redis_db(REDIS_DB) as (url, _), gateways(backends, url, 3) as (solo, one, two):
+    with redis_db(REDIS_DB) as (url, _), gateways(backends, url, 3, tmp_path) as (solo, one, two):
         alone = play([solo], frames, SCRIPT, "viewer-solo")
         shared = play([one, two], frames, SCRIPT, "viewer-shared")
     stable = [s for _, s, _ in alone]
-    assert stable == expected_stable(frames, SCRIPT)
+    assert stable == expected_stable(frames, SCRIPT), logs_tail(tmp_path)
     assert len({s for s in stable}) == 2, "the script must switch the stable emotion"
-    assert shared == alone
+    assert shared == alone, logs_tail(tmp_path)
 
 
 def test_without_redis_two_gateways_disagree(backends: Backends) -> None:
