@@ -27,11 +27,10 @@ from services.common.paths import REPO, REPORTS
 # Run in each version's process (its own `services` first on sys.path): builds that version's ranker
 # with its defaults and prints the CPU time of the build (model fit + pools) and of each request as JSON.
 CHILD = """
-import json, sys, time
+import inspect, json, sys, time
 import numpy as np
 from threadpoolctl import threadpool_limits
 from services.common.contracts import EMOTIONS, Emotion, Strategy
-from services.common.params import RecommendParams
 from services.recommender.settings import RecommenderSettings
 from services.recommender.catalog import load_catalog
 from services.recommender.mood_model import KnnConfig, MoodModel, load_labelled
@@ -43,14 +42,21 @@ start = time.thread_time()
 model = MoodModel(KnnConfig.load(s.knn_config_path)).fit(load_labelled(s.labelled_path))
 ranker = Ranker(catalog, model, s.pool_size)
 build = time.thread_time() - start
+# Revisions before 2a08ce8 take the request's fields one by one; later ones a RecommendParams.
+bundled = "params" in inspect.signature(ranker.recommend_dicts).parameters
+if bundled:
+    from services.common.params import RecommendParams
 rng = np.random.default_rng(0)
 out = []
 for i in range(int(sys.argv[1])):
     limit = int(rng.choice([10, 10, 10, 20, 50]))
     seed = int(rng.integers(1 << 30)) if rng.random() < 0.7 else None
     start = time.thread_time()
-    params = RecommendParams(Emotion(EMOTIONS[i % 7]), limit, list(Strategy)[i % 2], seed=seed)
-    ranker.recommend_dicts(params)
+    emotion, strategy = Emotion(EMOTIONS[i % 7]), list(Strategy)[i % 2]
+    if bundled:
+        ranker.recommend_dicts(RecommendParams(emotion, limit, strategy, seed=seed))
+    else:
+        ranker.recommend_dicts(emotion, strategy, limit, frozenset(), seed)
     out.append((time.thread_time() - start) * 1000)
 print(json.dumps({"build_s": build, "requests_ms": out}))
 """
