@@ -235,4 +235,5 @@ def test_ship_targets_come_from_the_config_files_and_the_settings(
     baseline = pipeline.ship_of("original", None, None)
     assert baseline.served == REPO / "models" / "baseline" / "baseline.onnx"
     assert baseline.report == "emotion-baseline" and not baseline.quantize
+    assert baseline.float16_weights and not shipped.float16_weights  # only the reference kept in git
     assert pipeline.ship_of("original", tmp_path, None).model_dir == tmp_path  # the flag wins

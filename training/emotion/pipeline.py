@@ -58,6 +58,8 @@ class Ship:
     stem: str = "emotion"
     report: str = "emotion"
     quantize: bool = True
+    # Weights stored as float16 (export.half_weights): for a float model kept in git only as a reference.
+    float16_weights: bool = False
 
     @property
     def float_model(self) -> Path:
@@ -82,6 +84,7 @@ def ship_of(config: str, model_dir: Path | None, reports: Path | None) -> Ship:
         stem=table.get("stem", "emotion"),
         report=table.get("report", "emotion"),
         quantize=table.get("quantize", True),
+        float16_weights=table.get("weights") == "float16",
     )
 
 
@@ -232,7 +235,7 @@ def run_pipeline(
             return False
         model, report = run / "model", run / "reports"
         onnx_path = model / ship.float_model.name
-        export.export_run(run, onnx_path, data)
+        export.export_run(run, onnx_path, data, float16_weights=ship.float16_weights)
         r = evaluate.evaluate(onnx_path, data, report / ship.report)
         evaluate.add_to_card(card_path(onnx_path), r, report / ship.report / "report.md")
         calibrate.calibrate(onnx_path, data, report / ship.report, card_path(onnx_path))
