@@ -38,6 +38,7 @@ from services.recommender.mood_model import (  # noqa: E402
     REGIONS,
     KnnConfig,
     MoodModel,
+    Region,
     merged_labels,
     targets,
 )
@@ -332,29 +333,9 @@ def plot(ranker: Ranker, path: Path, title: str) -> None:
             extent=(0, 1, 0, 1),
             alpha=0.6,
         )
-        region = REGIONS[emotion]
-        ax.add_patch(
-            mpatches.Rectangle(
-                (region.valence[0], region.energy[0]),
-                region.valence[1] - region.valence[0],
-                region.energy[1] - region.energy[0],
-                fill=False,
-                edgecolor="tab:blue",
-                linewidth=1.6,
-            )
-        )
+        ax.add_patch(box(REGIONS[emotion], edgecolor="tab:blue", linewidth=1.6))
         goal = targets(emotion, Strategy.lift)[-1].region
-        ax.add_patch(
-            mpatches.Rectangle(
-                (goal.valence[0], goal.energy[0]),
-                goal.valence[1] - goal.valence[0],
-                goal.energy[1] - goal.energy[0],
-                fill=False,
-                edgecolor="tab:orange",
-                linestyle="--",
-                linewidth=1.2,
-            )
-        )
+        ax.add_patch(box(goal, edgecolor="tab:orange", linestyle="--", linewidth=1.2))
         lift = [p.row for p in ranker.rank(RecommendParams(emotion, strategy=Strategy.lift))]
         ax.plot(ranker.valence[lift], ranker.energy[lift], "-", color="tab:orange", linewidth=0.8, alpha=0.8)
         ax.scatter(
@@ -379,6 +360,12 @@ def plot(ranker: Ranker, path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def box(region: Region, **style: Any) -> mpatches.Rectangle:
+    """A region of the valence-energy plane as an unfilled rectangle for the plots."""
+    (v0, v1), (e0, e1) = region.valence, region.energy
+    return mpatches.Rectangle((v0, e0), v1 - v0, e1 - e0, fill=False, **style)
 
 
 def _pct(x: float) -> str:
