@@ -102,7 +102,7 @@ def test_pipeline_uses_the_solo_session_only_for_a_lone_request(
 
 
 def test_a_frame_that_finds_no_worker_within_the_wait_is_refused_then() -> None:
-    admission = FrameAdmission(admitted=8, workers=1, retry_after_s=2, max_wait_s=0.3)
+    admission = FrameAdmission(admitted=8, workers=1, retry_after_s=2, max_wait_s=1.0)
     busy, release = threading.Event(), threading.Event()
 
     def hold() -> str:
@@ -133,6 +133,7 @@ def test_a_frame_that_finds_no_worker_within_the_wait_is_refused_then() -> None:
     results, waited = anyio.run(main)
     refused = results[0]
     assert isinstance(refused, ApiError) and refused.status == 503, results
-    assert refused.headers == {"Retry-After": "2"} and "0.3 s" in refused.message
-    assert 0.3 <= waited < 1.0
+    # Bounds with room for a slow machine: a frame that waited for the held worker would take its 10 s.
+    assert refused.headers == {"Retry-After": "2"} and "within 1 s" in refused.message
+    assert 1.0 <= waited < 5.0
     assert results[1:] == ["held", "in time"]
