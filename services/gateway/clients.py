@@ -1,15 +1,23 @@
-"""Pooled HTTP clients for the emotion service and the recommender.
+"""Pooled HTTP clients for the emotion service and the recommender, both through httpx's API.
 
 Every failure becomes a BackendError the app turns into JSON: a backend that cannot be reached, times
 out or says it is not ready is a 503 naming it; its 4xx answers pass through with status and detail;
-its other 5xx become a 502. Only the idempotent GET /recommend is retried (connection failures)."""
+its other 5xx become a 502. Only the idempotent GET /recommend is retried (connection failures).
+
+The emotion service gets every frame, so its requests go through httpx-aiohttp's transport (aiohttp's
+connection pool and C HTTP parser under httpx's Request and Response): httpx's own transport (httpcore,
+pure Python, a pool that costs more the more requests are in flight) was most of the gateway's CPU per
+frame (reports/forwarding.md). The recommender, asked once per emotion change and cached, keeps httpx's
+own transport for its connection retries, which httpx-aiohttp does not offer."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
+import aiohttp
 import httpx
+from httpx_aiohttp import AiohttpTransport
 
 from services.common.errors import ApiError
 from services.common.observability import REQUEST_ID_HEADER
@@ -17,6 +25,7 @@ from services.common.params import RecommendParams
 from services.common.upload import Body
 
 log = logging.getLogger("moodtunes.gateway.clients")
+LIMITS = httpx.Limits(max_connections=50, max_keepalive_connections=20)
 
 
 class BackendError(ApiError):
@@ -33,9 +42,22 @@ def _detail(response: httpx.Response) -> str:
     return str(body)[:300]
 
 
+def _timed_out(exc: httpx.HTTPError) -> bool:
+    # httpx-aiohttp names every aiohttp connection error a ConnectTimeout (a refused connection too);
+    # aiohttp's own timeouts are TimeoutErrors.
+    if isinstance(exc.__cause__, aiohttp.ClientError):
+        return isinstance(exc.__cause__, TimeoutError)
+    return isinstance(exc, httpx.TimeoutException)
+
+
 class Backend:
     def __init__(
-        self, name: str, base_url: str, connect_timeout_s: float, read_timeout_s: float, retries: int = 0
+        self,
+        name: str,
+        base_url: str,
+        connect_timeout_s: float,
+        read_timeout_s: float,
+        transport: httpx.AsyncBaseTransport,
     ) -> None:
         self.name = name
         self.base_url = base_url
@@ -43,10 +65,7 @@ class Backend:
         # Ending in "/", so that a path prefix in the setting (http://host/emotion) stays in every URL.
         self.base = httpx.URL(base_url.rstrip("/") + "/")
         self.timeout = httpx.Timeout(read_timeout_s, connect=connect_timeout_s)
-        # httpx's own pooled transport (httpcore): connection retries only where the caller allows them.
-        self.transport: httpx.AsyncBaseTransport = httpx.AsyncHTTPTransport(
-            retries=retries, limits=httpx.Limits(max_connections=50, max_keepalive_connections=20)
-        )
+        self.transport = transport
 
     async def request(
         self, method: str, path: str | httpx.URL, *, request_id: str, **kwargs: Any
@@ -66,11 +85,11 @@ class Backend:
                 await response.aread()
             finally:
                 await response.aclose()
-        except httpx.TimeoutException as exc:
-            raise self._unavailable(
-                "no answer in time", f"{self.base_url}: {type(exc).__name__}", request_id
-            ) from exc
         except httpx.HTTPError as exc:
+            if _timed_out(exc):
+                raise self._unavailable(
+                    "no answer in time", f"{self.base_url}: {type(exc).__name__}", request_id
+                ) from exc
             raise self._unavailable(
                 "cannot be reached", f"{self.base_url}: {str(exc) or type(exc).__name__}", request_id
             ) from exc
@@ -108,7 +127,8 @@ class Backend:
 class EmotionClient(Backend):
     def __init__(self, base_url: str, connect_timeout_s: float, read_timeout_s: float) -> None:
         # POST /predict is not retried: not idempotent by contract, and a retry doubles a slow CNN call.
-        super().__init__("emotion service", base_url, connect_timeout_s, read_timeout_s, retries=0)
+        transport = AiohttpTransport(limits=LIMITS)
+        super().__init__("emotion service", base_url, connect_timeout_s, read_timeout_s, transport)
         # Parsed once: httpx would otherwise join and parse the URL and its query on every frame.
         predict = self.base.join("predict")
         self._predict_url: dict[bool | None, httpx.URL] = {
@@ -130,7 +150,8 @@ class EmotionClient(Backend):
 
 class RecommenderClient(Backend):
     def __init__(self, base_url: str, connect_timeout_s: float, read_timeout_s: float, retries: int) -> None:
-        super().__init__("recommender", base_url, connect_timeout_s, read_timeout_s, retries=retries)
+        transport = httpx.AsyncHTTPTransport(retries=retries, limits=LIMITS)
+        super().__init__("recommender", base_url, connect_timeout_s, read_timeout_s, transport)
 
     async def recommend(self, params: RecommendParams, request_id: str) -> dict[str, Any]:
         response = await self.request("GET", "/recommend", request_id=request_id, params=params.query())
