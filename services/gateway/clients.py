@@ -94,8 +94,14 @@ class Backend:
                 "cannot be reached", f"{self.base_url}: {str(exc) or type(exc).__name__}", request_id
             ) from exc
         if response.status_code == 503:
+            # The backend answered: it sheds load or is not ready yet, as it is built to (its own log
+            # and metrics say why), so one line a shed frame would flood this log under overload.
             raise self._unavailable(
-                _detail(response), self.base_url, request_id, response.headers.get("retry-after")
+                _detail(response),
+                self.base_url,
+                request_id,
+                response.headers.get("retry-after"),
+                level=logging.INFO,
             )
         if response.status_code >= 500:
             log.warning("%s answered %d rid=%s", self.name, response.status_code, request_id)
@@ -105,9 +111,14 @@ class Backend:
         return response
 
     def _unavailable(
-        self, reason: str, where: str, request_id: str, retry_after: str | None = None
+        self,
+        reason: str,
+        where: str,
+        request_id: str,
+        retry_after: str | None = None,
+        level: int = logging.WARNING,
     ) -> BackendError:
-        log.warning("%s unavailable rid=%s: %s (%s)", self.name, request_id, reason, where)
+        log.log(level, "%s unavailable rid=%s: %s (%s)", self.name, request_id, reason, where)
         # A backend that sheds load says when to come back; one that is down gets the same short pause.
         retry = retry_after if retry_after and retry_after.isdigit() else "1"
         return BackendError(503, f"{self.name} unavailable: {reason}", headers={"Retry-After": retry})

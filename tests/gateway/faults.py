@@ -1,5 +1,5 @@
 """Misbehaving backends for fault tests only: nothing listening, a server that never answers, a server
-that fails with 500."""
+that fails with 500, a server that sheds every request with 503 and Retry-After."""
 
 from __future__ import annotations
 
@@ -26,20 +26,37 @@ def hanging_url() -> Iterator[str]:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
-class _Failing(BaseHTTPRequestHandler):
-    def _fail(self) -> None:
-        body = json.dumps({"detail": "internal trouble"}).encode()
-        self.send_response(500)
+class _Answering(BaseHTTPRequestHandler):
+    status = 500
+    detail = "internal trouble"
+    headers_out: dict[str, str] = {}
+
+    def _answer(self) -> None:
+        body = json.dumps({"detail": self.detail}).encode()
+        self.send_response(self.status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
+        for name, value in self.headers_out.items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
 
-    do_GET = do_POST = _fail
+    do_GET = do_POST = _answer
 
     def log_message(self, *_: object) -> None:
         pass
 
 
+class _Busy(_Answering):
+    status = 503
+    detail = "busy: no worker free"
+    headers_out = {"Retry-After": "7"}
+
+
 def failing_url() -> contextlib.AbstractContextManager[str]:
-    return http_server(_Failing)
+    return http_server(_Answering)
+
+
+def busy_url() -> contextlib.AbstractContextManager[str]:
+    """Sheds every request with 503 and Retry-After: 7, as an overloaded service does."""
+    return http_server(_Busy)

@@ -4,6 +4,7 @@ through, backends down, upload limits, request ids."""
 from __future__ import annotations
 
 import io
+import logging
 import time
 from collections.abc import Iterator
 
@@ -19,7 +20,7 @@ from services.gateway.pipeline import Gateway
 from services.gateway.settings import GatewaySettings
 from tests.fixtures import REDIS_TEST_URL
 from tests.gateway.conftest import GatewayFactory, metric
-from tests.gateway.faults import closed_url, failing_url, hanging_url
+from tests.gateway.faults import busy_url, closed_url, failing_url, hanging_url
 
 
 @pytest.fixture()
@@ -220,6 +221,27 @@ def test_backends_down_give_503_quickly(make_gateway: GatewayFactory, face_jpeg:
     assert status["emotion"].startswith("emotion service unavailable")
     assert status["recommender"].startswith("recommender unavailable")
     assert elapsed < 5
+
+
+def test_a_shedding_backend_is_passed_on_quietly_and_a_dead_one_loudly(
+    make_gateway: GatewayFactory, face_jpeg: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 503 the emotion service answered (load shedding) reaches the client with its Retry-After and
+    logs at INFO, so an overload does not write a warning per shed frame; a backend that cannot be
+    reached is a warning."""
+    with (
+        caplog.at_level(logging.INFO, logger="moodtunes.gateway.clients"),
+        busy_url() as busy,
+        make_gateway(emotion_url=busy, recommender_url=closed_url()) as client,
+    ):
+        shed = jpeg(client, face_jpeg)
+        down = client.get("/recommend", params={"emotion": "happy"})
+    assert shed.status_code == 503 and shed.headers["retry-after"] == "7"
+    assert shed.json()["detail"] == "emotion service unavailable: busy: no worker free"
+    assert down.status_code == 503
+    clients = [r for r in caplog.records if r.name == "moodtunes.gateway.clients"]
+    levels = {r.getMessage().split(" unavailable")[0]: r.levelno for r in clients}
+    assert levels == {"emotion service": logging.INFO, "recommender": logging.WARNING}, levels
 
 
 def test_hanging_backend_times_out_as_503(make_gateway: GatewayFactory, face_jpeg: bytes) -> None:
