@@ -5,10 +5,11 @@ out or says it is not ready is a 503 naming it; its 4xx answers pass through wit
 its other 5xx become a 502. Only the idempotent GET /recommend is retried (connection failures).
 
 The emotion service gets every frame, so its requests go through httpx-aiohttp's transport (aiohttp's
-connection pool and C HTTP parser under httpx's Request and Response): httpx's own transport (httpcore,
-pure Python, a pool that costs more the more requests are in flight) was most of the gateway's CPU per
-frame (reports/forwarding.md). The recommender, asked once per emotion change and cached, keeps httpx's
-own transport for its connection retries, which httpx-aiohttp does not offer."""
+connection pool and C HTTP parser under httpx's Request and Response): httpx's own transport (httpcore:
+pure Python, and a pool that costs more the more requests are in flight) costs the gateway more CPU per
+frame (`python -m bench.transports`, reports/transports.md). The recommender, asked once per emotion
+change and cached, keeps httpx's own transport for its connection retries, which httpx-aiohttp does not
+offer."""
 
 from __future__ import annotations
 

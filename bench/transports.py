@@ -1,0 +1,133 @@
+"""What the gateway's call to the emotion service costs the gateway, per transport under httpx's API:
+httpx's own (httpcore) and httpx-aiohttp's (what services/gateway/clients.py uses for frames).
+
+    python -m bench.transports [--rounds 4] [--requests 400]
+
+The gateway's own EmotionClient posts the bench frame (multipart, as the page sends it) to a real
+emotion service with 1 and with 16 requests in flight; rounds alternate the transports so that both see
+the same phases of the machine. What is counted is this process's CPU time per answered request (the
+emotion service runs in its own process): the part of the gateway's CPU per frame that the transport
+decides. Writes reports/transports.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvloop
+from httpx_aiohttp import AiohttpTransport
+
+from bench.report import write_json, write_markdown
+from samples.images import frame_jpeg
+from services import launch
+from services.common.paths import REPORTS
+from services.common.upload import Body
+from services.gateway.clients import LIMITS, EmotionClient
+
+BOUNDARY = b"moodtunes-bench"
+TRANSPORTS: dict[str, Callable[[], httpx.AsyncBaseTransport]] = {
+    "httpx (httpcore)": lambda: httpx.AsyncHTTPTransport(limits=LIMITS),
+    "httpx-aiohttp": lambda: AiohttpTransport(limits=LIMITS),
+}
+IN_FLIGHT = (1, 16)
+
+
+def frame_body() -> Body:
+    data = (
+        b"--" + BOUNDARY + b'\r\nContent-Disposition: form-data; name="image"; filename="frame.jpg"\r\n'
+        b"Content-Type: image/jpeg\r\n\r\n" + frame_jpeg() + b"\r\n--" + BOUNDARY + b"--\r\n"
+    )
+    return Body(data, f"multipart/form-data; boundary={BOUNDARY.decode()}", BOUNDARY)
+
+
+async def one_run(url: str, transport: str, in_flight: int, requests: int) -> dict[str, Any]:
+    """`requests` POSTs, `in_flight` at a time, through a fresh client (warmed by one request each)."""
+    client = EmotionClient(url, 5.0, 30.0)
+    client.transport = TRANSPORTS[transport]()
+    body = frame_body()
+    try:
+        await asyncio.gather(*(client.predict(body, None, "warm") for _ in range(in_flight)))
+        left = iter(range(requests))
+
+        async def worker() -> None:
+            for i in left:
+                await client.predict(body, None, f"bench-{i}")
+
+        cpu, wall = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(in_flight)))
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    finally:
+        await client.aclose()
+    return {"cpu_ms_per_request": 1000 * cpu / requests, "requests_per_s": requests / wall}
+
+
+def measure(url: str, rounds: int, requests: int) -> dict[str, Any]:
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {
+        str(n): {name: [] for name in TRANSPORTS} for n in IN_FLIGHT
+    }
+    for _ in range(rounds):
+        for n in IN_FLIGHT:
+            for name in TRANSPORTS:
+                runs[str(n)][name].append(uvloop.run(one_run(url, name, n, requests)))
+    summary = {
+        n: {
+            name: round(statistics.median(r["cpu_ms_per_request"] for r in per), 3)
+            for name, per in by_transport.items()
+        }
+        for n, by_transport in runs.items()
+    }
+    return {"rounds": rounds, "requests": requests, "runs": runs, "cpu_ms_per_request": summary}
+
+
+def markdown(r: dict[str, Any], command: str) -> str:
+    names = list(TRANSPORTS)
+    lines = [
+        "# The gateway's call to the emotion service, per httpx transport",
+        "",
+        f"`{command}`: the gateway's EmotionClient posts a 640x480 JPEG frame (multipart) to a real emotion "
+        f"service, {r['requests']} requests a run, in {r['rounds']} rounds that alternate the transports. "
+        "CPU time of the calling process per answered request (ms; the emotion service's own CPU is "
+        "not counted): median of the rounds, each round's beside it.",
+        "",
+        "| in flight | " + " | ".join(names) + " | ratio |",
+        "|---:|" + "---:|" * (len(names) + 1),
+    ]
+    for n, per in r["runs"].items():
+        cells = [
+            f"**{r['cpu_ms_per_request'][n][name]}** ("
+            + ", ".join(f"{x['cpu_ms_per_request']:.3f}" for x in per[name])
+            + ")"
+            for name in names
+        ]
+        ratio = r["cpu_ms_per_request"][n][names[0]] / r["cpu_ms_per_request"][n][names[1]]
+        lines.append(f"| {n} | " + " | ".join(cells) + f" | {ratio:.2f}x |")
+    lines += [
+        "",
+        f"ratio: {names[0]}'s CPU per request over {names[1]}'s, in the same rounds.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--requests", type=int, default=400)
+    ap.add_argument("--out", type=Path, default=REPORTS)
+    args = ap.parse_args(argv)
+    with launch.service("emotion") as url:
+        result = measure(url, args.rounds, args.requests)
+    command = f"python -m bench.transports --rounds {args.rounds} --requests {args.requests}"
+    write_json(args.out, "transports", {**result, "command": command})
+    write_markdown(args.out, "transports", markdown(result, command))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
