@@ -165,12 +165,18 @@ def done_when(report: dict[str, Any]) -> dict[str, bool]:
     return checks
 
 
-def as_catalog(df: pd.DataFrame) -> Catalog:
-    """Labelled tracks as a catalog; tracks without metadata get a unique placeholder artist."""
+def with_metadata(df: pd.DataFrame) -> pd.DataFrame:
+    """Labelled tracks with a name and artist each: tracks without them get their id and a unique
+    placeholder artist (so the one-track-per-artist rule never joins two unknowns)."""
     df = df.copy()
     for col, fill in (("name", df["track_id"]), ("artists", "unknown " + df["track_id"])):
         df[col] = df[col].fillna(fill) if col in df else fill
-    return Catalog.from_frame(df)
+    return df
+
+
+def as_catalog(df: pd.DataFrame) -> Catalog:
+    """Labelled tracks as a catalog."""
+    return Catalog.from_frame(with_metadata(df))
 
 
 def splits(labelled: pd.DataFrame, repeats: int) -> list[tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]:
@@ -208,11 +214,7 @@ def precision_ceiling(held_out: pd.DataFrame, limit: int = 10) -> dict[str, floa
     inside the region first, then the nearest outside it; one track per credited artist): target-mood
     tracks inside the region, then outside it, then the rest. What the labelled tracks allow at best."""
     labels = merged_labels(held_out["label"])
-    if "artists" in held_out:
-        artists = held_out["artists"].fillna("unknown " + held_out["track_id"]).to_numpy()
-    else:
-        artists = ("unknown " + held_out["track_id"]).to_numpy()
-    keys = [artist_keys(a) for a in artists]
+    keys = [artist_keys(a) for a in with_metadata(held_out)["artists"]]
     valence, energy = held_out["valence"].to_numpy(), held_out["energy"].to_numpy()
     out: dict[str, float] = {}
     for emotion in Emotion:
