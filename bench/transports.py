@@ -16,13 +16,12 @@ import argparse
 import asyncio
 import statistics
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import uvloop
-from httpx_aiohttp import AiohttpTransport
+from python_multipart.multipart import parse_options_header
 
 from bench.report import write_json, write_markdown
 from samples.images import frame_jpeg
@@ -31,26 +30,31 @@ from services.common.paths import REPORTS
 from services.common.upload import Body
 from services.gateway.clients import LIMITS, EmotionClient
 
-BOUNDARY = b"moodtunes-bench"
-TRANSPORTS: dict[str, Callable[[], httpx.AsyncBaseTransport]] = {
-    "httpx (httpcore)": lambda: httpx.AsyncHTTPTransport(limits=LIMITS),
-    "httpx-aiohttp": lambda: AiohttpTransport(limits=LIMITS),
-}
+HTTPCORE, AIOHTTP = "httpx (httpcore)", "httpx-aiohttp"
 IN_FLIGHT = (1, 16)
 
 
 def frame_body() -> Body:
-    data = (
-        b"--" + BOUNDARY + b'\r\nContent-Disposition: form-data; name="image"; filename="frame.jpg"\r\n'
-        b"Content-Type: image/jpeg\r\n\r\n" + frame_jpeg() + b"\r\n--" + BOUNDARY + b"--\r\n"
+    """The bench frame as the page posts it: multipart, encoded by httpx."""
+    request = httpx.Request(
+        "POST", "http://bench/", files={"image": ("frame.jpg", frame_jpeg(), "image/jpeg")}
     )
-    return Body(data, f"multipart/form-data; boundary={BOUNDARY.decode()}", BOUNDARY)
+    content_type = request.headers["content-type"]
+    _, options = parse_options_header(content_type)
+    return Body(request.read(), content_type, options[b"boundary"])
+
+
+def emotion_client(url: str, transport: str) -> EmotionClient:
+    """The gateway's client as the gateway builds it (httpx-aiohttp), or with httpx's own transport."""
+    client = EmotionClient(url, 5.0, 30.0)
+    if transport == HTTPCORE:
+        client.transport = httpx.AsyncHTTPTransport(limits=LIMITS)
+    return client
 
 
 async def one_run(url: str, transport: str, in_flight: int, requests: int) -> dict[str, Any]:
     """`requests` POSTs, `in_flight` at a time, through a fresh client (warmed by one request each)."""
-    client = EmotionClient(url, 5.0, 30.0)
-    client.transport = TRANSPORTS[transport]()
+    client = emotion_client(url, transport)
     body = frame_body()
     try:
         await asyncio.gather(*(client.predict(body, None, "warm") for _ in range(in_flight)))
@@ -70,11 +74,11 @@ async def one_run(url: str, transport: str, in_flight: int, requests: int) -> di
 
 def measure(url: str, rounds: int, requests: int) -> dict[str, Any]:
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {
-        str(n): {name: [] for name in TRANSPORTS} for n in IN_FLIGHT
+        str(n): {name: [] for name in (HTTPCORE, AIOHTTP)} for n in IN_FLIGHT
     }
     for _ in range(rounds):
         for n in IN_FLIGHT:
-            for name in TRANSPORTS:
+            for name in (HTTPCORE, AIOHTTP):
                 runs[str(n)][name].append(uvloop.run(one_run(url, name, n, requests)))
     summary = {
         n: {
@@ -87,7 +91,7 @@ def measure(url: str, rounds: int, requests: int) -> dict[str, Any]:
 
 
 def markdown(r: dict[str, Any], command: str) -> str:
-    names = list(TRANSPORTS)
+    names = [HTTPCORE, AIOHTTP]
     lines = [
         "# The gateway's call to the emotion service, per httpx transport",
         "",
