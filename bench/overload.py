@@ -182,11 +182,11 @@ async def python_phase(url: str, frame: bytes, clients: int, duration_s: float) 
     return row
 
 
-def server_buckets(gateway: str) -> dict[str, dict[float, float]]:
+def server_buckets(gateway_metrics: str) -> dict[str, dict[float, float]]:
     """The gateway's own latency histogram (services/common/observability.py) by route: cumulative
     counts per upper bound in seconds. Shed requests are answered before routing ("unmatched")."""
     out: dict[str, dict[float, float]] = {}
-    text = httpx.get(f"{gateway}/metrics", timeout=30).text
+    text = httpx.get(gateway_metrics, timeout=30).text
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             labels = sample.labels
@@ -209,11 +209,12 @@ def server_quantiles(
     }
 
 
-def sheds(urls: dict[str, str]) -> dict[str, float]:
-    """Requests each service has shed so far, by service and reason (services/common/limits.SHED)."""
+def sheds(metrics: dict[str, str]) -> dict[str, float]:
+    """Requests each service has shed so far, by service and reason (services/common/limits.SHED), from
+    their metrics URLs."""
     out: dict[str, float] = {}
-    for name, url in urls.items():
-        for family in text_string_to_metric_families(httpx.get(f"{url}/metrics", timeout=30).text):
+    for name, url in metrics.items():
+        for family in text_string_to_metric_families(httpx.get(url, timeout=30).text):
             for sample in family.samples:
                 if sample.name == "http_shed_total":
                     out[f"{name} {sample.labels['reason']}"] = sample.value
@@ -222,8 +223,8 @@ def sheds(urls: dict[str, str]) -> dict[str, float]:
 
 def measured(s: launch.Stack, pid: int, play: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """One phase: the clients' row from `play`, with what was measured meanwhile on the server side."""
-    before = server_buckets(s.gateway)
-    services = {"gateway": s.gateway, "emotion": s.emotion}
+    before = server_buckets(s.metrics["gateway"])
+    services = {name: s.metrics[name] for name in ("gateway", "emotion")}
     shed_before = sheds(services)
     cpu_before = {name: cpu_seconds(s.pids[name]) for name in services}
     start = time.monotonic()
@@ -232,7 +233,7 @@ def measured(s: launch.Stack, pid: int, play: Callable[[], dict[str, Any]]) -> d
     wall = time.monotonic() - start
     row["emotion_rss_mb"] = {"highest": sampler.peak, "end": memory_mb(pid)["rss_mb"]}
     row["healthz_ms"] = percentiles_ms(sampler.healthz)
-    after = server_buckets(s.gateway)
+    after = server_buckets(s.metrics["gateway"])
     row["gateway_measured"] = {
         "answered": server_quantiles(before, after, "/analyze"),
         "shed": server_quantiles(before, after, "unmatched"),

@@ -24,11 +24,11 @@ from bench.load import run_load
 from bench.report import write_json, write_markdown
 from services.common.paths import REPO
 from services.emotion.settings import EmotionSettings
-from services.launch import backends_env, free_port, service
+from services.launch import backends_env, free_port, metrics_url, service
 
 
-def solo_runs(emotion_url: str) -> float:
-    text = httpx.get(f"{emotion_url}/metrics", timeout=10).text
+def solo_runs(emotion_metrics: str) -> float:
+    text = httpx.get(emotion_metrics, timeout=10).text
     return sum(
         s.value
         for family in text_string_to_metric_families(text)
@@ -50,18 +50,21 @@ def main(argv: list[str] | None = None) -> int:
         recommender = stack.enter_context(service("recommender", free_port()))
         stacks = {}
         for solo in configs:
+            metrics = metrics_url(metrics_port := free_port())
             emotion = stack.enter_context(
-                service("emotion", free_port(), env={"EMOTION_SOLO_THREADS": str(solo)})
+                service(
+                    "emotion", free_port(), env={"EMOTION_SOLO_THREADS": str(solo)}, metrics_port=metrics_port
+                )
             )
             gateway = stack.enter_context(
                 service("gateway", free_port(), env={**backends_env(emotion, recommender), "REDIS_URL": ""})
             )
-            stacks[solo] = (emotion, gateway)
+            stacks[solo] = (metrics, gateway)
         for round_no in range(args.rounds):
             # A-B, then B-A: whichever runs second in a round must not always be the same one.
             for solo in configs if round_no % 2 == 0 else configs[::-1]:
-                emotion, gateway = stacks[solo]
-                before = solo_runs(emotion)
+                metrics, gateway = stacks[solo]
+                before = solo_runs(metrics)
                 result = asyncio.run(run_load(gateway, args.clients, args.duration))
                 rows.append(
                     {
@@ -71,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                         "errors": result["errors"],
                         "requests_per_s": result["requests_per_s"],
                         "latency_ms": result["latency_ms"],
-                        "solo_runs": solo_runs(emotion) - before,
+                        "solo_runs": solo_runs(metrics) - before,
                     }
                 )
     write_json(args.out, "solo_load", rows)

@@ -3,8 +3,9 @@
 (services/launch.py's serve: on granian, with the HTTP limits of MOODTUNES_HTTP_*).
 
 Ports, host and start-up patience come from the environment (MOODTUNES_HOST, MOODTUNES_<NAME>_PORT,
-MOODTUNES_START_TIMEOUT_S, default 300 s). Ctrl-C or SIGTERM stops
-every service; if one service dies, the others are stopped too. REDIS_URL passes through when set.
+MOODTUNES_<NAME>_METRICS_PORT for the operator's scraper, MOODTUNES_START_TIMEOUT_S, default 300 s).
+Ctrl-C or SIGTERM stops every service; if one service dies, the others are stopped too.
+REDIS_URL passes through when set.
 """
 
 from __future__ import annotations
@@ -16,7 +17,17 @@ import subprocess
 import sys
 import time
 
-from services.launch import SERVICES, START_TIMEOUT_S, answers, backends_env, base_env, serve, spawn, stop
+from services.launch import (
+    METRICS_PORTS,
+    SERVICES,
+    START_TIMEOUT_S,
+    answers,
+    backends_env,
+    base_env,
+    serve,
+    spawn,
+    stop,
+)
 
 __all__ = ["SERVICES", "main"]
 
@@ -25,6 +36,13 @@ def ports(env: dict[str, str]) -> dict[str, int]:
     return {
         name: int(env.get(f"MOODTUNES_{name.upper()}_PORT", default))
         for name, (_, default) in SERVICES.items()
+    }
+
+
+def metrics_ports(env: dict[str, str]) -> dict[str, int]:
+    return {
+        name: int(env.get(f"MOODTUNES_{name.upper()}_METRICS_PORT", default))
+        for name, default in METRICS_PORTS.items()
     }
 
 
@@ -40,6 +58,7 @@ class Supervisor:
     def __init__(self, env: dict[str, str]) -> None:
         self.host = env.get("MOODTUNES_HOST", "127.0.0.1")
         self.port_of = ports(env)
+        self.metrics_port_of = metrics_ports(env)
         self.env = child_env(env, self.host, self.port_of)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.stopping = False
@@ -47,7 +66,14 @@ class Supervisor:
     def start(self) -> None:
         for name in SERVICES:
             # Own process group: a terminal's Ctrl-C reaches only us, and we stop the children once, cleanly.
-            self.procs[name] = spawn(name, self.port_of[name], self.env, self.host, own_group=True)
+            self.procs[name] = spawn(
+                name,
+                self.port_of[name],
+                self.env,
+                self.host,
+                own_group=True,
+                metrics_port=self.metrics_port_of[name],
+            )
 
     def dead(self) -> str | None:
         return next((name for name, p in self.procs.items() if p.poll() is not None), None)
@@ -102,9 +128,10 @@ def cli(argv: list[str]) -> int:
     parser.add_argument("name", choices=sorted(SERVICES))
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int)
+    parser.add_argument("--metrics-port", type=int, help="the metrics listener's (default: METRICS_PORTS)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
-    serve(args.name, args.host, args.port or SERVICES[args.name][1], args.log_level)
+    serve(args.name, args.host, args.port or SERVICES[args.name][1], args.log_level, args.metrics_port)
     return 0
 
 

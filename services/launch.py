@@ -32,6 +32,10 @@ SERVICES: dict[str, tuple[str, int]] = {
     "recommender": ("services.recommender.app:create_app", 8002),
     "gateway": ("services.gateway.app:create_app", 8000),
 }
+# Each service's Prometheus metrics answer on a port of their own (prometheus_client's listener in the
+# worker process), for the operator's scraper alone: compose does not publish it and the Ingress does not
+# route it (deploy/k8s scrapes it), so the public port has no /metrics.
+METRICS_PORTS: dict[str, int] = {"emotion": 9001, "recommender": 9002, "gateway": 9000}
 # A busy machine can take minutes to load the models and the catalog.
 START_TIMEOUT_S = float(os.environ.get("MOODTUNES_START_TIMEOUT_S", "300"))
 STOP_TIMEOUT_S = 15.0
@@ -39,24 +43,37 @@ PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 LOOPBACK = "127.0.0.1"
 
 
-# Names the service for load_app in granian's worker process.
+# Names the service for load_app in granian's worker process, and where its metrics listen ("HOST PORT").
 SERVE_ENV = "MOODTUNES_SERVE"
+METRICS_ENV = "MOODTUNES_SERVE_METRICS"
 
 
-def service_args(name: str, host: str, port: int | None = None) -> list[str]:
-    """Arguments after `python -m services` that run one service, as compose and the Dockerfiles do."""
-    return [name, "--host", host, "--port", str(port or SERVICES[name][1])]
+def service_args(name: str, host: str, port: int | None = None, metrics_port: int | None = None) -> list[str]:
+    """Arguments after `python -m services` that run one service, as compose and the Dockerfiles do (the
+    metrics port is named only where it is not the service's default)."""
+    args = [name, "--host", host, "--port", str(port or SERVICES[name][1])]
+    return args + (["--metrics-port", str(metrics_port)] if metrics_port is not None else [])
+
+
+def metrics_url(port: int, host: str = LOOPBACK) -> str:
+    """Where a service started with this metrics port answers its scraper."""
+    return f"http://{host}:{port}/metrics"
 
 
 def load_app() -> object:
-    """Granian's factory, called in its worker process: the ASGI app of the service named in SERVE_ENV."""
+    """Granian's factory, called in its worker process: the ASGI app of the service named in SERVE_ENV,
+    with its metrics listener started beside it in the same process (the registry the app counts in)."""
+    from prometheus_client import start_http_server
+
     if sys.platform == "linux":
         _die_with_parent()  # the worker must not outlive the granian process that spawned it (kill -9)
     module, _, factory = SERVICES[os.environ[SERVE_ENV]][0].partition(":")
+    host, _, port = os.environ[METRICS_ENV].rpartition(" ")
+    start_http_server(int(port), addr=host)  # a daemon thread; it ends with the worker
     return getattr(importlib.import_module(module), factory)()
 
 
-def serve(name: str, host: str, port: int, log_level: str = "info") -> None:
+def serve(name: str, host: str, port: int, log_level: str = "info", metrics_port: int | None = None) -> None:
     """Runs one service in the foreground until SIGINT or SIGTERM: on granian (a Rust HTTP server whose
     HTTP/1 parser is hyper's), because it enforces what uvicorn does not: a size limit for the request
     line and headers (431) and a deadline for them that also closes idle connections.
@@ -74,6 +91,7 @@ def serve(name: str, host: str, port: int, log_level: str = "info") -> None:
     configure_logging(name, LogSettings(_env_prefix=f"{name.upper()}_"))  # type: ignore[call-arg]
     limits = HttpSettings()
     os.environ[SERVE_ENV] = name
+    os.environ[METRICS_ENV] = f"{host} {metrics_port or METRICS_PORTS[name]}"
     Server(
         "services.launch:load_app",
         address=host,
@@ -131,14 +149,15 @@ def spawn(
     log: Path | None = None,
     own_group: bool = False,
     extra: tuple[str, ...] = (),
+    metrics_port: int | None = None,
 ) -> subprocess.Popen[bytes]:
     """Starts one service (`python -m services NAME`); `env` is its whole environment. own_group: a
     terminal's Ctrl-C reaches only the caller, which then stops the service itself. log: a file for its
-    output. extra: more arguments (QUIET)."""
+    output. extra: more arguments (QUIET). metrics_port: its metrics listener's (default METRICS_PORTS)."""
     out = log.open("ab") if log is not None else None
     try:
         return subprocess.Popen(
-            [sys.executable, "-m", "services", *service_args(name, host, port), *extra],
+            [sys.executable, "-m", "services", *service_args(name, host, port, metrics_port), *extra],
             cwd=REPO,
             env=dict(env),
             stdout=out,
@@ -192,6 +211,7 @@ def stop(procs: list[subprocess.Popen[bytes]], timeout: float = STOP_TIMEOUT_S) 
 class Running:
     url: str
     pid: int
+    metrics: str  # the metrics listener's URL
 
 
 @contextlib.contextmanager
@@ -202,19 +222,27 @@ def _started(
     timeout: float,
     logs: Mapping[str, Path],
     probe: str = "/readyz",
+    metrics: Mapping[str, int] | None = None,
 ) -> Iterator[dict[str, Running]]:
     """Starts the services together (each loads its models while the others load theirs), waits for
-    each to answer `probe`, and stops them all on exit."""
+    each to answer `probe`, and stops them all on exit. metrics: metrics ports (free ones unless given)."""
+    metrics = metrics or {}
     procs: dict[str, subprocess.Popen[bytes]] = {}
+    metrics_ports = {name: metrics.get(name) or free_port() for name in names}
     try:
         for name in names:
             full_env = {**os.environ, **base_env(), **env.get(name, {})}
             # Warnings only: a test's or a bench's output is not the place for every request.
-            procs[name] = spawn(name, ports[name], full_env, log=logs.get(name), extra=QUIET)
+            procs[name] = spawn(
+                name, ports[name], full_env, log=logs.get(name), extra=QUIET, metrics_port=metrics_ports[name]
+            )
         urls = {name: f"http://{LOOPBACK}:{ports[name]}" for name in procs}
         for name, proc in procs.items():
             wait_ready(urls[name], timeout, proc, probe)
-        yield {name: Running(urls[name], worker_pid(p.pid)) for name, p in procs.items()}
+        yield {
+            name: Running(urls[name], worker_pid(p.pid), metrics_url(metrics_ports[name]))
+            for name, p in procs.items()
+        }
     finally:
         stop(list(procs.values()))
 
@@ -230,13 +258,16 @@ def service(
     timeout: float = START_TIMEOUT_S,
     log: Path | None = None,
     probe: str = "/readyz",
+    metrics_port: int | None = None,
 ) -> Iterator[str]:
     """One service on a loopback port (a free one unless given), its environment this process's plus
     `env`, until `probe` answers 200 (/healthz for a service expected to start unready); stopped on
-    exit. Yields its base URL. log: a file for its output."""
+    exit. Yields its base URL. log: a file for its output. metrics_port: where its metrics answer
+    (metrics_url; a free port unless given)."""
     ports = {name: port or free_port()}
     logs = {name: log} if log is not None else {}
-    with _started([name], ports, {name: env or {}}, timeout, logs, probe) as running:
+    metrics = {name: metrics_port} if metrics_port else {}
+    with _started([name], ports, {name: env or {}}, timeout, logs, probe, metrics) as running:
         yield running[name].url
 
 
@@ -246,6 +277,7 @@ class Stack:
     recommender: str
     gateway: str
     pids: dict[str, int]
+    metrics: dict[str, str]  # each service's metrics URL
 
 
 @contextlib.contextmanager
@@ -268,4 +300,5 @@ def stack(
             recommender=url["recommender"],
             gateway=url["gateway"],
             pids={name: r.pid for name, r in running.items()},
+            metrics={name: r.metrics for name, r in running.items()},
         )

@@ -8,9 +8,16 @@ import uuid
 from collections.abc import Iterator
 
 import redis
+from prometheus_client import generate_latest
 
 # The gateway and browser tests share one Redis database; each run keeps to its own key prefix.
 REDIS_TEST_URL = "redis://127.0.0.1:6379/13"
+
+
+def scrape() -> str:
+    """What the metrics listener of an app under TestClient would serve: this process's registry, which
+    the app counts into (the listener itself runs only in a served process: services/launch.py)."""
+    return generate_latest().decode()
 
 
 @contextlib.contextmanager

@@ -21,6 +21,7 @@ from services.launch import SERVICES, free_port
 class Running:
     proc: subprocess.Popen[str]
     port_of: dict[str, int]
+    metrics_port_of: dict[str, int]
     terminal: list[str]  # what it has printed so far (stdout and stderr), line by line
 
 
@@ -29,9 +30,11 @@ def python_m_services(env: dict[str, str], timeout: float = 300.0) -> Iterator[R
     """`python -m services` (what `make run` runs) on free ports, with `env` over this process's
     environment (REDIS_URL dropped), once it says it is running; stopped with SIGTERM afterwards."""
     port_of = {name: free_port() for name in SERVICES}
+    metrics_port_of = {name: free_port() for name in SERVICES}
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"} | {
         "MOODTUNES_HOST": "127.0.0.1",
         **{f"MOODTUNES_{n.upper()}_PORT": str(p) for n, p in port_of.items()},
+        **{f"MOODTUNES_{n.upper()}_METRICS_PORT": str(p) for n, p in metrics_port_of.items()},
         **env,
     }
     proc = subprocess.Popen(
@@ -61,7 +64,7 @@ def python_m_services(env: dict[str, str], timeout: float = 300.0) -> Iterator[R
             assert time.monotonic() < deadline, (
                 f"no startup line within {timeout:g} s; last: {terminal[-20:]}"
             )
-        yield Running(proc, port_of, terminal)
+        yield Running(proc, port_of, metrics_port_of, terminal)
     finally:
         if proc.poll() is None:
             # SIGTERM: the supervisor stops its services (they would outlive a SIGKILL).

@@ -21,7 +21,7 @@ import yaml
 
 from samples.music import recommender_env
 from services.common.paths import REPO
-from services.launch import SERVICES, service_args
+from services.launch import METRICS_PORTS, SERVICES, metrics_url, service_args
 from tests.procs import python_m_services
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
@@ -100,6 +100,14 @@ def test_only_the_gateway_is_published_on_its_configurable_port() -> None:
     assert published == {"gateway"}
     (spec,) = COMPOSE["services"]["gateway"]["ports"]
     assert spec.endswith(f":{SERVICES['gateway'][1]}") and "${MOODTUNES_GATEWAY_PORT:-8000}" in spec
+
+
+def test_no_metrics_port_is_published() -> None:
+    """Metrics answer on each service's metrics port (services/launch.py), for the operator's scraper."""
+    for compose in (COMPOSE, DEV_OVERRIDE):
+        for name, svc in compose["services"].items():
+            for spec in svc.get("ports", []):
+                assert int(_defaults(spec).rsplit(":", 1)[1]) not in METRICS_PORTS.values(), name
 
 
 @pytest.mark.parametrize("name", INTERNAL)
@@ -250,9 +258,10 @@ def test_dockerfile_serves_the_services_table_command(name: str) -> None:
 
 @contextlib.contextmanager
 def _python_m_services(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, int]]]:
-    """`python -m services` on free ports with a synthetic catalog, once it says it is running."""
+    """`python -m services` on free ports with a synthetic catalog, once it says it is running; the
+    ports named are the services' own and their metrics listeners'."""
     with python_m_services(recommender_env(tmp_path)) as running:
-        yield running.proc, running.port_of
+        yield running.proc, running.port_of | {f"{n} metrics": p for n, p in running.metrics_port_of.items()}
 
 
 def _any_up(port_of: dict[str, int]) -> bool:
@@ -269,8 +278,13 @@ def _any_up(port_of: dict[str, int]) -> bool:
 
 def test_python_m_services_runs_all_three_and_stops_on_sigint(tmp_path: Path) -> None:
     with _python_m_services(tmp_path) as (proc, port_of):
-        for port in port_of.values():
-            assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json() == {"status": "ok"}
+        for name in SERVICES:
+            base = f"http://127.0.0.1:{port_of[name]}"
+            assert httpx.get(f"{base}/healthz", timeout=5).json() == {"status": "ok"}
+            # Metrics answer on the service's metrics port alone.
+            assert httpx.get(f"{base}/metrics", timeout=5).status_code == 404
+            metrics = httpx.get(metrics_url(port_of[f"{name} metrics"]), timeout=5).text
+            assert f'service="{name}"' in metrics
         # The gateway was pointed at the recommender started beside it (which may still be loading).
         deadline = time.monotonic() + 60
         url = f"http://127.0.0.1:{port_of['gateway']}/recommend?emotion=happy&limit=5"

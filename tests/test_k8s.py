@@ -19,7 +19,7 @@ from pydantic_settings import BaseSettings
 from services.common.paths import REPO
 from services.emotion.settings import EmotionSettings
 from services.gateway.settings import GatewaySettings
-from services.launch import SERVICES
+from services.launch import METRICS_PORTS, SERVICES
 from services.recommender.settings import RecommenderSettings
 from tests.test_docs import env_names
 
@@ -109,10 +109,26 @@ def test_deployments_match_the_services_and_their_images() -> None:
     assert f"--uid {UID}" in (REPO / "services" / "Dockerfile").read_text()
     for name, (_, port) in SERVICES.items():
         (container,) = deployments[name]["spec"]["template"]["spec"]["containers"]
-        assert [p["containerPort"] for p in container["ports"]] == [port]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports == {"http": port, "metrics": METRICS_PORTS[name]}, name
+        # The metrics port is scraped on the pod itself: no Service (hence no Ingress) exposes it.
         assert [p["port"] for p in services[name]["spec"]["ports"]] == [port]
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_each_service_is_scraped_on_its_metrics_port() -> None:
+    for name in SERVICES:
+        template = of_kind("Deployment")[name]["spec"]["template"]
+        assert template["metadata"]["annotations"] == {
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": str(METRICS_PORTS[name]),
+            "prometheus.io/path": "/metrics",
+        }, name
+    for ingress in of_kind("Ingress").values():
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                assert path["backend"]["service"]["port"] == {"name": "http"}
 
 
 def test_pods_run_unprivileged_with_read_only_roots() -> None:
@@ -160,14 +176,26 @@ def selects(selector: dict[str, Any], name: str) -> bool:
     )
 
 
+MONITORING = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+
+
 def test_only_the_gateway_reaches_the_backends() -> None:
     policies = list(of_kind("NetworkPolicy").values())
     for name in (*SERVICES, "redis"):
         applying = [p["spec"] for p in policies if selects(p["spec"]["podSelector"], name)]
         # A default deny covers every pod, so only what a rule allows gets in.
         assert any(p["podSelector"] == {} and "ingress" not in p for p in applying), name
-        peers = [peer for p in applying for rule in p.get("ingress", []) for peer in rule["from"]]
+        rules = [rule for p in applying for rule in p.get("ingress", [])]
+        # Every rule names its ports: the metrics port's rule lets in the monitoring namespace alone.
+        assert rules and all(rule.get("ports") for rule in rules), name
+        scrape = [r for r in rules if any(p["port"] == "metrics" for p in r["ports"])]
+        peers = [peer for rule in rules if rule not in scrape for peer in rule["from"]]
         assert peers, name
+        if name in SERVICES:
+            assert [peer for rule in scrape for peer in rule["from"]] == [MONITORING], name
+            assert all(p["port"] == "metrics" for rule in scrape for p in rule["ports"]), name
+        else:
+            assert not scrape, name
         if name in BACKENDS:
             assert peers == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "gateway"}}}], name
 

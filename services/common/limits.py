@@ -6,7 +6,7 @@ request line and headers (431) and a deadline for them, which also closes idle k
 The middleware here adds what the server does not: a deadline for the whole request body (408, the
 connection closed), a budget for the bytes of request bodies held at once, and a cap on requests in
 flight. Past the budget or the cap a request is shed at once with 503 and Retry-After instead of waiting
-in an unbounded queue. Health, readiness and metrics are never shed.
+in an unbounded queue. Health and readiness are never shed (metrics have a listener of their own).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common.errors import ApiError
 
-NEVER_SHED = frozenset({"/healthz", "/readyz", "/metrics"})
+NEVER_SHED = frozenset({"/healthz", "/readyz"})
 
 SHED = Counter("http_shed_total", "Requests answered 503 at once because the service was full", ["reason"])
 BODY_TIMEOUTS = Counter("http_body_timeouts_total", "Requests whose body did not arrive within the deadline")
@@ -46,7 +46,7 @@ class HttpSettings(BaseSettings):
     # Bytes of request bodies that may be held at once (counted as they arrive; a request whose
     # Content-Length does not fit in what is left is shed before it is read).
     body_budget_bytes: int = Field(default=32 * 1024 * 1024, ge=1024 * 1024)
-    # Requests in flight (health, readiness and metrics aside): enough for 24 live viewers at once, few
+    # Requests in flight (health and readiness aside): enough for 24 live viewers at once, few
     # enough that an admitted frame does not wait seconds behind the others (reports/overload.md).
     max_concurrent: int = Field(default=32, ge=1)
     retry_after_s: int = Field(default=1, ge=1)

@@ -1,4 +1,7 @@
-"""Health, readiness, Prometheus metrics, request ids and JSON errors, the same for every service."""
+"""Health, readiness, Prometheus metrics, request ids and JSON errors, the same for every service.
+
+The metrics are counted here and served on a port of their own (services/launch.py: METRICS_PORTS), not
+on the service's public one."""
 
 from __future__ import annotations
 
@@ -10,8 +13,8 @@ from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from fastapi.responses import JSONResponse
+from prometheus_client import Counter, Histogram
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -100,7 +103,7 @@ def instrument(
     reason: Callable[[], str] | None = None,
     logs: LogSettings | None = None,
 ) -> None:
-    """Adds /healthz, /readyz, /metrics, request-id propagation, access metrics, the HTTP limits
+    """Adds /healthz, /readyz, request-id propagation, access metrics, the HTTP limits
     (services/common/limits.py), security headers (headers.py) and JSON errors (ApiError, validation
     errors and the framework's own 404/405 all answer `{"detail": ...}`), and configures logging from
     `logs` (the service's settings). `reason` says why the service is not ready (in /readyz's `reason`)."""
@@ -138,7 +141,3 @@ def instrument(
             return JSONResponse(status_code=200, content={"status": "ready"})
         content = {"status": "not ready"} | ({"reason": reason()} if reason else {})
         return JSONResponse(status_code=503, content=content)
-
-    @app.get("/metrics", tags=["ops"], response_class=Response)
-    def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

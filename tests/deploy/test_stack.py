@@ -18,6 +18,7 @@ import pytest
 from samples.images import astronaut_jpeg
 from services.common.contracts import EMOTIONS
 from services.common.paths import REPO
+from services.launch import METRICS_PORTS, metrics_url
 from tests.deploy.conftest import Compose, until
 
 # The first test also builds the images (minutes when nothing is cached) and starts the stack.
@@ -26,6 +27,7 @@ pytestmark = [pytest.mark.deploy, pytest.mark.timeout(1800)]
 PHOTO = astronaut_jpeg()
 SHIPPED_MODEL = REPO / "services" / "emotion" / "model"
 CARD = "/app/services/emotion/model/emotion.int8.card.json"
+SCRAPE = "import urllib.request; print(urllib.request.urlopen('{url}', timeout=10).read().decode())"
 
 
 def _analyze(stack: Compose, timeout: float = 30) -> httpx.Response:
@@ -38,8 +40,14 @@ def _answer_with_tracks(stack: Compose) -> dict[str, Any] | None:
     return resp.json() if resp.status_code == 200 and resp.json()["tracks"] else None
 
 
+def _gateway_metrics(stack: Compose) -> str:
+    """From the gateway's metrics port, which compose does not publish: read inside its container."""
+    url = metrics_url(METRICS_PORTS["gateway"])
+    return stack("exec", "-T", "gateway", "python", "-c", SCRAPE.format(url=url), timeout=60)
+
+
 def _cache_hits(stack: Compose) -> float:
-    metrics = httpx.get(f"{stack.url}/metrics", timeout=10).text
+    metrics = _gateway_metrics(stack)
     found = re.search(r'gateway_recommend_cache_total\{backend="redis",result="hit"\} (\S+)', metrics)
     return float(found.group(1)) if found else 0.0
 
@@ -64,6 +72,11 @@ def test_the_second_recommend_is_a_redis_hit(stack: Compose) -> None:
     assert _cache_hits(stack) == hits + 1
     keys = stack("exec", "-T", "redis", "redis-cli", "dbsize").strip()
     assert int(keys.splitlines()[-1]) >= 1
+
+
+def test_metrics_are_not_on_the_published_port(stack: Compose) -> None:
+    assert httpx.get(f"{stack.url}/metrics", timeout=10).status_code == 404
+    assert "http_requests_total" in _gateway_metrics(stack)
 
 
 def test_a_killed_emotion_container_gives_a_quick_503_and_comes_back(stack: Compose) -> None:

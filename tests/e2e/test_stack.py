@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from samples.images import astronaut_jpeg
-from services.launch import START_TIMEOUT_S, free_port, service
+from services.launch import START_TIMEOUT_S, free_port, metrics_url, service
 from tests.e2e.conftest import gateway_env
 
 pytestmark = pytest.mark.timeout(3 * START_TIMEOUT_S + 60)
@@ -15,7 +15,8 @@ pytestmark = pytest.mark.timeout(3 * START_TIMEOUT_S + 60)
 
 def test_redis_on_a_closed_port_still_answers(emotion_url: str, recommender_url: str) -> None:
     env = gateway_env(emotion_url, recommender_url, "unused:", REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
-    with service("gateway", env=env, timeout=START_TIMEOUT_S) as gateway:
+    metrics_port = free_port()
+    with service("gateway", env=env, timeout=START_TIMEOUT_S, metrics_port=metrics_port) as gateway:
         answers = [
             httpx.get(f"{gateway}/recommend", params={"emotion": "sad", "limit": 3}, timeout=10)
             for _ in range(2)
@@ -24,7 +25,7 @@ def test_redis_on_a_closed_port_still_answers(emotion_url: str, recommender_url:
             f"{gateway}/analyze", content=astronaut_jpeg(), timeout=30, headers={"Content-Type": "image/jpeg"}
         )
         status = httpx.get(f"{gateway}/api/status", timeout=10).json()
-        metrics = httpx.get(f"{gateway}/metrics").text
+        metrics = httpx.get(metrics_url(metrics_port)).text
     assert [a.status_code for a in answers] == [200, 200]
     assert all(len(a.json()["tracks"]) == 3 and a.headers["x-cache"] == "miss" for a in answers)
     assert analyzed.status_code == 200 and analyzed.json()["tracks"]

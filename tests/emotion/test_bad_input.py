@@ -16,6 +16,7 @@ from PIL import Image
 from samples.images import encode
 from services.emotion.app import create_app
 from services.emotion.pipeline import EmotionPipeline
+from tests.fixtures import scrape
 
 
 def png_header_only(width: int, height: int) -> bytes:
@@ -140,7 +141,7 @@ def test_limits_come_from_settings(monkeypatch: pytest.MonkeyPatch, frame_640x48
 def test_rejections_are_counted(client: TestClient) -> None:
     raw(client, b"", "image/png")
     line = 'http_requests_total{method="POST",route="/predict",service="emotion",status="422"}'
-    assert line in client.get("/metrics").text
+    assert line in scrape()
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -9,11 +9,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from services.emotion import runtime
 from services.emotion.app import create_app
 from services.emotion.settings import EmotionSettings
+from tests.fixtures import scrape
 
 
-def samples(client: TestClient) -> dict[tuple[str, tuple], float]:
+def samples() -> dict[tuple[str, tuple], float]:
+    """This process's metrics, which an app under TestClient counts into."""
     out = {}
-    for family in text_string_to_metric_families(client.get("/metrics").text):
+    for family in text_string_to_metric_families(scrape()):
         for s in family.samples:
             out[(s.name, tuple(sorted(s.labels.items())))] = s.value
     return out
@@ -38,10 +40,10 @@ def test_not_ready_before_startup() -> None:
 def test_metrics_count_faces_and_emotions(client: TestClient, three_heads, face_jpeg: bytes) -> None:
     from samples.images import encode
 
-    before = samples(client)
+    before = samples()
     one = client.post("/predict", content=face_jpeg, headers={"Content-Type": "image/jpeg"}).json()
     three = client.post("/predict", content=encode(three_heads[0]), headers={"Content-Type": "image/jpeg"})
-    after = samples(client)
+    after = samples()
 
     def delta(name: str, **labels: str) -> float:
         key = (name, tuple(sorted(labels.items())))
@@ -67,9 +69,9 @@ def test_solo_runs_count_frames_run_alone_on_free_cores(
     # other processes share CI's) decide whether they run solo and are counted.
     monkeypatch.setattr(runtime, "free_cores", lambda cores: free)
     with TestClient(create_app(EmotionSettings(solo_threads=2))) as solo:
-        before = samples(solo)
+        before = samples()
         for _ in range(2):
             r = solo.post("/predict", content=face_jpeg, headers={"Content-Type": "image/jpeg"})
             assert r.status_code == 200
-        runs = samples(solo)[("emotion_solo_runs_total", ())] - before[("emotion_solo_runs_total", ())]
+        runs = samples()[("emotion_solo_runs_total", ())] - before[("emotion_solo_runs_total", ())]
     assert runs == solo_runs

@@ -11,15 +11,20 @@ import httpx
 import pytest
 
 from services.common.paths import REPO
-from services.launch import free_port, service, service_args
+from services.launch import free_port, metrics_url, service, service_args
 
 # Generous: on a busy 2-core machine importing the stack alone has taken 40 s.
 STARTUP_S = 180
 
 
+METRICS_PORT = free_port()
+
+
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
-    with service("emotion", env={"EMOTION_THREADS": "1"}, timeout=STARTUP_S) as base:
+    with service(
+        "emotion", env={"EMOTION_THREADS": "1"}, timeout=STARTUP_S, metrics_port=METRICS_PORT
+    ) as base:
         yield base
 
 
@@ -32,7 +37,9 @@ def test_real_process_predicts(url: str, face_jpeg: bytes) -> None:
     assert m.json()["faces"] == r.json()["faces"]
     bad = httpx.post(f"{url}/predict", content=b"nope", headers={"Content-Type": "text/plain"}, timeout=60)
     assert bad.status_code == 415 and bad.json()["detail"]
-    assert "emotion_faces_per_frame" in httpx.get(f"{url}/metrics", timeout=60).text
+    assert "emotion_faces_per_frame" in httpx.get(metrics_url(METRICS_PORT), timeout=60).text
+    # The public port has no /metrics: only the operator's scraper reaches them.
+    assert httpx.get(f"{url}/metrics", timeout=60).status_code == 404
 
 
 def test_concurrent_requests_in_a_real_process(url: str, face_jpeg: bytes) -> None:

@@ -150,11 +150,8 @@ WRONG_METHOD = [
     ("gateway", "POST", "/recommend", Case("wrong method", "Method Not Allowed", status=405)),
 ]
 ALL_ENDPOINTS = [
-    *(
-        ("emotion", m, p)
-        for m, p in (("POST", "/predict"), ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"))
-    ),
-    *(("recommender", m, p) for m, p in (("GET", "/recommend"), ("GET", "/healthz"), ("GET", "/metrics"))),
+    *(("emotion", m, p) for m, p in (("POST", "/predict"), ("GET", "/healthz"), ("GET", "/readyz"))),
+    *(("recommender", m, p) for m, p in (("GET", "/recommend"), ("GET", "/healthz"))),
     *(
         ("gateway", m, p)
         for m, p in (

@@ -17,16 +17,21 @@ from samples.images import astronaut_jpeg
 from samples.music import recommender_env
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
-from services.launch import service
-from tests.fixtures import REDIS_TEST_URL, redis_key_prefix
+from services.launch import free_port, service
+from tests.fixtures import REDIS_TEST_URL, redis_key_prefix, scrape
 
 # Generous: the services load models, and the machine may be busy with training.
 START_TIMEOUT_S = 300.0
 
 
 @pytest.fixture(scope="session")
-def emotion_url() -> Iterator[str]:
-    with service("emotion", timeout=START_TIMEOUT_S) as url:
+def emotion_metrics_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def emotion_url(emotion_metrics_port: int) -> Iterator[str]:
+    with service("emotion", timeout=START_TIMEOUT_S, metrics_port=emotion_metrics_port) as url:
         yield url
 
 
@@ -71,9 +76,10 @@ def make_gateway() -> GatewayFactory:
     return make
 
 
-def metric(client: TestClient, name: str, **labels: str) -> float:
-    """The value of one sample on the gateway's /metrics (0 when absent)."""
-    for family in text_string_to_metric_families(client.get("/metrics").text):
+def metric(name: str, **labels: str) -> float:
+    """The value of one sample in this process's metrics (0 when absent), where a gateway under
+    TestClient counts."""
+    for family in text_string_to_metric_families(scrape()):
         for sample in family.samples:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 return sample.value

@@ -65,14 +65,14 @@ def test_hits_and_misses_are_counted_and_stored_in_redis(
         redis_prefix=redis_prefix,
         cache_ttl_s=120,
     ) as client:
-        hits0 = metric(client, "gateway_recommend_cache_total", backend="redis", result="hit")
-        misses0 = metric(client, "gateway_recommend_cache_total", backend="redis", result="miss")
+        hits0 = metric("gateway_recommend_cache_total", backend="redis", result="hit")
+        misses0 = metric("gateway_recommend_cache_total", backend="redis", result="miss")
         params = {"emotion": "sad", "limit": 4, "strategy": "lift", "seed": 7}
         first = client.get("/recommend", params=params)
         second = client.get("/recommend", params=params)
         other = client.get("/recommend", params={**params, "seed": 8})
-        hits = metric(client, "gateway_recommend_cache_total", backend="redis", result="hit") - hits0
-        misses = metric(client, "gateway_recommend_cache_total", backend="redis", result="miss") - misses0
+        hits = metric("gateway_recommend_cache_total", backend="redis", result="hit") - hits0
+        misses = metric("gateway_recommend_cache_total", backend="redis", result="miss") - misses0
 
     assert [r.status_code for r in (first, second, other)] == [200, 200, 200]
     assert [r.headers["x-cache"] for r in (first, second, other)] == ["miss", "hit", "miss"]
@@ -123,10 +123,10 @@ def test_errors_are_not_cached(
 
 def test_in_process_cache_without_redis(make_gateway: GatewayFactory, recommender_url: str) -> None:
     with make_gateway(emotion_url=closed_url(), recommender_url=recommender_url, redis_url=None) as client:
-        hits0 = metric(client, "gateway_recommend_cache_total", backend="memory", result="hit")
+        hits0 = metric("gateway_recommend_cache_total", backend="memory", result="hit")
         first = client.get("/recommend", params={"emotion": "angry", "limit": 3})
         second = client.get("/recommend", params={"emotion": "angry", "limit": 3})
-        hits = metric(client, "gateway_recommend_cache_total", backend="memory", result="hit") - hits0
+        hits = metric("gateway_recommend_cache_total", backend="memory", result="hit") - hits0
         status = client.get("/api/status").json()
     assert [first.headers["x-cache"], second.headers["x-cache"]] == ["miss", "hit"]
     assert hits == 1
@@ -152,12 +152,12 @@ def test_redis_down_serves_uncached_and_warns_once(
                 redis_backoff_s=60,
             ) as client,
         ):
-            down0 = metric(client, "gateway_recommend_cache_total", backend="redis", result="unavailable")
+            down0 = metric("gateway_recommend_cache_total", backend="redis", result="unavailable")
             started = time.monotonic()
             answers = [client.get("/recommend", params={"emotion": "happy", "limit": 3}) for _ in range(3)]
             elapsed = time.monotonic() - started
-            down = metric(client, "gateway_recommend_cache_total", backend="redis", result="unavailable")
-            redis_up = metric(client, "gateway_redis_up")
+            down = metric("gateway_recommend_cache_total", backend="redis", result="unavailable")
+            redis_up = metric("gateway_redis_up")
             status = client.get("/api/status").json()
 
     assert [a.status_code for a in answers] == [200, 200, 200]

@@ -18,6 +18,7 @@ from services.common.contracts import AnalyzeResponse, PredictResponse, Recommen
 from services.common.upload import MULTIPART_OVERHEAD
 from services.gateway.pipeline import Gateway
 from services.gateway.settings import GatewaySettings
+from services.launch import metrics_url
 from tests.fixtures import REDIS_TEST_URL
 from tests.gateway.conftest import GatewayFactory, metric
 from tests.gateway.faults import busy_url, closed_url, failing_url, hanging_url
@@ -89,7 +90,7 @@ def test_analyze_auto_fetches_tracks_only_when_something_changed(
     def frame(**params: str) -> dict:
         return jpeg(gateway, face_jpeg, "/analyze", limit="3", **params).json()
 
-    fetched0 = metric(gateway, "gateway_analyze_recommend_total", outcome="fetched")
+    fetched0 = metric("gateway_analyze_recommend_total", outcome="fetched")
     first = frame(session="tab-1")
     second = frame(session="tab-1")
     lift = frame(session="tab-1", strategy="lift")
@@ -102,7 +103,7 @@ def test_analyze_auto_fetches_tracks_only_when_something_changed(
         params={"limit": 3},
         headers={"Content-Type": "image/jpeg", "X-Session-ID": "tab-1"},
     ).json()
-    fetched = metric(gateway, "gateway_analyze_recommend_total", outcome="fetched") - fetched0
+    fetched = metric("gateway_analyze_recommend_total", outcome="fetched") - fetched0
 
     assert [f["tracks_updated"] for f in (first, second, lift, forced, off, other_tab)] == [
         True,
@@ -174,10 +175,10 @@ def test_unknown_emotion_names_the_valid_ones(gateway: TestClient) -> None:
 
 
 def test_upload_limit_refuses_before_forwarding(
-    make_gateway: GatewayFactory, emotion_url: str, face_jpeg: bytes
+    make_gateway: GatewayFactory, emotion_url: str, emotion_metrics_port: int, face_jpeg: bytes
 ) -> None:
     def emotion_predicts() -> float:
-        text = httpx.get(f"{emotion_url}/metrics").text
+        text = httpx.get(metrics_url(emotion_metrics_port)).text
         return sum(
             float(line.rsplit(" ", 1)[1])
             for line in text.splitlines()
@@ -289,7 +290,7 @@ def test_analyze_refuses_a_new_session_past_the_redis_cap_as_json_with_retry_aft
         viewer = jpeg(client, face_jpeg, "/analyze", session="viewer")
         newcomer = jpeg(client, face_jpeg, "/analyze", session="newcomer")
         again = jpeg(client, face_jpeg, "/analyze", session="viewer")
-        shed = metric(client, "http_shed_total", reason="sessions")
+        shed = metric("http_shed_total", reason="sessions")
     assert viewer.status_code == again.status_code == 200 and again.json()["faces"]
     assert newcomer.status_code == 503, newcomer.text
     assert newcomer.json() == {"detail": "busy: too many new sessions, retry later"}
@@ -311,11 +312,11 @@ def test_analyze_backs_off_a_hanging_recommender(
             recommender_backoff_s=60,
         ) as client,
     ):
-        failed0 = metric(client, "gateway_analyze_recommend_total", outcome="failed")
-        backoff0 = metric(client, "gateway_analyze_recommend_total", outcome="backoff")
+        failed0 = metric("gateway_analyze_recommend_total", outcome="failed")
+        backoff0 = metric("gateway_analyze_recommend_total", outcome="backoff")
         frames = [jpeg(client, face_jpeg, "/analyze", session="s").json() for _ in range(3)]
-        failed = metric(client, "gateway_analyze_recommend_total", outcome="failed") - failed0
-        backoff = metric(client, "gateway_analyze_recommend_total", outcome="backoff") - backoff0
+        failed = metric("gateway_analyze_recommend_total", outcome="failed") - failed0
+        backoff = metric("gateway_analyze_recommend_total", outcome="backoff") - backoff0
         # An explicit /recommend still asks (and waits for) the recommender.
         explicit = client.get("/recommend", params={"emotion": "happy"})
     assert (failed, backoff) == (1, 2)

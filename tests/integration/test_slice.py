@@ -34,8 +34,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, redis_client: tuple[str, red
         yield running
 
 
-def cache_count(gateway: str, result: str) -> float:
-    text = httpx.get(f"{gateway}/metrics", timeout=5).text
+def cache_count(gateway_metrics: str, result: str) -> float:
+    text = httpx.get(gateway_metrics, timeout=5).text
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if (
@@ -75,13 +75,16 @@ def test_a_repeated_recommendation_is_served_from_redis(
     _, client = redis_client
     params: dict[str, str | int] = {"emotion": "sad", "limit": 6, "strategy": "lift", "seed": 11}
     keys_before = set(client.keys("*"))
-    hits_before, misses_before = cache_count(stack.gateway, "hit"), cache_count(stack.gateway, "miss")
+    hits_before, misses_before = (
+        cache_count(stack.metrics["gateway"], "hit"),
+        cache_count(stack.metrics["gateway"], "miss"),
+    )
 
     first = httpx.get(f"{stack.gateway}/recommend", params=params, timeout=10)
     assert first.status_code == 200, first.text
     assert first.headers["X-Cache"] == "miss"
     RecommendResponse.model_validate(first.json())
-    assert cache_count(stack.gateway, "miss") == misses_before + 1
+    assert cache_count(stack.metrics["gateway"], "miss") == misses_before + 1
 
     # The answer is now in Redis, under one new key, with an expiry.
     new_keys = set(client.keys("*")) - keys_before
@@ -97,8 +100,8 @@ def test_a_repeated_recommendation_is_served_from_redis(
     assert second.status_code == 200
     assert second.headers["X-Cache"] == "hit"
     assert second.json() == first.json()
-    assert cache_count(stack.gateway, "hit") == hits_before + 1
-    assert cache_count(stack.gateway, "miss") == misses_before + 1
+    assert cache_count(stack.metrics["gateway"], "hit") == hits_before + 1
+    assert cache_count(stack.metrics["gateway"], "miss") == misses_before + 1
 
     # Served from Redis, not from memory: with the key gone the gateway must ask the recommender again.
     client.delete(key)

@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 
 from services.common.contracts import EMOTIONS, RecommendMap, RecommendResponse, spotify_url
 from services.recommender.ranking import artist_keys
+from tests.fixtures import scrape
 
 
 @pytest.mark.parametrize("emotion", EMOTIONS)
@@ -79,7 +80,7 @@ def test_ops_endpoints(client: TestClient) -> None:
     assert client.get("/healthz").status_code == 200
     assert client.get("/readyz").status_code == 200
     client.get("/recommend?emotion=fear")
-    metrics = client.get("/metrics").text
+    metrics = scrape()
     assert 'recommender_recommendations_total{emotion="fear",strategy="match"}' in metrics
     assert "recommender_catalog_tracks" in metrics
 
