@@ -21,7 +21,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.common.errors import ApiError
+from services.common.errors import BodyTimeout, Busy
 
 NEVER_SHED = frozenset({"/healthz", "/readyz"})
 
@@ -147,10 +147,8 @@ class HttpLimits:
                     message = await receive()
             except TimeoutError:
                 BODY_TIMEOUTS.inc()
-                raise ApiError(
-                    408,
-                    f"request body not received within {s.body_timeout_s:g} s",
-                    headers={"Connection": "close"},
+                raise BodyTimeout(
+                    f"request body not received within {s.body_timeout_s:g} s", close=True
                 ) from None
             if message["type"] != "http.request" or not message.get("more_body", False):
                 body_done = True
@@ -158,10 +156,10 @@ class HttpLimits:
             if received:
                 if self.body_bytes + received > s.body_budget_bytes:
                     SHED.labels("body_budget").inc()
-                    raise ApiError(
-                        503,
+                    raise Busy(
                         "busy: too many uploads in progress, retry shortly",
-                        headers={"Retry-After": str(s.retry_after_s), "Connection": "close"},
+                        retry_after_s=s.retry_after_s,
+                        close=True,
                     )
                 self.body_bytes += received
                 reserved += received

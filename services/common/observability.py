@@ -9,17 +9,16 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Histogram
 from starlette.datastructures import MutableHeaders
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.common.errors import ApiError, api_error_response
+from services.common import errors
+from services.common.errors import RequestError, Status
 from services.common.headers import SecurityHeaders, drop_docs
 from services.common.limits import HttpLimits, HttpSettings
 from services.common.logs import LogSettings, configure_logging
@@ -39,14 +38,6 @@ LATENCY = Histogram(
     ["service", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
-
-
-def _validation_message(exc: RequestValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("query", "body"))
-        parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
-    return "; ".join(parts) or "invalid request"
 
 
 def request_id(raw: bytes | None) -> str:
@@ -100,12 +91,14 @@ def instrument(
     app: FastAPI,
     service: str,
     ready: Callable[[], bool],
+    statuses: Mapping[type[RequestError], Status],
     reason: Callable[[], str] | None = None,
     logs: LogSettings | None = None,
 ) -> None:
     """Adds /healthz, /readyz, request-id propagation, access metrics, the HTTP limits
-    (services/common/limits.py), security headers (headers.py) and JSON errors (ApiError, validation
-    errors and the framework's own 404/405 all answer `{"detail": ...}`), and configures logging from
+    (services/common/limits.py), security headers (headers.py) and JSON errors (the service's
+    RequestErrors by `statuses`, its errors module's mapping, validation errors and the framework's own
+    404/405 all answer `{"detail": ...}`), and configures logging from
     `logs` (the service's settings). `reason` says why the service is not ready (in /readyz's `reason`)."""
     if logs is not None:
         configure_logging(service, logs)
@@ -116,19 +109,7 @@ def instrument(
     app.add_middleware(HttpLimits, settings=http)
     app.add_middleware(_Observe, service=service)
     app.add_middleware(SecurityHeaders, docs=http.docs)
-    app.add_exception_handler(ApiError, api_error_response)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(status_code=422, content={"detail": _validation_message(exc)})
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(
-            status_code=exc.status_code,
-            content={"detail": str(exc.detail)},
-            headers=getattr(exc, "headers", None),
-        )
+    errors.install(app, statuses)
 
     # Coroutines: FastAPI runs a plain function on the thread pool, a hop that costs more than these take.
     @app.get("/healthz", tags=["ops"])

@@ -10,7 +10,7 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, Query, Request
 
 from services.common.contracts import MAX_SEED, MAX_TRACKS, Emotion, Strategy, parse_track_ids
-from services.common.errors import ApiError
+from services.common.errors import InvalidRequest, NotReady
 
 T = TypeVar("T")
 
@@ -32,17 +32,17 @@ async def excluded_tracks(
     try:
         return parse_track_ids(exclude)
     except ValueError as exc:
-        raise ApiError(422, f"exclude: {exc}") from exc
+        raise InvalidRequest(f"exclude: {exc}") from exc
 
 
 def ready_state(name: str, kind: type[T], unready: str) -> Callable[[Request], Awaitable[T]]:
-    """A dependency for what the app's start-up put on `app.state.<name>`: 503 `unready` while it is
-    None (before start-up, or after shutdown)."""
+    """A dependency for what the app's start-up put on `app.state.<name>`: NotReady(`unready`) while it
+    is None (before start-up, or after shutdown)."""
 
     async def dependency(request: Request) -> T:
         value = getattr(request.app.state, name)
         if value is None:
-            raise ApiError(503, unready)
+            raise NotReady(unready)
         assert isinstance(value, kind)
         return value
 

@@ -18,7 +18,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
-from services.common.errors import ApiError, too_large
+from services.common.errors import InvalidRequest, Unsupported, too_large
 
 FIELD = "image"
 # Optional multipart field: the previous frame's face boxes, for region-of-interest detection.
@@ -105,15 +105,14 @@ async def read_body(request: Request, max_bytes: int) -> Body:
             raise too_large(max_bytes)
         chunks.append(chunk)
     if not size:
-        raise ApiError(422, f"empty body: send a {ACCEPTED} image")
+        raise InvalidRequest(f"empty body: send a {ACCEPTED} image")
     if multipart:
         boundary = options.get(b"boundary")
         if not boundary:
-            raise ApiError(422, "multipart body without a boundary")
+            raise InvalidRequest("multipart body without a boundary")
         return Body(b"".join(chunks), content_type, boundary)
     if media_type not in SUPPORTED_MEDIA_TYPES:
-        raise ApiError(
-            415,
+        raise Unsupported(
             f"unsupported Content-Type {media_type or '(none)'}: send one of "
             f"{', '.join(sorted(SUPPORTED_MEDIA_TYPES))}, or multipart/form-data with an '{FIELD}' field",
         )
@@ -127,12 +126,12 @@ def image_fields(body: Body, max_bytes: int) -> Upload:
     fields = _multipart_fields(body.data, body.boundary)
     image = fields.get(FIELD.encode())
     if image is None:
-        raise ApiError(422, f"multipart body has no '{FIELD}' field")
+        raise InvalidRequest(f"multipart body has no '{FIELD}' field")
     if len(image) > max_bytes:
         raise too_large(max_bytes)
     boxes = fields.get(BOXES_FIELD.encode())
     if boxes is not None and len(boxes) > MAX_BOXES_BYTES:
-        raise ApiError(422, f"'{BOXES_FIELD}' field too long: at most {MAX_BOXES_BYTES} bytes")
+        raise InvalidRequest(f"'{BOXES_FIELD}' field too long: at most {MAX_BOXES_BYTES} bytes")
     return Upload(image, boxes)
 
 
@@ -173,7 +172,7 @@ def _multipart_fields(data: bytes, boundary: bytes) -> dict[bytes, bytes]:
         parser.write(data)
         parser.finalize()
     except MultipartParseError as exc:
-        raise ApiError(422, f"malformed multipart body: {exc}") from exc
+        raise InvalidRequest(f"malformed multipart body: {exc}") from exc
     fields: dict[bytes, bytes] = {}
     for headers, pieces in parts:
         _, options = parse_options_header(headers.get(b"content-disposition"))

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.common.observability import instrument
+from services.emotion.errors import STATUSES
 from services.emotion.pipeline import EmotionPipeline
 from services.emotion.routes import router
 from services.emotion.settings import EmotionSettings
@@ -43,6 +44,6 @@ def create_app(settings: EmotionSettings | None = None) -> FastAPI:
     app = FastAPI(title="moodtunes emotion", version="1.0", lifespan=lifespan)
     app.state.settings = settings or EmotionSettings()
     app.state.pipeline = None
-    instrument(app, "emotion", lambda: app.state.pipeline is not None, logs=app.state.settings)
+    instrument(app, "emotion", lambda: app.state.pipeline is not None, STATUSES, logs=app.state.settings)
     app.include_router(router)
     return app

@@ -14,7 +14,7 @@ import numpy as np
 import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from services.common.errors import ApiError, too_large
+from services.common.errors import InvalidRequest, TooLarge, Unsupported, too_large
 from services.common.upload import ACCEPTED
 
 # Phones save HEIC (iPhones) and AVIF; Pillow decodes AVIF itself, pillow-heif (libheif) adds HEIC/HEIF.
@@ -45,7 +45,7 @@ def decode(data: bytes, limits: Limits, grey: bool = False) -> np.ndarray:
     image is refused cheaply.
     """
     if not data:
-        raise ApiError(422, f"empty body: send a {ACCEPTED} image")
+        raise InvalidRequest(f"empty body: send a {ACCEPTED} image")
     if len(data) > limits.max_upload_bytes:
         raise too_large(limits.max_upload_bytes)
     try:
@@ -54,17 +54,17 @@ def decode(data: bytes, limits: Limits, grey: bool = False) -> np.ndarray:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
-        raise ApiError(413, f"image has too many pixels: {exc}") from exc
+        raise TooLarge(f"image has too many pixels: {exc}") from exc
     except UnidentifiedImageError as exc:
-        raise ApiError(422, f"not an image: the bytes are not a decodable {ACCEPTED}") from exc
+        raise InvalidRequest(f"not an image: the bytes are not a decodable {ACCEPTED}") from exc
     except (OSError, SyntaxError, ValueError) as exc:
-        raise ApiError(422, f"undecodable image header: {exc}") from exc
+        raise InvalidRequest(f"undecodable image header: {exc}") from exc
     with img:
         if img.format not in SUPPORTED_FORMATS:
-            raise ApiError(415, f"unsupported image format {img.format}: send {ACCEPTED}")
+            raise Unsupported(f"unsupported image format {img.format}: send {ACCEPTED}")
         width, height = img.size
         if width * height > limits.max_pixels:
-            raise ApiError(413, f"image has too many pixels: {width}x{height} > {limits.max_pixels} pixels")
+            raise TooLarge(f"image has too many pixels: {width}x{height} > {limits.max_pixels} pixels")
         mode = "L" if grey else "RGB"
         if grey and img.format in JPEG_FORMATS:
             # A JPEG stores luma apart from colour: decoding only that plane skips the chroma
@@ -79,7 +79,7 @@ def decode(data: bytes, limits: Limits, grey: bool = False) -> np.ndarray:
             return np.asarray(img if img.mode == mode else img.convert(mode))
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
             # Pillow raises OSError("image file is truncated ...") for cut-off files.
-            raise ApiError(422, f"undecodable or truncated image: {exc}") from exc
+            raise InvalidRequest(f"undecodable or truncated image: {exc}") from exc
 
 
 def _from_wide(samples: np.ndarray, grey: bool) -> np.ndarray:

@@ -10,7 +10,7 @@ import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
 from services.common.contracts import Box, Face, PredictResponse
-from services.common.errors import ApiError
+from services.common.errors import InvalidRequest
 from services.emotion import metrics
 from services.emotion.classifier import EmotionClassifier
 from services.emotion.detector import CenterFaceDetector, Detection
@@ -31,21 +31,22 @@ MAX_COORD = 2**31 - 1
 
 def parse_boxes(raw: bytes, max_boxes: int) -> list[BoxTuple]:
     """The `boxes` field: a JSON list of {"x", "y", "w", "h"} (a previous answer's faces[].box) with
-    integer values. Anything else is the client's mistake: 422, never a silent full-frame run."""
+    integer values. Anything else is the client's mistake (InvalidRequest), never a silent full-frame
+    run."""
     try:
         boxes = _BOX_LIST.validate_json(raw, strict=True)  # strict: 1.5, "4" and true are no pixels
     except ValidationError as exc:
         err = exc.errors()[0]
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
-        raise ApiError(422, f"boxes{where}: {err['msg']}") from exc
+        raise InvalidRequest(f"boxes{where}: {err['msg']}") from exc
     if len(boxes) > max_boxes:
-        raise ApiError(422, f"boxes: at most {max_boxes} boxes, got {len(boxes)}")
+        raise InvalidRequest(f"boxes: at most {max_boxes} boxes, got {len(boxes)}")
     for i, box in enumerate(boxes):
         for name, value in (("x", box.x), ("y", box.y), ("w", box.w), ("h", box.h)):
             if not -MAX_COORD <= value <= MAX_COORD:
-                raise ApiError(422, f"boxes[{i}].{name}: out of range (|value| <= {MAX_COORD})")
+                raise InvalidRequest(f"boxes[{i}].{name}: out of range (|value| <= {MAX_COORD})")
         if box.w < 1 or box.h < 1:
-            raise ApiError(422, f"boxes[{i}]: width and height must be at least 1")
+            raise InvalidRequest(f"boxes[{i}]: width and height must be at least 1")
     return [(box.x, box.y, box.w, box.h) for box in boxes]
 
 
@@ -86,7 +87,7 @@ class EmotionPipeline:
         x0, y0, x1, y1 = width, height, 0, 0
         for x, y, w, h in hint:
             if x + w <= 0 or y + h <= 0 or x >= width or y >= height:
-                raise ApiError(422, f"boxes: ({x}, {y}, {w}, {h}) lies outside the {width}x{height} image")
+                raise InvalidRequest(f"boxes: ({x}, {y}, {w}, {h}) lies outside the {width}x{height} image")
             half = max(w, h) * self.settings.track_scale / 2
             cx, cy = x + w / 2, y + h / 2
             x0, y0 = min(x0, int(cx - half)), min(y0, int(cy - half))

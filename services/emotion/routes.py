@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from services.common.contracts import PredictResponse
-from services.common.errors import ApiError, error_responses
+from services.common.errors import InvalidRequest, error_responses
 from services.common.limits import drain
 from services.common.params import ready_state
 from services.common.upload import BOXES_FIELD, IMAGE_BODY, UPLOAD_ERRORS, UploadBody, image_fields
@@ -49,7 +49,7 @@ async def predict(
     hint = None
     if upload.boxes is not None:
         if not detect:
-            raise ApiError(422, f"'{BOXES_FIELD}' needs face detection: drop detect=false")
+            raise InvalidRequest(f"'{BOXES_FIELD}' needs face detection: drop detect=false")
         hint = parse_boxes(upload.boxes, pipeline.settings.max_faces)
     # ONNX Runtime and OpenCV release the GIL: frames run in parallel on the admission's workers.
     response = await pipeline.admission.run(pipeline.predict, upload.image, detect, hint)

@@ -14,7 +14,7 @@ import anyio
 import numpy as np
 import onnxruntime as ort
 
-from services.common.errors import ApiError
+from services.common.errors import Busy
 from services.common.limits import SHED
 
 T = TypeVar("T")
@@ -98,8 +98,8 @@ class InFlight:
 
 class FrameAdmission:
     """At most `admitted` frames at once, running or waiting; `workers` of them run at once, each on a
-    thread of its own. A frame beyond `admitted` is refused at once (503, Retry-After), before its body
-    is read; an admitted one that finds no free worker within `max_wait_s` is refused then. So memory
+    thread of its own. A frame beyond `admitted` is refused at once (Busy, with a time to retry), before
+    its body is read; an admitted one that finds no free worker within `max_wait_s` is refused then. So memory
     and waiting time stay bounded however many clients send frames, and however few cores the service
     gets: on a busy machine the frames admitted by count alone would wait seconds for a worker."""
 
@@ -113,12 +113,11 @@ class FrameAdmission:
     def free(self) -> bool:
         return self.count < self.admitted
 
-    def busy(self, reason: str = "frames", detail: str | None = None) -> ApiError:
+    def busy(self, reason: str = "frames", detail: str | None = None) -> Busy:
         SHED.labels(reason).inc()
-        return ApiError(
-            503,
+        return Busy(
             detail or f"busy: {self.admitted} frames in progress, retry shortly",
-            headers={"Retry-After": str(self.retry_after_s)},
+            retry_after_s=self.retry_after_s,
         )
 
     def enter(self) -> None:
@@ -130,7 +129,7 @@ class FrameAdmission:
         self.count -= 1
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """fn(*args) on a worker thread, once one is free within max_wait_s; else 503."""
+        """fn(*args) on a worker thread, once one is free within max_wait_s; else Busy."""
         with anyio.move_on_after(self.max_wait_s) as waited:
             await self.limiter.acquire()
         if waited.cancelled_caught:

@@ -14,6 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from services.common.observability import instrument
+from services.gateway.errors import STATUSES
 from services.gateway.pipeline import Gateway
 from services.gateway.routes import router
 from services.gateway.settings import GatewaySettings
@@ -43,7 +44,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.gateway = None
     # The gateway needs no backend to be ready itself; /api/status reports on the backends.
-    instrument(app, "gateway", lambda: app.state.gateway is not None, logs=settings)
+    instrument(app, "gateway", lambda: app.state.gateway is not None, STATUSES, logs=settings)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -1,8 +1,9 @@
 """Pooled HTTP clients for the emotion service and the recommender, both through httpx's API.
 
-Every failure becomes a BackendError the app turns into JSON: a backend that cannot be reached, times
-out or says it is not ready is a 503 naming it; its 4xx answers pass through with status and detail;
-its other 5xx become a 502. Only the idempotent GET /recommend is retried (connection failures).
+Every failure becomes a BackendError (errors.py gives its status): a backend that cannot be reached,
+times out or says it is not ready is BackendUnavailable naming it; its 4xx answers are BackendRejected
+with its status and detail, passed on; its other 5xx are BackendFailed. Only the idempotent
+GET /recommend is retried (connection failures).
 
 The emotion service gets every frame, so its requests go through httpx-aiohttp's transport (aiohttp's
 connection pool and C HTTP parser under httpx's Request and Response): httpx's own transport (httpcore:
@@ -20,7 +21,7 @@ import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from services.common.errors import ApiError
+from services.common.errors import RequestError
 from services.common.observability import REQUEST_ID_HEADER
 from services.common.params import RecommendParams
 from services.common.upload import Body
@@ -29,8 +30,25 @@ log = logging.getLogger("moodtunes.gateway.clients")
 LIMITS = httpx.Limits(max_connections=50, max_keepalive_connections=20)
 
 
-class BackendError(ApiError):
-    """A backend's failure, answered as the gateway's own (the shared ApiError handler)."""
+class BackendError(RequestError):
+    """A backend's failure, answered as the gateway's own."""
+
+
+class BackendUnavailable(BackendError):
+    """The backend cannot be reached, did not answer in time, sheds load or is not ready."""
+
+
+class BackendFailed(BackendError):
+    """The backend answered with an error of its own."""
+
+
+class BackendRejected(BackendError):
+    """The backend refused the request as the client's mistake: `answered` is the status it answered
+    with, which the gateway passes on."""
+
+    def __init__(self, message: str, answered: int) -> None:
+        super().__init__(message)
+        self.answered = answered
 
 
 def _detail(response: httpx.Response) -> str:
@@ -106,9 +124,9 @@ class Backend:
             )
         if response.status_code >= 500:
             log.warning("%s answered %d rid=%s", self.name, response.status_code, request_id)
-            raise BackendError(502, f"{self.name} failed ({response.status_code}): {_detail(response)}")
+            raise BackendFailed(f"{self.name} failed ({response.status_code}): {_detail(response)}")
         if response.status_code >= 400:
-            raise BackendError(response.status_code, _detail(response))
+            raise BackendRejected(_detail(response), response.status_code)
         return response
 
     def _unavailable(
@@ -118,11 +136,11 @@ class Backend:
         request_id: str,
         retry_after: str | None = None,
         level: int = logging.WARNING,
-    ) -> BackendError:
+    ) -> BackendUnavailable:
         log.log(level, "%s unavailable rid=%s: %s (%s)", self.name, request_id, reason, where)
         # A backend that sheds load says when to come back; one that is down gets the same short pause.
-        retry = retry_after if retry_after and retry_after.isdigit() else "1"
-        return BackendError(503, f"{self.name} unavailable: {reason}", headers={"Retry-After": retry})
+        retry = int(retry_after) if retry_after and retry_after.isascii() and retry_after.isdigit() else 1
+        return BackendUnavailable(f"{self.name} unavailable: {reason}", retry_after_s=retry)
 
     async def readiness(self, request_id: str, timeout_s: float = 1.0) -> str:
         """'ok', or why not: for the gateway's status endpoint."""

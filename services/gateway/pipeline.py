@@ -15,7 +15,13 @@ from services.common.contracts import Emotion
 from services.common.params import RecommendParams
 from services.common.upload import Body
 from services.gateway.cache import RecommendCache, cache_key, make_cache
-from services.gateway.clients import BackendError, EmotionClient, RecommenderClient
+from services.gateway.clients import (
+    BackendError,
+    BackendRejected,
+    BackendUnavailable,
+    EmotionClient,
+    RecommenderClient,
+)
 from services.gateway.redis_link import RedisLink
 from services.gateway.settings import GatewaySettings
 from services.gateway.state import GatewayState, make_state
@@ -31,7 +37,7 @@ ANALYZE_RECOMMEND = Counter(
 )
 
 
-class RecommenderBackoff(BackendError):
+class RecommenderBackoff(BackendUnavailable):
     """The recommender failed moments ago, so it was not asked."""
 
 
@@ -91,11 +97,11 @@ class Gateway:
         if cached is not None:
             return cached, True
         if respect_backoff and (down := await self.state.backoff()) is not None:
-            raise RecommenderBackoff(503, down or "recommender unavailable")
+            raise RecommenderBackoff(down or "recommender unavailable")
         try:
             answer = await self.recommender.recommend(params, request_id)
         except BackendError as exc:
-            if exc.status >= 500:
+            if not isinstance(exc, BackendRejected):
                 await self.state.recommender_failed(exc.message)
             raise
         await self.state.recommender_ok()
@@ -141,7 +147,7 @@ class Gateway:
         try:
             answer, _ = await self.recommend(wanted, request_id, respect_backoff=True)
         except BackendError as exc:
-            if exc.status < 500:
+            if isinstance(exc, BackendRejected):
                 raise  # the request's own fault (e.g. limit out of range): say so, as /recommend does
             # Faces and emotions are still worth showing while the recommender is down.
             ANALYZE_RECOMMEND.labels("backoff" if isinstance(exc, RecommenderBackoff) else "failed").inc()

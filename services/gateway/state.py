@@ -9,7 +9,7 @@ every key expires, sessions after `session_ttl_s` without frames, the back-off a
 Expiry alone does not bound what a flood of new session ids costs Redis within that time, so a session's
 state is created only once the session is admitted: at most `new_sessions_max` sessions created within
 the last `session_ttl_s`, all replicas together (a sorted set of their creation times). A new session
-beyond it gets 503 with Retry-After (when the oldest of them leaves that window); sessions already
+beyond it is refused as Busy, to retry when the oldest of them leaves that window; sessions already
 there carry on, so a flood cannot push live viewers out. Sessions older than that window are the ones
 still sending frames.
 
@@ -30,7 +30,7 @@ from typing import Protocol, TypeVar
 from redis.exceptions import RedisError
 
 from services.common.contracts import Emotion
-from services.common.errors import ApiError
+from services.common.errors import Busy
 from services.common.limits import SHED
 from services.gateway.redis_link import RedisLink
 from services.gateway.steadiness import Steadiness
@@ -216,17 +216,13 @@ class RedisState:
         return await self._shared("session observe", remote, lambda: self.local.observe(session_id, emotion))
 
     async def _admit_session(self, session_id: str) -> None:
-        """Raises 503 with Retry-After when new_sessions_max sessions were created within the TTL."""
+        """Raises Busy, with when to retry, when new_sessions_max sessions were created within the TTL."""
         wait_ms = await self._admit(
             keys=[self._created_key], args=[session_id, self.ttl_ms, self.new_sessions_max]
         )
         if wait_ms:
             SHED.labels("sessions").inc()
-            raise ApiError(
-                503,
-                "busy: too many new sessions, retry later",
-                headers={"Retry-After": str(math.ceil(wait_ms / 1000))},
-            )
+            raise Busy("busy: too many new sessions, retry later", retry_after_s=math.ceil(wait_ms / 1000))
 
     async def recommended(self, session_id: str, key: str) -> None:
         await self.local.recommended(session_id, key)

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from services.common.observability import instrument
+from services.recommender.errors import STATUSES
 from services.recommender.routes import router
 from services.recommender.service import State, needs_download, start, start_after_download
 from services.recommender.settings import RecommenderSettings
@@ -44,6 +45,7 @@ def create_app(settings: RecommenderSettings | None = None) -> FastAPI:
         app,
         "recommender",
         lambda: app.state.recommender.ranker is not None,
+        STATUSES,
         reason=lambda: app.state.recommender.error,
         logs=app.state.settings,
     )

@@ -8,7 +8,7 @@ import orjson
 from fastapi import APIRouter, Depends, Request, Response
 
 from services.common.contracts import RecommendMap, RecommendResponse
-from services.common.errors import ApiError, error_responses
+from services.common.errors import NotReady, error_responses
 from services.common.params import RecommendQuery
 from services.recommender.ranking import Ranker
 from services.recommender.service import RECOMMENDATIONS, State
@@ -19,10 +19,10 @@ ERRORS = error_responses({422: "a bad parameter", 503: "no catalog yet: why, and
 
 
 async def ready_ranker(request: Request) -> Ranker:
-    """The ranker built at start-up; 503 with the reason (a setting to fix) while there is none."""
+    """The ranker built at start-up; NotReady with the reason (a setting to fix) while there is none."""
     state: State = request.app.state.recommender
     if state.ranker is None:
-        raise ApiError(503, state.error)
+        raise NotReady(state.error)
     return state.ranker
 
 

@@ -9,6 +9,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from services.common.errors import STATUSES
 from services.common.observability import instrument
 from services.common.upload import MULTIPART_OVERHEAD, UploadBody, image_fields
 
@@ -19,7 +20,7 @@ LIMIT = 1000
 def client() -> TestClient:
     app = FastAPI()
     app.state.settings = SimpleNamespace(max_upload_bytes=LIMIT)
-    instrument(app, "probe", lambda: True)
+    instrument(app, "probe", lambda: True, STATUSES)
 
     @app.post("/echo")
     async def echo(body: UploadBody) -> dict[str, object]:
