@@ -6,11 +6,11 @@ line per request that also carries the request id."""
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from typing import Literal
 
+import orjson
 from pydantic_settings import BaseSettings
 
 _HANDLER = "moodtunes"
@@ -44,7 +44,7 @@ class JsonFormatter(logging.Formatter):
         line |= {key: getattr(record, key) for key in FIELDS if hasattr(record, key)}
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+        return orjson.dumps(line, default=str).decode()
 
 
 def configure_logging(service: str, settings: LogSettings) -> None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import orjson
 
 from services.common.contracts import EMOTIONS, Emotion
 from services.emotion.runtime import Model
@@ -37,7 +37,7 @@ def card_path(model_path: Path) -> Path:
 
 def _read_card(card_file: Path) -> dict:
     try:
-        card = json.loads(card_file.read_text())
+        card = orjson.loads(card_file.read_bytes())
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot read the model card {card_file}: {exc}") from exc
     if not isinstance(card, dict):

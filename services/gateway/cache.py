@@ -1,4 +1,5 @@
-"""Cache for GET /recommend answers: Redis when REDIS_URL is set, otherwise in-process.
+"""Cache for GET /recommend answers: Redis when REDIS_URL is set, otherwise in-process. An answer is
+kept as the bytes the recommender sent, and served as they are.
 
 Redis trouble never reaches the user: the request is served uncached while the shared RedisLink backs
 off (services/gateway/redis_link.py).
@@ -7,13 +8,13 @@ off (services/gateway/redis_link.py).
 from __future__ import annotations
 
 import hashlib
-import json
-from typing import Any, Protocol
+from typing import Protocol
 
 from cachetools import TTLCache
 from prometheus_client import Counter
 from redis.exceptions import RedisError
 
+from services.common.params import RecommendParams
 from services.gateway.redis_link import RedisLink
 
 CACHE_LOOKUPS = Counter(
@@ -23,21 +24,20 @@ CACHE_LOOKUPS = Counter(
 )
 
 
-def cache_key(
-    prefix: str, emotion: str, limit: int, strategy: str, exclude: list[str], seed: int | None
-) -> str:
+def cache_key(prefix: str, params: RecommendParams) -> str:
     """One key per distinct answer: every parameter of /recommend is in it. The exclude list is a set,
     so its order and duplicates do not matter; it is hashed to keep keys short."""
-    excluded = ",".join(sorted(set(exclude)))
+    excluded = ",".join(sorted(set(params.exclude)))
     digest = hashlib.sha256(excluded.encode()).hexdigest()[:16] if excluded else "-"
-    return f"{prefix}recommend:{emotion}:{strategy}:{limit}:{'-' if seed is None else seed}:{digest}"
+    seed = "-" if params.seed is None else params.seed
+    return f"{prefix}recommend:{params.emotion.value}:{params.strategy.value}:{params.limit}:{seed}:{digest}"
 
 
 class RecommendCache(Protocol):
     backend: str
 
-    async def get(self, key: str) -> dict[str, Any] | None: ...
-    async def set(self, key: str, value: dict[str, Any]) -> None: ...
+    async def get(self, key: str) -> bytes | None: ...
+    async def set(self, key: str, value: bytes) -> None: ...
     async def status(self) -> str: ...
     async def close(self) -> None: ...
 
@@ -46,14 +46,14 @@ class MemoryCache:
     backend = "memory"
 
     def __init__(self, ttl_s: float, max_entries: int) -> None:
-        self._entries: TTLCache[str, dict[str, Any]] = TTLCache(maxsize=max_entries, ttl=ttl_s)
+        self._entries: TTLCache[str, bytes] = TTLCache(maxsize=max_entries, ttl=ttl_s)
 
-    async def get(self, key: str) -> dict[str, Any] | None:
+    async def get(self, key: str) -> bytes | None:
         value = self._entries.get(key)
         CACHE_LOOKUPS.labels(self.backend, "miss" if value is None else "hit").inc()
         return value
 
-    async def set(self, key: str, value: dict[str, Any]) -> None:
+    async def set(self, key: str, value: bytes) -> None:
         self._entries[key] = value
 
     async def status(self) -> str:
@@ -70,7 +70,7 @@ class RedisCache:
         self.link = link
         self.ttl_s = ttl_s
 
-    async def get(self, key: str) -> dict[str, Any] | None:
+    async def get(self, key: str) -> bytes | None:
         if not self.link.available():
             CACHE_LOOKUPS.labels(self.backend, "unavailable").inc()
             return None
@@ -82,13 +82,13 @@ class RedisCache:
             return None
         self.link.succeeded()
         CACHE_LOOKUPS.labels(self.backend, "miss" if raw is None else "hit").inc()
-        return None if raw is None else json.loads(raw)
+        return raw if isinstance(raw, bytes) else None  # bytes: the link does not decode
 
-    async def set(self, key: str, value: dict[str, Any]) -> None:
+    async def set(self, key: str, value: bytes) -> None:
         if not self.link.available():
             return
         try:
-            await self.link.redis.set(key, json.dumps(value), ex=self.ttl_s)
+            await self.link.redis.set(key, value, ex=self.ttl_s)
         except RedisError as exc:
             self.link.failed("cache set", exc)
 

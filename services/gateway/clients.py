@@ -183,9 +183,10 @@ class RecommenderClient(Backend):
         transport = httpx.AsyncHTTPTransport(retries=retries, limits=LIMITS)
         super().__init__("recommender", base_url, connect_timeout_s, read_timeout_s, transport)
 
-    async def recommend(self, params: RecommendParams, request_id: str) -> dict[str, Any]:
+    async def recommend(self, params: RecommendParams, request_id: str) -> bytes:
+        """The recommender's answer, as the JSON bytes it sent."""
         response = await self.request("GET", "/recommend", request_id=request_id, params=params.query())
-        return response.json()
+        return response.content
 
     async def circumplex_map(self, params: RecommendParams, request_id: str) -> bytes:
         response = await self.request("GET", "/recommend/map", request_id=request_id, params=params.query())

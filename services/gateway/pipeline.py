@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from enum import StrEnum
 from typing import Any
 
@@ -89,10 +90,10 @@ class Gateway:
 
     async def recommend(
         self, params: RecommendParams, request_id: str, respect_backoff: bool = False
-    ) -> tuple[dict[str, Any], bool]:
-        """The recommender's answer and whether it came from the cache. With respect_backoff, a
-        recommender that failed moments ago is not asked again (RecommenderBackoff)."""
-        key = self._cache_key(params)
+    ) -> tuple[bytes, bool]:
+        """The recommender's answer (its JSON bytes) and whether it came from the cache. With
+        respect_backoff, a recommender that failed moments ago is not asked again (RecommenderBackoff)."""
+        key = cache_key(self.settings.redis_prefix, params)
         cached = await self.cache.get(key)
         if cached is not None:
             return cached, True
@@ -139,8 +140,8 @@ class Gateway:
         if stable is None:
             ANALYZE_RECOMMEND.labels("no_face").inc()
             return result
-        wanted = RecommendParams(stable, params.limit, params.strategy, params.exclude, params.seed)
-        wanted_key = self._cache_key(wanted)
+        wanted = replace(params, emotion=stable)
+        wanted_key = cache_key(self.settings.redis_prefix, wanted)
         if mode is RecommendMode.auto and observed is not None and observed.recommended_for == wanted_key:
             ANALYZE_RECOMMEND.labels("unchanged").inc()
             return result
@@ -156,7 +157,7 @@ class Gateway:
         ANALYZE_RECOMMEND.labels("fetched").inc()
         if session_id:
             await self.state.recommended(session_id, wanted_key)
-        result["tracks"] = answer.get("tracks", [])
+        result["tracks"] = orjson.loads(answer).get("tracks", [])
         result["tracks_updated"] = True
         return result
 
@@ -171,13 +172,3 @@ class Gateway:
             # Sessions this replica has served lately (with Redis, others may hold more).
             "sessions": self.state.local_sessions(),
         }
-
-    def _cache_key(self, params: RecommendParams) -> str:
-        return cache_key(
-            self.settings.redis_prefix,
-            params.emotion.value,
-            params.limit,
-            params.strategy.value,
-            list(params.exclude),
-            params.seed,
-        )

@@ -25,13 +25,13 @@ class RedisLink:
     def __init__(self, url: str, timeout_s: float, backoff_s: float) -> None:
         self.backoff_s = backoff_s
         self._down_until = 0.0
-        # No client-side retries: one short attempt, then the back-off takes over.
+        # No client-side retries: one short attempt, then the back-off takes over. Answers are bytes: the
+        # cache passes the recommender's on as they are.
         self.redis = aioredis.from_url(
             url,
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
             retry=Retry(NoBackoff(), 0),
-            decode_responses=True,
         )
 
     def available(self) -> bool:

@@ -57,7 +57,8 @@ async def predict(gateway: Gw, rid: RequestId, upload: UploadBody, detect: Detec
 @router.get("/recommend", response_model=RecommendResponse, responses=ERRORS)
 async def recommend(gateway: Gw, rid: RequestId, params: RecommendQuery) -> Response:
     answer, cached = await gateway.recommend(params, rid)
-    return _json(orjson.dumps(answer), headers={"X-Cache": "hit" if cached else "miss"})
+    # The recommender's bytes, as it sent them (or as the cache kept them).
+    return _json(answer, headers={"X-Cache": "hit" if cached else "miss"})
 
 
 @router.get("/recommend/map", response_model=RecommendMap, responses=ERRORS)

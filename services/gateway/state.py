@@ -205,11 +205,11 @@ class RedisState:
         async def remote() -> Observed:
             keys = [self._session_key(session_id)]
             args = [emotion.value if emotion else "", steadiness.window, steadiness.votes, self.ttl_ms, ""]
-            stable, recommended, recent, new = await self._observe(keys=keys, args=args)
+            stable, recommended, recent, new = _text(await self._observe(keys=keys, args=args))
             if new:
                 await self._admit_session(session_id)
                 args[-1] = "1"
-                stable, recommended, recent, _ = await self._observe(keys=keys, args=args)
+                stable, recommended, recent, _ = _text(await self._observe(keys=keys, args=args))
             self.local.mirror(session_id, stable, recommended, recent)
             return Observed(Emotion(stable) if stable else None, recommended or None)
 
@@ -257,6 +257,10 @@ class RedisState:
 
 async def _nothing() -> None:
     return None
+
+
+def _text(values: list[bytes]) -> list[str]:
+    return [v.decode() for v in values]
 
 
 def make_state(

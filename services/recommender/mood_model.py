@@ -6,12 +6,12 @@ Facial emotions map to a target: a mix of the model's mood classes plus a point 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import orjson
 import pandas as pd
 from pydantic import BaseModel, Field
 from sklearn.base import TransformerMixin
@@ -44,7 +44,7 @@ class KnnConfig(BaseModel):
 
     @classmethod
     def load(cls, path: Path) -> KnnConfig:
-        return cls.model_validate(json.loads(path.read_text())) if path.exists() else cls()
+        return cls.model_validate(orjson.loads(path.read_bytes())) if path.exists() else cls()
 
 
 def make_transform(name: TransformName, random_state: int = 0) -> TransformerMixin:

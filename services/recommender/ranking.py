@@ -8,13 +8,13 @@ optionally perturbs scores by its seed and runs a greedy maximal-marginal-releva
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+import orjson
 
 from services.common.contracts import Emotion, Strategy, Track, spotify_url
 from services.common.params import RecommendParams
@@ -67,7 +67,7 @@ class RankWeights:
     def load(cls, path: Path = WEIGHTS_PATH) -> RankWeights:
         if not path.exists():
             return cls()
-        data = json.loads(path.read_text())
+        data = orjson.loads(path.read_bytes())
         return cls(**{k: float(data[k]) for k in asdict(cls()) if k in data})
 
 

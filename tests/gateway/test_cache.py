@@ -7,31 +7,34 @@ import json
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from services.common.contracts import Emotion, Strategy
+from services.common.params import RecommendParams
 from services.gateway.cache import cache_key
 from tests.fixtures import REDIS_TEST_URL
 from tests.gateway.conftest import GatewayFactory, metric
 from tests.gateway.faults import closed_url, hanging_url
 
-BASE: dict[str, Any] = {"emotion": "happy", "limit": 5, "strategy": "match", "exclude": [], "seed": None}
+BASE = RecommendParams(Emotion.happy, 5, Strategy.match, (), None)
 
 
 def key(**changes: Any) -> str:
-    return cache_key("p:", **{**BASE, **changes})
+    return cache_key("p:", replace(BASE, **changes))
 
 
 @pytest.mark.parametrize(
     "change",
     [
-        {"emotion": "sad"},
+        {"emotion": Emotion.sad},
         {"limit": 6},
-        {"strategy": "lift"},
-        {"exclude": ["a" * 22]},
+        {"strategy": Strategy.lift},
+        {"exclude": ("a" * 22,)},
         {"seed": 0},
         {"seed": 1},
     ],
@@ -42,8 +45,8 @@ def test_every_parameter_is_in_the_key(change: dict[str, object]) -> None:
 
 def test_exclude_is_a_set_in_the_key() -> None:
     a, b = "A" * 22, "B" * 22
-    assert key(exclude=[a, b]) == key(exclude=[b, a, b])
-    assert key(exclude=[a]) != key(exclude=[a, b])
+    assert key(exclude=(a, b)) == key(exclude=(b, a, b))
+    assert key(exclude=(a,)) != key(exclude=(a, b))
 
 
 def test_seed_none_and_zero_differ_and_prefix_applies() -> None:
@@ -79,14 +82,15 @@ def test_hits_and_misses_are_counted_and_stored_in_redis(
     assert (hits, misses) == (1, 2)
     assert second.json() == first.json()
 
-    stored = cache_key(redis_prefix, "sad", 4, "lift", [], 7)
+    stored = cache_key(redis_prefix, RecommendParams(Emotion.sad, 4, Strategy.lift, (), 7))
     cached = redis_client.get(stored)
     assert cached is not None
     assert json.loads(cached) == first.json()
+    assert first.text == second.text == cached  # the recommender's bytes, kept and served as they are
     assert 0 < redis_client.ttl(stored) <= 120
     assert set(redis_client.scan_iter(f"{redis_prefix}*")) == {
         stored,
-        cache_key(redis_prefix, "sad", 4, "lift", [], 8),
+        cache_key(redis_prefix, RecommendParams(Emotion.sad, 4, Strategy.lift, (), 8)),
     }
 
 
@@ -109,7 +113,7 @@ def test_a_hit_does_not_reach_the_recommender(
 ) -> None:
     """A value planted in Redis under the key is what the gateway answers: proof it reads the cache."""
     planted = {"emotion": "fear", "strategy": "match", "tracks": []}
-    redis_client.set(cache_key(redis_prefix, "fear", 3, "match", [], None), json.dumps(planted))
+    redis_client.set(cache_key(redis_prefix, RecommendParams(Emotion.fear, 3)), json.dumps(planted))
     answer = recommend_gateway.get("/recommend", params={"emotion": "fear", "limit": 3})
     assert answer.json() == planted
 
