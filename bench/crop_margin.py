@@ -28,7 +28,7 @@ import pandas as pd
 
 from bench.detectors import read_rgb
 from bench.report import write_json, write_markdown
-from services.common.contracts import EMOTIONS
+from services.common.contracts import EMOTIONS, Box
 from services.common.paths import REPO
 from services.emotion.classifier import EmotionClassifier
 from services.emotion.detector import CenterFaceDetector
@@ -51,7 +51,7 @@ def fer_on_canvas(face: np.ndarray) -> np.ndarray:
 def sweep_predictions(
     classifier: EmotionClassifier,
     greys: list[np.ndarray],
-    boxes: list[tuple[int, int, int, int]],
+    boxes: list[Box],
     shifts: list[float],
 ) -> Iterator[tuple[float, float, np.ndarray]]:
     """(shift_y, margin, each face's predicted class) for every crop geometry of the sweep."""
@@ -77,7 +77,7 @@ def fer_framing(
         if found:
             boxes.append(found[0].box)
             kept.append(i)
-    box = np.array(boxes, float)
+    box = np.array([(b.x, b.y, b.w, b.h) for b in boxes], float)
     frame = 48 * UPSCALE
     side = np.maximum(box[:, 2], box[:, 3])
     margin = frame / side

@@ -31,6 +31,7 @@ import pandas as pd
 from skimage import data as skdata
 
 from bench.report import write_json, write_markdown
+from services.common.contracts import Box
 from services.common.paths import REPO
 from services.emotion.detector import CenterFaceDetector
 from services.emotion.pipeline import EmotionPipeline
@@ -56,7 +57,6 @@ NO_FACE = [
     "page",
 ]
 
-Box = tuple[int, int, int, int]
 Detect = Callable[[np.ndarray], list[Box]]
 
 
@@ -71,7 +71,7 @@ def _downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
 def _unscaled(box: Iterable[float], scale: float) -> Box:
     """A box found in a picture scaled by `scale`, in the original picture's pixels."""
     x, y, w, h = (int(round(v / scale)) for v in box)
-    return x, y, w, h
+    return Box(x=x, y=y, w=w, h=h)
 
 
 def haar(max_side: int = 640) -> Detect:
@@ -140,10 +140,10 @@ def detectors() -> dict[str, Callable[[], Detect]]:
 
 
 def iou(a: Box, b: Box) -> float:
-    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    ix = max(0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x))
+    iy = max(0, min(a.y + a.h, b.y + b.h) - max(a.y, b.y))
     inter = ix * iy
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+    return inter / (a.w * a.h + b.w * b.h - inter)
 
 
 def tracked(photos: list[tuple[str, np.ndarray, int]], shift: float) -> dict[str, object]:
@@ -165,7 +165,10 @@ def tracked(photos: list[tuple[str, np.ndarray, int]], shift: float) -> dict[str
             continue
         frames_with_faces += 1
         faces += len(full)
-        hint = [(d.x + round(shift * d.w), d.y - round(shift * d.h), d.w, d.h) for d in full]
+        hint = [
+            Box(x=b.x + round(shift * b.w), y=b.y - round(shift * b.h), w=b.w, h=b.h)
+            for b in (d.box for d in full)
+        ]
         too_wide += pipeline.region(grey, hint) is None
         start = time.perf_counter()
         found, region = pipeline.boxes(grey, True, hint)
@@ -252,23 +255,28 @@ def face_sizes(
         if n != 1:
             continue
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        box = detector(grey, SERVICE.photo_detect_max_side)[0]
+        box = detector(grey, SERVICE.photo_detect_max_side)[0].box
         cx, cy, side = box.x + box.w / 2, box.y + box.h / 2, max(box.w, box.h)
         x0, y0 = int(max(0, cx - side)), int(max(0, cy - side))
         x1, y1 = int(min(grey.shape[1], cx + side)), int(min(grey.shape[0], cy + side))
-        faces.append((grey[y0:y1, x0:x1], (box.x - x0, box.y - y0, box.w, box.h)))
+        faces.append((grey[y0:y1, x0:x1], Box(x=box.x - x0, y=box.y - y0, w=box.w, h=box.h)))
     rng = np.random.default_rng(seed)
     found: dict[int, dict[int, int]] = {side: {} for side in SWEEP_SIDES}
     for height in FACE_HEIGHTS:
-        for patch, (fx, fy, fw, fh) in faces:
-            scale = height / fh
+        for patch, face in faces:
+            scale = height / face.h
             small = cv2.resize(patch, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
             for back in grey_backs:
                 frame = back.copy()
                 ox = int(rng.integers(0, 640 - small.shape[1]))
                 oy = int(rng.integers(0, 480 - small.shape[0]))
                 frame[oy : oy + small.shape[0], ox : ox + small.shape[1]] = small
-                truth = (round(ox + fx * scale), round(oy + fy * scale), round(fw * scale), height)
+                truth = Box(
+                    x=round(ox + face.x * scale),
+                    y=round(oy + face.y * scale),
+                    w=round(face.w * scale),
+                    h=height,
+                )
                 for side in SWEEP_SIDES:
                     hit = any(iou(truth, d.box) >= 0.4 for d in detector(frame, side))
                     found[side][height] = found[side].get(height, 0) + hit
@@ -305,8 +313,8 @@ def evaluate(
         per_photo[fname] = len(boxes)
         if draw is not None:
             canvas = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-            for x, y, w, h in boxes:
-                cv2.rectangle(canvas, (x, y), (x + w, y + h), (0, 255, 0), 3)
+            for b in boxes:
+                cv2.rectangle(canvas, (b.x, b.y), (b.x + b.w, b.y + b.h), (0, 255, 0), 3)
             slug = name.split(" ")[0] + name.split("<=")[-1].split(" ")[0]
             cv2.imwrite(str(draw / f"{slug}_{fname}"), canvas)
     single = [(d, n) for (d, n) in photo_counts if n == 1]

@@ -34,7 +34,7 @@ from bench.report import write_json, write_markdown
 from samples.images import frame_jpeg
 from services.common.paths import REPO
 from services.emotion.classifier import EmotionClassifier
-from services.emotion.pipeline import EmotionPipeline
+from services.emotion.pipeline import EmotionPipeline, parse_boxes
 from services.emotion.settings import EmotionSettings
 from services.launch import service
 
@@ -189,7 +189,7 @@ def pipeline_cpu(
     ONNX Runtime thread all work runs in the calling thread, so CPU time is what a frame costs
     on an idle core, even while other processes load the machine."""
     pipeline = EmotionPipeline(EmotionSettings(threads=1, solo_threads=0, detect_max_side=max_side))
-    hint = None if boxes is None else [tuple(b.values()) for b in json.loads(boxes)]
+    hint = None if boxes is None else parse_boxes(boxes.encode(), pipeline.settings.max_faces)
     for _ in range(10):
         pipeline.predict(body, hint=hint)
     wall, cpu = [], []

@@ -16,6 +16,7 @@ import onnx
 from onnx import numpy_helper
 from onnx.tools.update_model_dims import update_inputs_outputs_dims
 
+from services.common.contracts import Box
 from services.emotion.runtime import Model
 
 # CenterFace predicts on a 4x-strided grid; its input sides must be multiples of 32.
@@ -70,18 +71,11 @@ def _dynamic_model(path: Path, grey: bool) -> bytes:
 
 @dataclass(frozen=True)
 class Detection:
-    x: int
-    y: int
-    w: int
-    h: int
+    box: Box
     score: float
     # Head roll in degrees: the angle of the line from the image-left eye to the other, from the
     # detector's landmarks (positive: the right-hand eye is lower). 0 when not measured.
     roll: float = 0.0
-
-    @property
-    def box(self) -> tuple[int, int, int, int]:
-        return self.x, self.y, self.w, self.h
 
 
 class CenterFaceDetector:
@@ -160,9 +154,13 @@ class CenterFaceDetector:
         keep = cv2.dnn.NMSBoxes(boxes.tolist(), scores.tolist(), self.threshold, self.nms_iou)
         kept = np.asarray(keep, int).ravel()
         found = [
-            Detection(int(round(bx)), int(round(by)), int(round(bw_)), int(round(bh_)), float(s), float(r))
+            Detection(
+                Box(x=int(round(bx)), y=int(round(by)), w=int(round(bw_)), h=int(round(bh_))),
+                float(s),
+                float(r),
+            )
             for (bx, by, bw_, bh_), s, r in zip(boxes[kept], scores[kept], roll[kept], strict=True)
             if min(bw_, bh_) >= self.min_face_px
         ]
-        found.sort(key=lambda d: d.w * d.h, reverse=True)
+        found.sort(key=lambda d: d.box.w * d.box.h, reverse=True)
         return found

@@ -14,6 +14,7 @@ import numpy as np
 import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from services.common.contracts import Box
 from services.common.errors import InvalidRequest, TooLarge, Unsupported, too_large
 from services.common.upload import ACCEPTED
 
@@ -88,9 +89,9 @@ def _from_wide(samples: np.ndarray, grey: bool) -> np.ndarray:
     return eight if grey else cv2.cvtColor(eight, cv2.COLOR_GRAY2RGB)
 
 
-def square_crop_box(box: tuple[int, int, int, int], margin: float, shift_y: float) -> tuple[int, int, int]:
-    """The square (x0, y0, side) around a face box (x, y, w, h) that frames it like FER2013."""
-    x, y, w, h = box
+def square_crop_box(box: Box, margin: float, shift_y: float) -> tuple[int, int, int]:
+    """The square (x0, y0, side) around a face box that frames it like FER2013."""
+    x, y, w, h = box.x, box.y, box.w, box.h
     side = max(1, round(max(w, h) * margin))
     cx = x + w / 2
     cy = y + h / 2 + shift_y * h
@@ -99,7 +100,7 @@ def square_crop_box(box: tuple[int, int, int, int], margin: float, shift_y: floa
 
 def face_crop(
     grey: np.ndarray,
-    box: tuple[int, int, int, int],
+    box: Box,
     size: tuple[int, int],
     margin: float,
     shift_y: float,

@@ -18,7 +18,6 @@ from services.emotion.imaging import Limits, decode, face_crop
 from services.emotion.runtime import FrameAdmission, InFlight
 from services.emotion.settings import EmotionSettings
 
-BoxTuple = tuple[int, int, int, int]
 RETRY_SIDE = 160
 
 
@@ -29,7 +28,7 @@ _BOX_LIST = TypeAdapter(list[Box])
 MAX_COORD = 2**31 - 1
 
 
-def parse_boxes(raw: bytes, max_boxes: int) -> list[BoxTuple]:
+def parse_boxes(raw: bytes, max_boxes: int) -> list[Box]:
     """The `boxes` field: a JSON list of {"x", "y", "w", "h"} (a previous answer's faces[].box) with
     integer values. Anything else is the client's mistake (InvalidRequest), never a silent full-frame
     run."""
@@ -47,7 +46,7 @@ def parse_boxes(raw: bytes, max_boxes: int) -> list[BoxTuple]:
                 raise InvalidRequest(f"boxes[{i}].{name}: out of range (|value| <= {MAX_COORD})")
         if box.w < 1 or box.h < 1:
             raise InvalidRequest(f"boxes[{i}]: width and height must be at least 1")
-    return [(box.x, box.y, box.w, box.h) for box in boxes]
+    return boxes
 
 
 class EmotionPipeline:
@@ -77,7 +76,7 @@ class EmotionPipeline:
             self.detector(np.zeros((480, 640), np.uint8), alone=alone)
             self.classifier(np.zeros((1, *self.classifier.size), np.float32), alone=alone)
 
-    def region(self, grey: np.ndarray, hint: list[BoxTuple]) -> tuple[BoxTuple, int] | None:
+    def region(self, grey: np.ndarray, hint: list[Box]) -> tuple[Box, int] | None:
         """Where to look for the faces of the previous frame, and at what detector input size: the
         union of squares of track_scale x each box's longer side around its centre, clipped to the
         frame, searched at track_max_side px or more, so that the smallest face is still
@@ -85,7 +84,8 @@ class EmotionPipeline:
         be no smaller than the whole frame's."""
         height, width = grey.shape
         x0, y0, x1, y1 = width, height, 0, 0
-        for x, y, w, h in hint:
+        for box in hint:
+            x, y, w, h = box.x, box.y, box.w, box.h
             if x + w <= 0 or y + h <= 0 or x >= width or y >= height:
                 raise InvalidRequest(f"boxes: ({x}, {y}, {w}, {h}) lies outside the {width}x{height} image")
             half = max(w, h) * self.settings.track_scale / 2
@@ -94,31 +94,32 @@ class EmotionPipeline:
             x1, y1 = max(x1, int(np.ceil(cx + half))), max(y1, int(np.ceil(cy + half)))
         x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
         longest = max(x1 - x0, y1 - y0)
-        smallest = min(max(w, h) for _, _, w, h in hint)
+        smallest = min(max(box.w, box.h) for box in hint)
         side = max(
             self.settings.track_max_side, int(np.ceil(longest * self.settings.track_face_px / smallest))
         )
         if min(side, longest) >= min(self.settings.detect_side(width, height), max(width, height)):
             return None
-        return (x0, y0, x1 - x0, y1 - y0), side
+        return Box(x=x0, y=y0, w=x1 - x0, h=y1 - y0), side
 
     def boxes(
-        self, grey: np.ndarray, detect: bool, hint: list[BoxTuple] | None = None, alone: bool = False
-    ) -> tuple[list[Detection], BoxTuple | None]:
+        self, grey: np.ndarray, detect: bool, hint: list[Box] | None = None, alone: bool = False
+    ) -> tuple[list[Detection], Box | None]:
         """Face boxes, largest first, and the region searched (None: the whole frame). Without
         detection the whole image is the one face. With a hint (the previous frame's boxes) only the
         region around them is searched, at a small detector input; when that finds fewer faces than
         the hint had, a face moved out of it or was lost, and the whole frame is searched. New faces
         outside the region are not seen: a client sends no boxes every few frames to find them."""
         if not detect:
-            return [Detection(0, 0, grey.shape[1], grey.shape[0], 1.0)], None
+            return [Detection(Box(x=0, y=0, w=grey.shape[1], h=grey.shape[0]), 1.0)], None
         where = self.region(grey, hint) if hint else None
         if where is not None:
             region, side = where
-            rx, ry, rw, rh = region
-            found = self.detector(grey[ry : ry + rh, rx : rx + rw], side, alone)
+            rx, ry = region.x, region.y
+            found = self.detector(grey[ry : ry + region.h, rx : rx + region.w], side, alone)
             if len(found) >= len(hint or ()):
-                return [replace(d, x=d.x + rx, y=d.y + ry) for d in found[: self.settings.max_faces]], region
+                moved = [_moved(d, rx, ry) for d in found[: self.settings.max_faces]]
+                return moved, region
         side = self.settings.detect_side(grey.shape[1], grey.shape[0])
         found = self.detector(grey, side, alone) or self._framed(grey, side, alone)
         return found[: self.settings.max_faces], None
@@ -145,11 +146,12 @@ class EmotionPipeline:
         framed = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=fill)
         found = []
         for d in self.detector(framed, side, alone):
-            x0, y0 = max(round((d.x - pad) / scale), 0), max(round((d.y - pad) / scale), 0)
-            x1 = min(round((d.x + d.w - pad) / scale), width)
-            y1 = min(round((d.y + d.h - pad) / scale), height)
+            b = d.box
+            x0, y0 = max(round((b.x - pad) / scale), 0), max(round((b.y - pad) / scale), 0)
+            x1 = min(round((b.x + b.w - pad) / scale), width)
+            y1 = min(round((b.y + b.h - pad) / scale), height)
             if min(x1 - x0, y1 - y0) >= self.settings.min_face_px:
-                found.append(replace(d, x=x0, y=y0, w=x1 - x0, h=y1 - y0))
+                found.append(replace(d, box=Box(x=x0, y=y0, w=x1 - x0, h=y1 - y0)))
         return found
 
     def crops(self, grey: np.ndarray, faces: list[Detection], detect: bool) -> np.ndarray:
@@ -166,9 +168,7 @@ class EmotionPipeline:
         """A roll beyond max_roll is more likely a landmark error than a head that far over."""
         return roll if abs(roll) <= self.settings.max_roll else 0.0
 
-    def predict(
-        self, data: bytes, detect: bool = True, hint: list[BoxTuple] | None = None
-    ) -> PredictResponse:
+    def predict(self, data: bytes, detect: bool = True, hint: list[Box] | None = None) -> PredictResponse:
         with self.in_flight.enter() as alone:
             if alone:
                 metrics.SOLO_RUNS.inc()
@@ -182,19 +182,20 @@ class EmotionPipeline:
             preds = self.classifier(self.crops(grey, found, detect), alone)
             t3 = time.perf_counter()
         faces = [
-            Face(
-                box=Box(x=x, y=y, w=w, h=h),
-                emotion=p.emotion,
-                confidence=p.confidence,
-                probabilities=p.probabilities,
-            )
-            for (x, y, w, h), p in zip((f.box for f in found), preds, strict=True)
+            Face(box=f.box, emotion=p.emotion, confidence=p.confidence, probabilities=p.probabilities)
+            for f, p in zip(found, preds, strict=True)
         ]
         return PredictResponse(
             faces=faces,
             width=grey.shape[1],
             height=grey.shape[0],
             model=self.classifier.name,
-            region=None if region is None else Box(x=region[0], y=region[1], w=region[2], h=region[3]),
+            region=region,
             timings_ms={"decode": (t1 - t0) * 1000, "detect": (t2 - t1) * 1000, "classify": (t3 - t2) * 1000},
         )
+
+
+def _moved(found: Detection, dx: int, dy: int) -> Detection:
+    """A detection in a region, in the whole frame's pixels."""
+    box = found.box
+    return replace(found, box=Box(x=box.x + dx, y=box.y + dy, w=box.w, h=box.h))

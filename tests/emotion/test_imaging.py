@@ -7,28 +7,29 @@ import numpy as np
 import pytest
 
 from samples.images import encode
+from services.common.contracts import Box
 from services.emotion.detector import CenterFaceDetector
 from services.emotion.imaging import Limits, decode, face_crop, square_crop_box
 
 
 def test_square_crop_box_grows_around_the_centre() -> None:
-    assert square_crop_box((100, 100, 40, 60), 1.0, 0.0) == (90, 100, 60)
-    x0, y0, side = square_crop_box((100, 100, 40, 60), 1.5, 0.0)
+    assert square_crop_box(Box(x=100, y=100, w=40, h=60), 1.0, 0.0) == (90, 100, 60)
+    x0, y0, side = square_crop_box(Box(x=100, y=100, w=40, h=60), 1.5, 0.0)
     assert side == 90 and (x0 + side / 2, y0 + side / 2) == (120, 130)
-    _, y_shifted, _ = square_crop_box((100, 100, 40, 60), 1.0, 0.1)
+    _, y_shifted, _ = square_crop_box(Box(x=100, y=100, w=40, h=60), 1.0, 0.1)
     assert y_shifted == 106
 
 
 def test_face_crop_is_model_sized_float_grey() -> None:
     grey = np.arange(200 * 300, dtype=np.uint32).reshape(200, 300).astype(np.uint8)
-    crop = face_crop(grey, (50, 40, 100, 120), (48, 48), 1.2, 0.0)
+    crop = face_crop(grey, Box(x=50, y=40, w=100, h=120), (48, 48), 1.2, 0.0)
     assert crop.shape == (48, 48) and crop.dtype == np.float32
     assert crop.min() >= 0 and crop.max() <= 255
 
 
 def test_face_crop_at_the_edge_replicates_pixels() -> None:
     grey = np.full((100, 100), 200, np.uint8)
-    crop = face_crop(grey, (0, 0, 50, 50), (48, 48), 2.0, 0.0)
+    crop = face_crop(grey, Box(x=0, y=0, w=50, h=50), (48, 48), 2.0, 0.0)
     # Half the square lies outside the image: replicated, not black.
     assert crop.min() == 200
 
@@ -36,7 +37,7 @@ def test_face_crop_at_the_edge_replicates_pixels() -> None:
 def test_crop_keeps_the_content_of_the_box() -> None:
     grey = np.zeros((480, 640), np.uint8)
     grey[100:200, 300:400] = 255
-    crop = face_crop(grey, (300, 100, 100, 100), (48, 48), 1.0, 0.0)
+    crop = face_crop(grey, Box(x=300, y=100, w=100, h=100), (48, 48), 1.0, 0.0)
     assert crop.mean() == 255
 
 
@@ -63,7 +64,7 @@ def test_grey_detector_finds_what_the_colour_graph_finds_in_the_grey_picture(
     assert found and len(found) == len(expected)
     for got, want in zip(found, expected, strict=True):
         assert got.score == pytest.approx(want.score, abs=1e-4)
-        assert np.abs(np.subtract(got.box, want.box)).max() <= 1
+        assert max(abs(getattr(got.box, k) - getattr(want.box, k)) for k in "xywh") <= 1
     assert mono.blob(grey, max_side=160).shape == (1, 1, 128, 160)
     with pytest.raises(ValueError, match="grey"):
         mono(frame_640x480)
@@ -81,9 +82,9 @@ def test_face_crop_with_the_roll_levels_the_eyes() -> None:
     cv2.circle(grey, (70, 90), 6, 255, -1)  # image-left "eye"
     cv2.circle(grey, (130, 110), 6, 255, -1)  # the other, lower: the head rolled
     roll = float(np.degrees(np.arctan2(110 - 90, 130 - 70)))
-    left, right = _dot_rows(face_crop(grey, (50, 50, 100, 100), (48, 48), 1.0, 0.0))
+    left, right = _dot_rows(face_crop(grey, Box(x=50, y=50, w=100, h=100), (48, 48), 1.0, 0.0))
     assert right - left > 5  # unaligned: the eyes stay tilted
-    left, right = _dot_rows(face_crop(grey, (50, 50, 100, 100), (48, 48), 1.0, 0.0, roll))
+    left, right = _dot_rows(face_crop(grey, Box(x=50, y=50, w=100, h=100), (48, 48), 1.0, 0.0, roll))
     assert abs(right - left) < 1.0
 
 
@@ -94,7 +95,7 @@ def test_detector_measures_the_roll_of_a_turned_face(turn: float) -> None:
     grey = cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2GRAY)
     detector = CenterFaceDetector(max_side=512)
     upright = detector(grey)[0]
-    centre = (upright.x + upright.w / 2, upright.y + upright.h / 2)
+    centre = (upright.box.x + upright.box.w / 2, upright.box.y + upright.box.h / 2)
     # OpenCV turns counter-clockwise for a positive angle: the image-right eye rises, the roll falls.
     turned = cv2.warpAffine(grey, cv2.getRotationMatrix2D(centre, turn, 1.0), grey.shape[::-1])
     found = detector(turned)[0]
