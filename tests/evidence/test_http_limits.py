@@ -22,6 +22,7 @@ import pytest
 from bench.memory import memory_mb, server_pid
 from samples.images import astronaut_jpeg
 from services.launch import SERVICES, free_port, service
+from tests.evidence.test_security_headers import assert_security_headers
 from tests.integration.stack import Stack
 
 HEADER_TIMEOUT_S = 2
@@ -186,6 +187,8 @@ def test_a_stalled_upload_gets_408_within_the_body_deadline(gateway: Gateway) ->
     sock.close()
     assert status == 408 and BODY_TIMEOUT_S - 0.5 <= took <= BODY_TIMEOUT_S + SLACK_S, (status, took)
     assert "not received within" in json.loads(data.split(b"\r\n\r\n", 1)[1])["detail"]
+    head = data.split(b"\r\n\r\n", 1)[0].lower()
+    assert b"\r\nx-content-type-options: nosniff" in head and b"\r\ncontent-security-policy: " in head
 
 
 def test_sixty_stalled_uploads_add_at_most_50_mb_to_the_gateway(gateway: Gateway) -> None:
@@ -227,6 +230,7 @@ def test_a_full_gateway_sheds_at_once_with_retry_after(gateway: Gateway) -> None
     took = time.monotonic() - start
     assert resp.status_code == 503 and took < 1.0, (resp.status_code, took)
     assert resp.headers["retry-after"] == "1" and "busy" in resp.json()["detail"]
+    assert_security_headers(resp)
     assert healthz_ms(gateway.port) < 1000  # health is never shed
     for sock in held:
         assert outcome(sock, BODY_TIMEOUT_S + SLACK_S + 5)[0] == 408

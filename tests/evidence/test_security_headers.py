@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
+from typing import Any
 
 import httpx
 import pytest
@@ -21,10 +22,8 @@ def directives(policy: str) -> dict[str, list[str]]:
     return {d.split()[0]: d.split()[1:] for d in (part.strip() for part in policy.split(";")) if d}
 
 
-@pytest.mark.parametrize("path", ["/", *(f"/{p}" for p in PAGES), "/api/emotions", "/healthz"])
-def test_the_gateway_sends_security_headers(stack: Stack, path: str) -> None:
-    resp = httpx.get(f"{stack.gateway}{path}", timeout=10)
-    assert resp.status_code == 200
+def assert_security_headers(resp: httpx.Response) -> None:
+    """The gateway's headers, on any answer: a page, an API answer, an error or a shed request."""
     csp = directives(resp.headers["content-security-policy"])
     assert csp["default-src"] == ["'self'"] and csp["script-src"] == ["'self'"]
     assert csp["style-src"] == ["'self'"] and csp["connect-src"] == ["'self'"]
@@ -35,9 +34,40 @@ def test_the_gateway_sends_security_headers(stack: Stack, path: str) -> None:
     assert resp.headers["referrer-policy"] == "same-origin"
 
 
+@pytest.mark.parametrize("path", ["/", *(f"/{p}" for p in PAGES), "/api/emotions", "/healthz"])
+def test_the_gateway_sends_security_headers(stack: Stack, path: str) -> None:
+    resp = httpx.get(f"{stack.gateway}{path}", timeout=10)
+    assert resp.status_code == 200
+    assert_security_headers(resp)
+
+
+# Refusals carry them too (a shed 503 and a 408: tests/evidence/test_http_limits.py).
+REFUSALS = [
+    ("GET", "/no-such-page", {}, 404),
+    ("GET", "/metrics", {}, 404),
+    ("GET", "/recommend?emotion=joy", {}, 422),
+    ("POST", "/recommend", {}, 405),
+    ("POST", "/predict", {"content": b"nope", "headers": {"Content-Type": "text/plain"}}, 415),
+    ("POST", "/analyze", {"content": b"", "headers": {"Content-Type": "image/jpeg"}}, 422),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"), REFUSALS, ids=[f"{m} {p}" for m, p, _, _ in REFUSALS]
+)
+def test_the_gateway_sends_them_on_refusals(
+    stack: Stack, method: str, path: str, body: dict[str, Any], status: int
+) -> None:
+    resp = httpx.request(method, f"{stack.gateway}{path}", timeout=10, **body)
+    assert resp.status_code == status, resp.text
+    assert_security_headers(resp)
+
+
 @pytest.mark.parametrize("service", ["emotion", "recommender"])
-def test_the_backends_send_them_too(stack: Stack, service: str) -> None:
-    resp = httpx.get(f"{getattr(stack, service)}/healthz", timeout=10)
+@pytest.mark.parametrize("path", ["/healthz", "/no-such-path"])
+def test_the_backends_send_them_too(stack: Stack, service: str, path: str) -> None:
+    resp = httpx.get(f"{getattr(stack, service)}{path}", timeout=10)
+    assert resp.status_code == (200 if path == "/healthz" else 404)
     assert resp.headers["x-content-type-options"] == "nosniff"
     assert "frame-ancestors 'none'" in resp.headers["content-security-policy"]
 
