@@ -76,11 +76,9 @@ def test_the_service_runs_the_int8_model_made_from_the_shipped_float_model() -> 
     card = json.loads(settings.card_file.read_text())
     source = settings.model_path.with_name(card["quantization"]["source"])
     assert hashlib.sha256(source.read_bytes()).hexdigest()[:12] == card["quantization"]["source_sha256"]
-    assert card["quantization"]["parity_val_vs_float"]["prediction_agreement"] >= 0.98
-    float_card = json.loads(card_path(source).read_text())
-    # Measured by evaluate --card on the same test split: no accuracy given up for the speed.
-    assert card["metrics"]["test_single"] >= float_card["metrics"]["test_single"] - 0.005
-    # Same answers as the float model on random crops, up to int8 rounding.
+    # Accuracy and agreement with the float model are measured on FER2013 in
+    # tests/emotion/test_real_faces.py (marker data). Same answers as the float model on random crops, up
+    # to int8 rounding.
     crops = np.random.default_rng(3).uniform(0, 255, (16, 48, 48)).astype(np.float32)
     ref = EmotionClassifier(source, card_path(source)).logits(crops)
     got = EmotionClassifier(settings.model_path, settings.card_file).logits(crops)

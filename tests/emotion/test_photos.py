@@ -1,17 +1,24 @@
-"""The whole pipeline on the real photos (shared/data/photos): faces found and emotions read."""
+"""The whole pipeline on the real photos (shared/data/photos), held to docs/results.md: every one of the
+27 faces found and no false detection (reports/detectors.md), and the emotion read from the single-face
+photos as reports/crop_margin.json says for the service's crop, less the margin docs/results.md states."""
 
 from __future__ import annotations
 
-import math
+import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from services.common.paths import REPO
+from services.emotion.settings import EmotionSettings
+
 pytestmark = pytest.mark.data
 
 GROUP_FACES = {"df_couple.jpg": 2, "df_selfie_many.jpg": 7}
+# docs/results.md, "Margins": one photo of the 18 (a labelled emotion is one person's reading of a face).
+PHOTO_MARGIN = 1
 
 
 @pytest.fixture(scope="module")
@@ -26,53 +33,31 @@ def answers(data_dir: Path, client: TestClient) -> dict[str, dict]:
     return out
 
 
-def test_every_single_face_photo_has_exactly_one_face(answers: dict[str, dict]) -> None:
-    single = {name: len(a["faces"]) for name, a in answers.items() if a["n"] == 1}
-    assert len(single) == 18
-    assert {name: n for name, n in single.items() if n != 1} == {}
+def test_every_face_is_found_and_nothing_else(answers: dict[str, dict]) -> None:
+    found = {name: len(a["faces"]) for name, a in answers.items()}
+    assert found == {name: a["n"] for name, a in answers.items()}
+    assert sum(found.values()) == 27 and sum(a["n"] == 1 for a in answers.values()) == 18
 
 
 @pytest.mark.parametrize(("name", "faces"), GROUP_FACES.items())
-def test_group_photos_find_most_faces(answers: dict[str, dict], name: str, faces: int) -> None:
+def test_group_photos_list_their_faces_largest_first(answers: dict[str, dict], name: str, faces: int) -> None:
     found = answers[name]["faces"]
-    assert answers[name]["n"] == faces
-    assert len(found) >= math.ceil(0.8 * faces)
-    assert len(found) <= faces + 1
+    assert answers[name]["n"] == len(found) == faces
     areas = [f["box"]["w"] * f["box"]["h"] for f in found]
     assert areas == sorted(areas, reverse=True)
 
 
-def beats_guessing(n: int, classes: int, alpha: float = 0.05) -> int:
-    """The fewest right answers out of n that a guesser, right with probability 1/classes on each
-    photo, reaches with probability under alpha."""
-    p = 1 / classes
-    tail = 1.0
-    for k in range(n + 1):
-        if tail < alpha:
-            return k
-        tail -= math.comb(n, k) * p**k * (1 - p) ** (n - k)  # now P(X >= k + 1)
-    return n + 1
-
-
-def test_beats_guessing_is_the_binomial_tail() -> None:
-    assert beats_guessing(18, 2) == 13  # P(X >= 13) = 0.048, P(X >= 12) = 0.119
-    assert beats_guessing(18, 2, alpha=0.01) == 15
-    assert beats_guessing(9, 7) == 4
-
-
-# The photos are labelled with two classes only, half happy and half neutral, so a seven-way score says
-# little: a model that always answers "happy" gets half right. The test asks what the set can show:
-# that the model tells the two apart better than chance would (a guesser that knew the two classes
-# passes with probability under 5%), and that it reads each class right in most of its photos (a model
-# that collapsed onto one class fails however the other scores).
-def test_emotion_tells_the_labelled_classes_apart(answers: dict[str, dict]) -> None:
-    """Depends on the trained model as much as on detection and crop geometry."""
+def test_emotions_of_the_single_face_photos_as_the_report_says(answers: dict[str, dict]) -> None:
+    """Depends on the trained model as much as on detection and crop geometry: a new model is held to
+    the figure `python -m bench.crop_margin` wrote for the service's crop."""
+    settings = EmotionSettings()
+    sweep = json.loads((REPO / "reports" / "crop_margin.json").read_text())["photos"]
+    (reported,) = [
+        row
+        for row in sweep
+        if row["margin"] == settings.crop_margin and row["shift_y"] == settings.crop_shift_y
+    ]
     single = [a for a in answers.values() if a["n"] == 1]
-    classes = sorted({a["label"] for a in single})
-    right = {
-        c: [bool(a["faces"]) and a["faces"][0]["emotion"] == c for a in single if a["label"] == c]
-        for c in classes
-    }
-    score = f"{ {c: f'{sum(r)}/{len(r)}' for c, r in right.items()} }, model {single[0]['model']}"
-    assert sum(map(sum, right.values())) >= beats_guessing(len(single), len(classes)), score
-    assert all(sum(r) > len(r) / 2 for r in right.values()), score
+    right = sum(bool(a["faces"]) and a["faces"][0]["emotion"] == a["label"] for a in single)
+    assert len(single) == reported["n"]
+    assert right >= reported["agree"] - PHOTO_MARGIN, f"{right} of {len(single)}, model {single[0]['model']}"

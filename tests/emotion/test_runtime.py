@@ -18,6 +18,9 @@ from services.emotion.pipeline import EmotionPipeline
 from services.emotion.runtime import FrameAdmission, InFlight, Model
 from services.emotion.settings import EmotionSettings
 
+# runtime.free_cores reads how many of the machine's cores are idle, which a test on a shared machine
+# cannot set on demand: the tests below fake that one reading, and nothing else.
+
 
 def test_in_flight_says_alone_only_to_a_lone_request(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runtime, "free_cores", lambda cores: cores)

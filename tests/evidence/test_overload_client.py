@@ -1,7 +1,8 @@
 """bench.overload's clients (wrk with bench/overload.lua) against a small real server that answers each
 connection's requests in turn with a slow 200 that found a face and a quick 503 with Retry-After: every
 client posts the frame under its own session, wait the Retry-After before its next request, and times
-the answered and the shed requests apart."""
+the answered and the shed requests apart. A stand-in, because the real gateway sheds only when it is
+full, never on demand for every other request (tests/evidence/test_http_limits.py sheds it for real)."""
 
 from __future__ import annotations
 

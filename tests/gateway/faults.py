@@ -1,5 +1,7 @@
 """Misbehaving backends for fault tests only: nothing listening, a server that never answers, a server
-that fails with 500, a server that sheds every request with 503 and Retry-After."""
+that fails with 500, a server that sheds every request with 503 and Retry-After. Stand-ins, because the
+real emotion and recommender services cannot be made to hang, fail or shed on demand; every other test
+talks to the real services."""
 
 from __future__ import annotations
 
