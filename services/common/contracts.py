@@ -5,10 +5,12 @@ Emotion labels are in FER2013's class order: the model's output index i is EMOTI
 
 from __future__ import annotations
 
+import math
 import re
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 TRACK_ID_PATTERN = r"^[0-9A-Za-z]{22}$"
@@ -121,6 +123,71 @@ class AnalyzeResponse(PredictResponse):
         description="True when `tracks` is a fresh recommendation; False when none was made (no face, "
         "recommender down, or recommend=auto and the stable emotion has not changed).",
     )
+
+
+# POST /api/mood: the page in on-device mode reads faces itself and sends only their probabilities.
+MOOD_MAX_FACES = 20  # per frame, as the emotion service's default max_faces
+MOOD_MAX_FRAMES = 100  # the most any steadiness window may hold (the gateway's own window is smaller)
+PROBABILITY_SUM_TOLERANCE = 0.01  # rounded to 4 decimals, seven float32 probabilities sum within 4e-4
+
+
+def _sums_to_one(values: list[float]) -> list[float]:
+    total = math.fsum(values)
+    if abs(total - 1) > PROBABILITY_SUM_TOLERANCE:
+        raise ValueError(f"probabilities sum to {total:.4g}, not 1 (within {PROBABILITY_SUM_TOLERANCE:g})")
+    return values
+
+
+Probability = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+Probabilities = Annotated[
+    list[Probability],
+    Field(
+        min_length=len(EMOTIONS),
+        max_length=len(EMOTIONS),
+        description=f"one per emotion, summing to 1 within {PROBABILITY_SUM_TOLERANCE:g}",
+    ),
+    AfterValidator(_sums_to_one),
+]
+
+
+class MoodFrame(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    faces: list[Probabilities] = Field(
+        min_length=1,
+        max_length=MOOD_MAX_FACES,
+        description="Each face's probabilities in the order of GET /api/emotions, the largest face first.",
+    )
+
+
+class MoodRequest(BaseModel):
+    """What the page in on-device mode sends: no image, the probabilities of its recent frames."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    frames: list[MoodFrame] = Field(
+        min_length=1,
+        max_length=MOOD_MAX_FRAMES,
+        description="The session's most recent frames that showed a face, oldest first; at most the "
+        "steadiness window of GET /api/emotions. The gateway derives the steady emotion from them (the "
+        "largest face's most probable emotion per frame) and the steady emotion it holds for the session.",
+    )
+
+
+class MoodResponse(BaseModel):
+    stable_emotion: Emotion = Field(description="The session's steady emotion, derived from the frames.")
+    tracks: list[Track] = Field(default_factory=list)
+    recommender_error: str | None = None
+    tracks_updated: bool = Field(
+        default=False,
+        description="True when `tracks` is a fresh recommendation; False when none was made (recommender "
+        "down, recommend=never, or recommend=auto and nothing changed since the last one).",
+    )
+
+
+def top_emotion(probabilities: list[float]) -> Emotion:
+    """The most probable emotion; a tie goes to the first in EMOTIONS order (frontend/steadiness.js too)."""
+    return Emotion(EMOTIONS[max(range(len(EMOTIONS)), key=probabilities.__getitem__)])
 
 
 class ErrorResponse(BaseModel):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from services.common.errors import STATUSES as COMMON
 from services.common.errors import RequestError, Status
 from services.gateway.clients import BackendFailed, BackendRejected, BackendUnavailable
+from services.gateway.state import RateLimited
 
 
 def _as_answered(exc: RequestError) -> int:
@@ -19,4 +20,5 @@ STATUSES: dict[type[RequestError], Status] = {
     BackendUnavailable: 503,
     BackendFailed: 502,
     BackendRejected: _as_answered,
+    RateLimited: 429,
 }

@@ -1,10 +1,11 @@
-"""What the gateway does with a request: upload limits, cached recommendations, and /analyze
-(predict, steady the emotion, recommend for it)."""
+"""What the gateway does with a request: upload limits, cached recommendations, /analyze (predict, steady
+the emotion, recommend for it) and /api/mood (the same from probabilities a page computed itself)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from enum import StrEnum
 from typing import Any
@@ -12,7 +13,8 @@ from typing import Any
 import orjson
 from prometheus_client import Counter
 
-from services.common.contracts import Emotion
+from services.common.contracts import Emotion, MoodFrame, top_emotion
+from services.common.errors import InvalidRequest
 from services.common.params import RecommendParams
 from services.common.upload import Body
 from services.gateway.cache import RecommendCache, cache_key, make_cache
@@ -25,7 +27,7 @@ from services.gateway.clients import (
 )
 from services.gateway.redis_link import RedisLink
 from services.gateway.settings import GatewaySettings
-from services.gateway.state import GatewayState, make_state
+from services.gateway.state import GatewayState, Observed, RateLimit, make_state
 from services.gateway.steadiness import Steadiness
 
 log = logging.getLogger("moodtunes.gateway")
@@ -34,6 +36,11 @@ ANALYZE_RECOMMEND = Counter(
     "gateway_analyze_recommend_total",
     "What /analyze did about tracks: fetched, unchanged (stable emotion as before), failed, backoff "
     "(recommender failed moments ago: not asked), no_face, off",
+    ["outcome"],
+)
+MOOD_RECOMMEND = Counter(
+    "gateway_mood_recommend_total",
+    "What POST /api/mood did about tracks (the outcomes of gateway_analyze_recommend_total)",
     ["outcome"],
 )
 
@@ -81,6 +88,7 @@ class Gateway:
             settings.session_ttl_s,
             settings.recommender_backoff_s,
             settings.redis_new_sessions_max,
+            RateLimit(settings.mood_rate_requests, settings.mood_rate_period_s),
         )
 
     async def aclose(self) -> None:
@@ -126,24 +134,55 @@ class Gateway:
         observed = await self.state.observe(session_id, emotion) if session_id else None
         stable = observed.stable if observed else emotion
 
-        result: dict[str, Any] = {
-            **predicted,
-            "emotion": emotion,
-            "stable_emotion": stable,
-            "tracks": [],
-            "recommender_error": None,
-            "tracks_updated": False,
-        }
+        result: dict[str, Any] = {**predicted, "emotion": emotion, "stable_emotion": stable}
+        return await self._with_tracks(
+            result, observed, session_id, params, mode, ANALYZE_RECOMMEND, request_id
+        )
+
+    async def mood(
+        self,
+        frames: Sequence[MoodFrame],
+        session_id: str,
+        params: RecommendParams,
+        mode: RecommendMode,
+        request_id: str,
+    ) -> dict[str, Any]:
+        """POST /api/mood's answer (MoodResponse's fields): the steady emotion derived from a page's recent
+        frames and the session's, with tracks for it as /analyze gives them."""
+        window = self.settings.steadiness_window
+        if len(frames) > window:
+            raise InvalidRequest(
+                f"frames: at most {window} (the steadiness window of GET /api/emotions), got {len(frames)}",
+            )
+        observed = await self.state.mood(session_id, [top_emotion(f.faces[0]) for f in frames])
+        result: dict[str, Any] = {"stable_emotion": observed.stable}
+        return await self._with_tracks(result, observed, session_id, params, mode, MOOD_RECOMMEND, request_id)
+
+    async def _with_tracks(
+        self,
+        result: dict[str, Any],
+        observed: Observed | None,
+        session_id: str | None,
+        params: RecommendParams,
+        mode: RecommendMode,
+        outcomes: Counter,
+        request_id: str,
+    ) -> dict[str, Any]:
+        """`result` with tracks for its stable emotion when they are due: `mode` always, or auto and the
+        session was last recommended something else. A recommender that is down leaves the tracks empty
+        and says why in `recommender_error`."""
+        result |= {"tracks": [], "recommender_error": None, "tracks_updated": False}
+        stable = result["stable_emotion"]
         if mode is RecommendMode.never:
-            ANALYZE_RECOMMEND.labels("off").inc()
+            outcomes.labels("off").inc()
             return result
         if stable is None:
-            ANALYZE_RECOMMEND.labels("no_face").inc()
+            outcomes.labels("no_face").inc()
             return result
         wanted = replace(params, emotion=stable)
         wanted_key = cache_key(self.settings.redis_prefix, wanted)
         if mode is RecommendMode.auto and observed is not None and observed.recommended_for == wanted_key:
-            ANALYZE_RECOMMEND.labels("unchanged").inc()
+            outcomes.labels("unchanged").inc()
             return result
         try:
             answer, _ = await self.recommend(wanted, request_id, respect_backoff=True)
@@ -151,10 +190,10 @@ class Gateway:
             if isinstance(exc, BackendRejected):
                 raise  # the request's own fault (e.g. limit out of range): say so, as /recommend does
             # Faces and emotions are still worth showing while the recommender is down.
-            ANALYZE_RECOMMEND.labels("backoff" if isinstance(exc, RecommenderBackoff) else "failed").inc()
+            outcomes.labels("backoff" if isinstance(exc, RecommenderBackoff) else "failed").inc()
             result["recommender_error"] = exc.message
             return result
-        ANALYZE_RECOMMEND.labels("fetched").inc()
+        outcomes.labels("fetched").inc()
         if session_id:
             await self.state.recommended(session_id, wanted_key)
         result["tracks"] = orjson.loads(answer).get("tracks", [])

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.routing import APIRoute
 
 from services.common.contracts import (
     EMOTIONS,
     AnalyzeResponse,
+    MoodRequest,
+    MoodResponse,
     PredictResponse,
     RecommendMap,
     RecommendResponse,
     Strategy,
 )
-from services.common.errors import error_responses
+from services.common.errors import InvalidRequest, TooLarge, Unsupported, error_responses
 from services.common.params import RecommendQuery, RequestId, TrackOptions, ready_state
 from services.common.upload import IMAGE_BODY, UPLOAD_ERRORS, UploadBody
 from services.gateway.pipeline import Gateway, RecommendMode
@@ -31,6 +35,8 @@ Recommend = Annotated[
         description="auto: tracks only when the session's stable emotion changed (always without a session)"
     ),
 ]
+SessionQuery = Annotated[str | None, Query(max_length=128, description="or the X-Session-ID header")]
+SessionHeader = Annotated[str | None, Header(max_length=128)]
 Gw = Annotated[Gateway, Depends(ready_state("gateway", Gateway, "gateway not started"))]
 
 
@@ -40,8 +46,14 @@ def _json(body: bytes, headers: dict[str, str] | None = None) -> Response:
 
 
 @router.get("/api/emotions", tags=["frontend"])
-async def emotions() -> dict[str, list[str]]:
-    return {"emotions": list(EMOTIONS), "strategies": [s.value for s in Strategy]}
+async def emotions(request: Request) -> dict[str, Any]:
+    settings = request.app.state.settings
+    return {
+        "emotions": list(EMOTIONS),
+        "strategies": [s.value for s in Strategy],
+        # The rule a page that reads faces itself runs before POST /api/mood (services/gateway/steadiness.py).
+        "steadiness": {"window": settings.steadiness_window, "votes": settings.steadiness_votes},
+    }
 
 
 @router.get("/api/status", tags=["frontend"])
@@ -75,8 +87,87 @@ async def analyze(
     params: TrackOptions,
     detect: Detect = None,
     recommend: Recommend = RecommendMode.auto,
-    session: Annotated[str | None, Query(max_length=128)] = None,
-    x_session_id: Annotated[str | None, Header(max_length=128)] = None,
+    session: SessionQuery = None,
+    x_session_id: SessionHeader = None,
 ) -> Response:
     result = await gateway.analyze(upload, detect, x_session_id or session, params, recommend, rid)
     return _json(orjson.dumps(result))
+
+
+class JsonBodyRoute(APIRoute):
+    """A route whose JSON body is read under the gateway's `mood_max_body_bytes` before FastAPI parses it:
+    413 as soon as it is over (from the declared length when there is one), 415 unless it is JSON."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def capped(request: Request) -> Response:
+            limit: int = request.app.state.settings.mood_max_body_bytes
+            media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if media != "application/json":
+                shown = media[:100] or "(none)"
+                raise Unsupported(f"unsupported Content-Type {shown}: send application/json")
+            declared = request.headers.get("content-length", "")
+            if declared.isascii() and declared.isdigit() and int(declared) > limit:
+                raise TooLarge(f"body too large: the limit is {limit} bytes")
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise TooLarge(f"body too large: the limit is {limit} bytes")
+                chunks.append(chunk)
+            return await handler(_ReadRequest(request.scope, request.receive, b"".join(chunks)))
+
+        return capped
+
+
+class _ReadRequest(Request):
+    """A request whose body was already read."""
+
+    def __init__(self, scope: Any, receive: Any, data: bytes) -> None:
+        super().__init__(scope, receive)
+        self._data = data
+
+    async def body(self) -> bytes:
+        return self._data
+
+
+async def mood(
+    gateway: Gw,
+    rid: RequestId,
+    body: MoodRequest,
+    params: TrackOptions,
+    recommend: Recommend = RecommendMode.auto,
+    session: SessionQuery = None,
+    x_session_id: SessionHeader = None,
+) -> Response:
+    """On-device mode: the page found the faces and their emotions itself and sends no image, only the
+    probabilities of its recent frames, when its steady emotion (or its choice of tracks) changes. The
+    answer is the session's steady emotion as the gateway derives it from them, and tracks as /analyze
+    gives them."""
+    session_id = x_session_id or session
+    if not session_id:
+        raise InvalidRequest("session: send an X-Session-ID header or a session parameter")
+    result = await gateway.mood(body.frames, session_id, params, recommend, rid)
+    return _json(orjson.dumps(result))
+
+
+router.add_api_route(
+    "/api/mood",
+    mood,
+    methods=["POST"],
+    tags=["frontend"],
+    response_model=MoodResponse,
+    responses=error_responses(
+        {
+            413: "body over the limit",
+            415: "not application/json",
+            422: "a malformed window of frames, no session, or a bad parameter",
+            429: "the session's rate of mood updates is spent (Retry-After)",
+            502: "a backend failed",
+            503: "a backend is unavailable, or too many new sessions (Retry-After)",
+        }
+    ),
+    route_class_override=JsonBodyRoute,
+)

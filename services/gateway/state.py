@@ -13,6 +13,11 @@ beyond it is refused as Busy, to retry when the oldest of them leaves that windo
 there carry on, so a flood cannot push live viewers out. Sessions older than that window are the ones
 still sending frames.
 
+POST /api/mood (a page that reads faces itself) replaces a session's recent emotions with the page's own
+window and applies the same rule to it (Steadiness.derive; in Redis one script call per request), and
+limits each session to `mood_rate.requests` such requests per `mood_rate.period_s`, all replicas together
+(429 with Retry-After beyond it).
+
 While Redis fails (RedisLink's back-off), the state lives in this process: the viewer keeps getting
 answers and tracks, and each replica remembers the sessions it has served. Every Redis answer is mirrored
 into that per-process state, so a session that loses Redis carries on from where it was on this replica.
@@ -23,19 +28,24 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+from prometheus_client import Counter
 from redis.exceptions import RedisError
 
 from services.common.contracts import Emotion
-from services.common.errors import Busy
+from services.common.errors import Busy, RequestError
 from services.common.limits import SHED
 from services.gateway.redis_link import RedisLink
 from services.gateway.steadiness import Steadiness
 
 T = TypeVar("T")
+
+MOOD_RATE_LIMITED = Counter(
+    "gateway_mood_rate_limited_total", "POST /api/mood requests refused (429): the session's rate was spent"
+)
 
 # KEYS[1]: the session's hash. ARGV: this frame's emotion ('' when no face), window, votes, TTL in ms,
 # '1' when the session was just admitted. The same rule as Steadiness.observe. Returns the stable
@@ -67,6 +77,46 @@ elseif stable or recommended then
   redis.call('PEXPIRE', key, ARGV[4])
 end
 return {stable or '', recommended or '', stored, ''}
+"""
+
+# KEYS[1]: the session's hash. ARGV: the page's window of emotions (comma-separated, oldest first, at
+# least one), window, votes, TTL in ms, '1' when the session was just admitted, the most requests per
+# rate period, the period in ms. Steadiness.derive's rule, and the session's request rate (a fixed
+# period from its first request, on Redis's clock). Returns the stable emotion, what was last
+# recommended, the recent emotions, and '' or 'new' (as OBSERVE_LUA) or 'limited' and the milliseconds
+# until the period ends (nothing is written then).
+MOOD_LUA = """
+local key = KEYS[1]
+local got = redis.call('HMGET', key, 'stable', 'recommended', 'rate_start', 'rate_count')
+local stable, recommended = got[1], got[2]
+if not stable and not recommended and ARGV[5] ~= '1' then
+  return {'', '', '', 'new', ''}
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local most, period = tonumber(ARGV[6]), tonumber(ARGV[7])
+local start, count = tonumber(got[3] or ''), tonumber(got[4] or '0')
+if not start or now - start >= period then
+  start, count = now, 0
+end
+if count >= most then
+  return {stable or '', recommended or '', '', 'limited', tostring(math.max(1, start + period - now))}
+end
+local window, votes = tonumber(ARGV[2]), tonumber(ARGV[3])
+local recent = {}
+for emotion in string.gmatch(ARGV[1], '[^,]+') do
+  recent[#recent + 1] = emotion
+  while #recent > window do table.remove(recent, 1) end
+  local n = 0
+  for _, e in ipairs(recent) do
+    if e == emotion then n = n + 1 end
+  end
+  if not stable or n >= votes then stable = emotion end
+end
+local stored = table.concat(recent, ',')
+redis.call('HSET', key, 'recent', stored, 'stable', stable, 'rate_start', start, 'rate_count', count + 1)
+redis.call('PEXPIRE', key, ARGV[4])
+return {stable, recommended or '', stored, '', ''}
 """
 
 # KEYS[1]: the session's hash; ARGV: the recommendation's key, TTL in ms. Only a session that exists
@@ -105,11 +155,33 @@ class Observed:
     recommended_for: str | None
 
 
+@dataclass(frozen=True)
+class RateLimit:
+    requests: int
+    period_s: float
+
+
+class RateLimited(RequestError):
+    """The session has used up its requests for now (retry_after_s says when it may go on)."""
+
+
+def rate_limited(limit: RateLimit, retry_s: float) -> RateLimited:
+    MOOD_RATE_LIMITED.inc()
+    return RateLimited(
+        f"too many mood updates for this session: at most {limit.requests} per {limit.period_s:g} s",
+        retry_after_s=max(1, math.ceil(retry_s)),
+    )
+
+
 class GatewayState(Protocol):
     backend: str
 
     async def observe(self, session_id: str, emotion: Emotion | None) -> Observed:
         """Records one frame's emotion (None: no face) and returns the session's stable emotion."""
+
+    async def mood(self, session_id: str, emotions: Sequence[Emotion]) -> Observed:
+        """A page's own window of emotions (POST /api/mood) replaces the session's recent ones; returns the
+        stable emotion derived from it. Raises 429 past the session's rate."""
 
     async def recommended(self, session_id: str, key: str) -> None:
         """The session was just sent the tracks fetched with this cache key."""
@@ -125,9 +197,10 @@ class GatewayState(Protocol):
 class MemoryState:
     backend = "memory"
 
-    def __init__(self, steadiness: Steadiness, recommender_backoff_s: float) -> None:
+    def __init__(self, steadiness: Steadiness, recommender_backoff_s: float, mood_rate: RateLimit) -> None:
         self.steadiness = steadiness
         self.recommender_backoff_s = recommender_backoff_s
+        self.mood_rate = mood_rate
         self._down_until = 0.0
         self._down_detail = ""
 
@@ -135,6 +208,16 @@ class MemoryState:
         state = self.steadiness.session(session_id)
         stable = self.steadiness.observe(state, emotion)
         return Observed(stable, state.recommended_for)
+
+    async def mood(self, session_id: str, emotions: Sequence[Emotion]) -> Observed:
+        state = self.steadiness.session(session_id)
+        now, limit = time.monotonic(), self.mood_rate
+        if now - state.rate_start >= limit.period_s:
+            state.rate_start, state.rate_count = now, 0
+        if state.rate_count >= limit.requests:
+            raise rate_limited(limit, state.rate_start + limit.period_s - now)
+        state.rate_count += 1
+        return Observed(self.steadiness.derive(state, emotions), state.recommended_for)
 
     async def recommended(self, session_id: str, key: str) -> None:
         self.steadiness.session(session_id).recommended_for = key
@@ -180,6 +263,7 @@ class RedisState:
         self._observe = link.redis.register_script(OBSERVE_LUA)
         self._recommended = link.redis.register_script(RECOMMENDED_LUA)
         self._admit = link.redis.register_script(ADMIT_LUA)
+        self._mood = link.redis.register_script(MOOD_LUA)
         self._backoff_key = f"{prefix}recommender:backoff"
         self._created_key = f"{prefix}sessions:created"
 
@@ -214,6 +298,34 @@ class RedisState:
             return Observed(Emotion(stable) if stable else None, recommended or None)
 
         return await self._shared("session observe", remote, lambda: self.local.observe(session_id, emotion))
+
+    async def mood(self, session_id: str, emotions: Sequence[Emotion]) -> Observed:
+        steadiness, limit = self.local.steadiness, self.local.mood_rate
+
+        async def remote() -> Observed:
+            keys = [self._session_key(session_id)]
+            period_ms = max(1, round(limit.period_s * 1000))
+            window = ",".join(e.value for e in emotions)
+            args: list[str | int] = [
+                window,
+                steadiness.window,
+                steadiness.votes,
+                self.ttl_ms,
+                "",
+                limit.requests,
+                period_ms,
+            ]
+            stable, recommended, recent, outcome, wait_ms = _text(await self._mood(keys=keys, args=args))
+            if outcome == "new":
+                await self._admit_session(session_id)
+                args[4] = "1"
+                stable, recommended, recent, outcome, wait_ms = _text(await self._mood(keys=keys, args=args))
+            if outcome == "limited":
+                raise rate_limited(limit, int(wait_ms) / 1000)
+            self.local.mirror(session_id, stable, recommended, recent)
+            return Observed(Emotion(stable), recommended or None)
+
+        return await self._shared("session mood", remote, lambda: self.local.mood(session_id, emotions))
 
     async def _admit_session(self, session_id: str) -> None:
         """Raises Busy, with when to retry, when new_sessions_max sessions were created within the TTL."""
@@ -270,8 +382,9 @@ def make_state(
     session_ttl_s: int,
     recommender_backoff_s: float,
     new_sessions_max: int,
+    mood_rate: RateLimit,
 ) -> GatewayState:
-    local = MemoryState(steadiness, recommender_backoff_s)
+    local = MemoryState(steadiness, recommender_backoff_s, mood_rate)
     if link is None:
         return local
     return RedisState(link, prefix, session_ttl_s, recommender_backoff_s, local, new_sessions_max)

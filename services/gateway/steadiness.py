@@ -13,6 +13,7 @@ a Lua script (services/gateway/state.py), and tests hold the two to the same ans
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cachetools import TTLCache
@@ -30,6 +31,10 @@ class SessionState:
     stable: Emotion | None = None
     # What was last recommended to this session: the cache key of the request it was fetched with.
     recommended_for: str | None = None
+    # POST /api/mood's per-session rate: when the current period started (time.monotonic()) and the
+    # requests admitted in it.
+    rate_start: float = float("-inf")
+    rate_count: int = 0
 
     def __post_init__(self) -> None:
         self.recent = deque(maxlen=self.window)
@@ -66,6 +71,17 @@ class Steadiness:
         state.recent.append(emotion)
         if state.stable is None or state.recent.count(emotion) >= self.votes:
             state.stable = emotion
+        return state.stable
+
+    def derive(self, state: SessionState, emotions: Sequence[Emotion]) -> Emotion | None:
+        """The stable emotion once a page's own recent frames (oldest first, each with a face) replace the
+        session's: the rule replayed over them from the session's stable emotion. The page runs the rule
+        on every frame (frontend/steadiness.js) and sends its window when its steady emotion changes; that
+        change happened at the newest frame, whose emotion then holds `votes` of the window, so the replay
+        ends on it too. What the page claims is never taken on trust: only what its frames show counts."""
+        state.recent.clear()
+        for emotion in emotions:
+            self.observe(state, emotion)
         return state.stable
 
     def __len__(self) -> int:

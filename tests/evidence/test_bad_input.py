@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import io
+import json
 import struct
 import urllib.parse
 import zlib
@@ -141,11 +142,77 @@ RECOMMEND_CASES = [
         query=f"emotion=happy&seed={2**70}",
     ),
 ]
+
+
+def mood(
+    body: Any, content_type: str = "application/json", session: str | None = "evidence"
+) -> dict[str, Any]:
+    """A POST /api/mood request: `body` as JSON (bytes as they are)."""
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    headers = {"Content-Type": content_type} | ({"X-Session-ID": session} if session else {})
+    return {"content": content, "headers": headers}
+
+
+SAD = [0.05, 0.05, 0.05, 0.05, 0.7, 0.05, 0.05]
+FINITE = "frames.0.faces.0.0: Input should be a finite number"
+MOOD_CASES = [
+    Case(
+        "six probabilities",
+        "frames.0.faces.0: List should have at least 7 items after validation, not 6",
+        request=mood({"frames": [{"faces": [SAD[:6]]}]}),
+    ),
+    Case(
+        "probabilities summing to 0.5",
+        "frames.0.faces.0: Value error, probabilities sum to 0.5, not 1 (within 0.01)",
+        request=mood({"frames": [{"faces": [[p / 2 for p in SAD]]}]}),
+    ),
+    Case("NaN", FINITE, request=mood(b'{"frames": [{"faces": [[NaN, 0, 0, 0, 1, 0, 0]]}]}')),
+    Case("Infinity", FINITE, request=mood(b'{"frames": [{"faces": [[Infinity, 0, 0, 0, 1, 0, 0]]}]}')),
+    Case("1e309", FINITE, request=mood(b'{"frames": [{"faces": [[1e309, 0, 0, 0, 1, 0, 0]]}]}')),
+    Case(
+        "too many faces",
+        "frames.0.faces: List should have at most 20 items after validation, not 21",
+        request=mood({"frames": [{"faces": [SAD] * 21}]}),
+    ),
+    Case(
+        "more frames than the window",
+        "frames: at most 5 (the steadiness window of GET /api/emotions), got 6",
+        request=mood({"frames": [{"faces": [SAD]}] * 6}),
+    ),
+    Case(
+        "a bare label",
+        "frames: Field required; stable_emotion: Extra inputs are not permitted",
+        request=mood({"stable_emotion": "happy"}),
+    ),
+    Case(
+        "no session",
+        "session: send an X-Session-ID header or a session parameter",
+        request=mood({"frames": [{"faces": [SAD]}]}, session=None),
+    ),
+    Case(
+        "an image",
+        "unsupported Content-Type image/jpeg: send application/json",
+        request=mood(JPEG, "image/jpeg"),
+        status=415,
+    ),
+    Case(
+        "oversized body",
+        "body too large: the limit is 16384 bytes",
+        request=mood({"frames": [{"faces": [SAD]}], "pad": "x" * 20_000}),
+        status=413,
+    ),
+    Case("deep nesting", "...", request=mood(b"[" * 5000 + b"]" * 5000), status=400),
+    *(
+        Case(f"limit={v}", LIMIT[v], query=f"limit={v}", request=mood({"frames": [{"faces": [SAD]}]}))
+        for v in LIMIT
+    ),
+]
 # The gateway serves the frontend from "/", so a GET on a POST-only API path falls through to it (404).
 WRONG_METHOD = [
     ("emotion", "GET", "/predict", Case("wrong method", "Method Not Allowed", status=405)),
     ("gateway", "GET", "/predict", Case("wrong method", "Not Found", status=404)),
     ("gateway", "GET", "/analyze", Case("wrong method", "Not Found", status=404)),
+    ("gateway", "GET", "/api/mood", Case("wrong method", "Not Found", status=404)),
     ("recommender", "POST", "/recommend", Case("wrong method", "Method Not Allowed", status=405)),
     ("gateway", "POST", "/recommend", Case("wrong method", "Method Not Allowed", status=405)),
 ]
@@ -157,6 +224,7 @@ ALL_ENDPOINTS = [
         for m, p in (
             ("POST", "/predict"),
             ("POST", "/analyze"),
+            ("POST", "/api/mood"),
             ("GET", "/recommend"),
             ("GET", "/api/status"),
             ("GET", "/api/emotions"),
@@ -173,6 +241,7 @@ TABLE = [
         for case in IMAGE_CASES
     ),
     *(("gateway", "POST", "/analyze", case) for case in ANALYZE_CASES),
+    *(("gateway", "POST", "/api/mood", case) for case in MOOD_CASES),
     *((svc, "GET", "/recommend", case) for svc in ("recommender", "gateway") for case in RECOMMEND_CASES),
     *WRONG_METHOD,
 ]

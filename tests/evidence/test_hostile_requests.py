@@ -23,6 +23,7 @@ HOSTILE_IDS = {
 ENDPOINTS = [
     ("gateway", "POST", "/analyze?recommend=always", True),
     ("gateway", "POST", "/predict", True),
+    ("gateway", "POST", "/api/mood", False),
     ("gateway", "GET", "/recommend?emotion=sad&seed=17", False),
     ("gateway", "GET", "/api/status", False),
     ("emotion", "POST", "/predict", True),

@@ -80,6 +80,7 @@ def test_serves_frontend_and_emotion_list(make_gateway: GatewayFactory) -> None:
     for module in (script, api):
         assert module.status_code == 200 and module.headers["content-type"].startswith("text/javascript")
     assert "/analyze" in api.text
-    assert emotions == {"emotions": list(EMOTIONS), "strategies": ["match", "lift"]}
+    steadiness = {"window": GatewaySettings().steadiness_window, "votes": GatewaySettings().steadiness_votes}
+    assert emotions == {"emotions": list(EMOTIONS), "strategies": ["match", "lift"], "steadiness": steadiness}
     # The gateway itself is ready without its backends: it answers with clear 503s for them.
     assert ready.status_code == 200

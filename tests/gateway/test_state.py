@@ -16,7 +16,7 @@ from samples.servers import redis_server
 from services.common.contracts import EMOTIONS, Emotion
 from services.common.errors import Busy
 from services.gateway.redis_link import RedisLink
-from services.gateway.state import MemoryState, RedisState, make_state
+from services.gateway.state import MemoryState, RateLimit, RateLimited, RedisState, make_state
 from services.gateway.steadiness import Steadiness
 from tests.fixtures import REDIS_TEST_URL
 from tests.gateway.faults import closed_url
@@ -25,6 +25,7 @@ pytestmark = pytest.mark.anyio
 
 H, S, N = Emotion.happy, Emotion.sad, Emotion.neutral
 WINDOW, VOTES = 5, 3
+RATE = RateLimit(1000, 60)
 
 
 @pytest.fixture()
@@ -32,8 +33,8 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def memory(backoff_s: float = 3.0) -> MemoryState:
-    return MemoryState(Steadiness(WINDOW, VOTES, 100, 60), backoff_s)
+def memory(backoff_s: float = 3.0, rate: RateLimit = RATE) -> MemoryState:
+    return MemoryState(Steadiness(WINDOW, VOTES, 100, 60), backoff_s, rate)
 
 
 StateFactory = Callable[..., Awaitable[RedisState]]
@@ -49,11 +50,12 @@ async def replica(redis_prefix: str) -> AsyncIterator[StateFactory]:
         session_ttl_s: int = 60,
         backoff_s: float = 3.0,
         new_sessions_max: int = 1000,
+        rate: RateLimit = RATE,
     ) -> RedisState:
         link = RedisLink(url, timeout_s=2.0, backoff_s=60)
         links.append(link)
         steadiness = Steadiness(WINDOW, VOTES, 100, 60)
-        state = make_state(link, redis_prefix, steadiness, session_ttl_s, backoff_s, new_sessions_max)
+        state = make_state(link, redis_prefix, steadiness, session_ttl_s, backoff_s, new_sessions_max, rate)
         assert isinstance(state, RedisState)
         return state
 
@@ -184,3 +186,71 @@ async def test_a_session_carries_on_in_process_when_redis_goes(replica: StateFac
         observed = await state.observe("v", S)
     assert observed.stable == S and observed.recommended_for == "k"
     assert not state.link.available()
+
+
+# ---------- POST /api/mood: a page's own window ----------
+
+
+async def test_redis_derives_a_pages_window_as_the_in_process_rule_does(replica: StateFactory) -> None:
+    rng = random.Random(23)
+    shared, local = await replica(), memory()
+    for session in ("a", "b", "c"):
+        for _ in range(40):
+            window = [Emotion(rng.choice(EMOTIONS[:3])) for _ in range(rng.randint(1, WINDOW))]
+            got, want = await shared.mood(session, window), await local.mood(session, window)
+            assert got == want
+
+
+async def test_a_session_moves_between_frames_and_windows(replica: StateFactory) -> None:
+    """A page that changes mode mid-session (server frames, then its own windows) keeps its steady
+    emotion, on any replica."""
+    one, two = await replica(), await replica()
+    for e in [H, H, S]:
+        await one.observe("v", e)
+    assert (await two.mood("v", [H, S, S])).stable == H  # 2 sad of 3: not enough votes
+    assert (await one.mood("v", [H, S, S, S])).stable == S
+    assert (await two.observe("v", H)).stable == S  # the window S S S H after it
+
+
+async def test_a_sessions_mood_rate_is_shared_by_the_replicas_and_renews(replica: StateFactory) -> None:
+    rate = RateLimit(4, 0.5)
+    one, two = await replica(rate=rate), await replica(rate=rate)
+    for i in range(4):
+        await (one if i % 2 else two).mood("v", [H])
+    with pytest.raises(RateLimited) as caught:
+        await one.mood("v", [S, S, S])
+    assert caught.value.retry_after_s == 1
+    assert "at most 4 per 0.5 s" in caught.value.message
+    await two.mood("other", [S])  # another session has its own
+    assert (await one.observe("v", None)).stable == H  # the refused window changed nothing
+    await asyncio.sleep(0.6)
+    assert (await two.mood("v", [S, S, S])).stable == S
+
+
+async def test_the_in_process_mood_rate() -> None:
+    state = memory(rate=RateLimit(2, 0.3))
+    await state.mood("v", [H])
+    await state.mood("v", [H])
+    with pytest.raises(RateLimited):
+        await state.mood("v", [S])
+    await asyncio.sleep(0.35)
+    assert (await state.mood("v", [S, S, S])).stable == S
+
+
+async def test_a_flood_of_new_mood_sessions_is_refused_past_the_cap(
+    replica: StateFactory, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    state = await replica(new_sessions_max=2)
+    await state.mood("a", [H])
+    await state.observe("b", S)
+    with pytest.raises(Busy):
+        await state.mood("flood", [S])
+    assert session_keys(redis_client, redis_prefix) == {f"{redis_prefix}session:{v}" for v in "ab"}
+    assert (await state.mood("a", [S, S, S])).stable == S
+
+
+async def test_mood_carries_on_in_process_when_redis_is_down(replica: StateFactory) -> None:
+    dead = await replica(url=closed_url().replace("http://", "redis://"))
+    assert (await dead.mood("v", [H])).stable == H
+    assert (await dead.mood("v", [H, S, S])).stable == H
+    assert (await dead.mood("v", [S, S, S])).stable == S

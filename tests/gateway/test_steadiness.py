@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import random
 import time
 from collections.abc import Sequence
 
@@ -9,6 +11,7 @@ import pytest
 
 from services.common.contracts import Emotion
 from services.gateway.steadiness import Steadiness
+from tests.vectors import steadiness as vectors
 
 H, S, N = Emotion.happy, Emotion.sad, Emotion.neutral
 
@@ -99,3 +102,38 @@ def test_newcomers_still_get_state_during_a_flood() -> None:
     for i in range(12_000):
         steady.session(f"flood-{i}")
     assert steady.observe(steady.session("new-viewer"), Emotion.happy) == Emotion.sad
+
+
+def test_the_shared_vectors_are_what_the_python_rule_computes() -> None:
+    """frontend/steadiness.js is held to these same vectors (tests/e2e/test_steadiness_js.py)."""
+    assert vectors.PATH.read_text() == vectors.rendered(), "rerun: python -m tests.vectors.steadiness"
+    loaded = json.loads(vectors.PATH.read_text())
+    assert len(loaded["observe"]) >= 40 and len(loaded["derive"]) >= 40 and len(loaded["top_emotion"]) >= 30
+
+
+def test_a_pages_window_gives_the_gateway_the_pages_new_steady_emotion() -> None:
+    """What POST /api/mood relies on: whenever a page's steady emotion changes, replaying the page's last
+    `window` frames from the steady emotion the gateway holds gives the page's new one, also when the
+    gateway lost the session (held None)."""
+    rng = random.Random(7)
+    checked = 0
+    for _ in range(300):
+        window = rng.randint(1, 7)
+        votes = rng.randint(1, window)
+        page = Steadiness(window, votes, 10, 60)
+        state = page.session("page")
+        faces: list[Emotion] = []
+        for _ in range(40):
+            emotion = rng.choice([H, S, N, Emotion.angry])
+            before = state.stable
+            after = page.observe(state, emotion)
+            faces.append(emotion)
+            if after == before:
+                continue
+            for held in (before, None):
+                gateway = Steadiness(window, votes, 10, 60)
+                session = gateway.session("g")
+                session.stable = held
+                assert gateway.derive(session, faces[-window:]) == after
+                checked += 1
+    assert checked > 300
