@@ -26,7 +26,7 @@ import pandas as pd
 from samples.upstream import MOODS, SONGS, Files, serving
 from services.common.paths import REPORTS, data_dir
 from services.recommender.download import first_run
-from services.recommender.service import build, needs_download
+from services.recommender.pipeline import build, needs_download
 from services.recommender.settings import FirstRunSettings, RecommenderSettings
 
 PHASES = ("download_and_check_s", "import_and_write_s", "service_build_s", "total_s", "cached_start_s")

@@ -32,7 +32,7 @@ from services.common.contracts import EMOTIONS, Emotion, Strategy
 from services.common.params import RecommendParams
 from services.common.paths import REPORTS
 from services.launch import service
-from services.recommender.service import build
+from services.recommender.pipeline import build
 from services.recommender.settings import RecommenderSettings
 
 

@@ -35,7 +35,7 @@ from bench.report import write_json, write_markdown
 from bench.synthetic_catalog import main as synthesize
 from services.common.paths import REPO, REPORTS, data_dir
 from services.launch import SERVICES, free_port, service
-from services.recommender.service import build
+from services.recommender.pipeline import build
 from services.recommender.settings import RecommenderSettings
 
 APP = SERVICES["recommender"][0]
@@ -205,8 +205,8 @@ def render(result: dict[str, Any]) -> str:
             f"| the same after gc.freeze(), ms | {r['in_process']['full_gc_after_freeze_ms']:.3f} | "
             f"{s['in_process']['full_gc_after_freeze_ms']:.3f} | |",
             "",
-            "The service freezes what start-up built (services/recommender/service.py), so the HTTP rows ran "
-            "with it frozen; the collection rows show the pause it avoids.",
+            "The service freezes what start-up built (services/recommender/pipeline.py), so the HTTP rows "
+            "ran with it frozen; the collection rows show the pause it avoids.",
             "",
             f"Target p99 <= {P99_TARGET_MS:g} ms: {tracks:,} tracks {verdict(s['http_ms']['p99'])} "
             f"({s['http_ms']['p99']:.2f} ms); the real catalog in the same rounds "

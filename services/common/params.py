@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, Query, Request
+from starlette.datastructures import State
 
 from services.common.contracts import MAX_SEED, MAX_TRACKS, Emotion, Strategy, parse_track_ids
 from services.common.errors import InvalidRequest, NotReady
@@ -35,14 +36,15 @@ async def excluded_tracks(
         raise InvalidRequest(f"exclude: {exc}") from exc
 
 
-def ready_state(name: str, kind: type[T], unready: str) -> Callable[[Request], Awaitable[T]]:
-    """A dependency for what the app's start-up put on `app.state.<name>`: NotReady(`unready`) while it
-    is None (before start-up, or after shutdown)."""
+def ready_state(kind: type[T], unready: str | Callable[[State], str]) -> Callable[[Request], Awaitable[T]]:
+    """A dependency for the pipeline the app's start-up put on `app.state.pipeline` (every service's object
+    that its routes hand the work to): NotReady(`unready`, or what it says from `app.state`) while it is
+    None (before start-up, or after shutdown)."""
 
     async def dependency(request: Request) -> T:
-        value = getattr(request.app.state, name)
+        value = request.app.state.pipeline
         if value is None:
-            raise NotReady(unready)
+            raise NotReady(unready if isinstance(unready, str) else unready(request.app.state))
         assert isinstance(value, kind)
         return value
 

@@ -18,9 +18,7 @@ from services.emotion.pipeline import EmotionPipeline, parse_boxes
 router = APIRouter()
 
 ERRORS = error_responses({**UPLOAD_ERRORS, 503: "model not loaded, or busy (Retry-After)"})
-Pipeline = Annotated[
-    EmotionPipeline, Depends(ready_state("pipeline", EmotionPipeline, "emotion model not loaded"))
-]
+Pipeline = Annotated[EmotionPipeline, Depends(ready_state(EmotionPipeline, "emotion model not loaded"))]
 
 
 async def frame_slot(pipeline: Pipeline, request: Request) -> AsyncIterator[None]:

@@ -25,7 +25,7 @@ log = logging.getLogger("moodtunes.gateway")
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: GatewaySettings = app.state.settings
-    gateway = app.state.gateway = Gateway(settings)
+    gateway = app.state.pipeline = Gateway(settings)
     log.info(
         "gateway: emotion=%s recommender=%s cache=%s",
         settings.emotion_url,
@@ -33,7 +33,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gateway.cache.backend,
     )
     yield
-    app.state.gateway = None
+    app.state.pipeline = None
     await gateway.aclose()
 
 
@@ -42,9 +42,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
     app = FastAPI(title="moodtunes gateway", version="1.0", lifespan=lifespan)
     app.state.settings = settings
-    app.state.gateway = None
+    app.state.pipeline = None
     # The gateway needs no backend to be ready itself; /api/status reports on the backends.
-    instrument(app, "gateway", lambda: app.state.gateway is not None, STATUSES, logs=settings)
+    instrument(app, "gateway", lambda: app.state.pipeline is not None, STATUSES, logs=settings)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

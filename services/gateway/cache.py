@@ -11,17 +11,11 @@ import hashlib
 from typing import Protocol
 
 from cachetools import TTLCache
-from prometheus_client import Counter
 from redis.exceptions import RedisError
 
 from services.common.params import RecommendParams
+from services.gateway.metrics import CACHE_LOOKUPS
 from services.gateway.redis_link import RedisLink
-
-CACHE_LOOKUPS = Counter(
-    "gateway_recommend_cache_total",
-    "Lookups in the /recommend cache; result is hit, miss or unavailable (Redis down, served uncached)",
-    ["backend", "result"],
-)
 
 
 def cache_key(prefix: str, params: RecommendParams) -> str:

@@ -25,24 +25,13 @@ from services.gateway.clients import (
     EmotionClient,
     RecommenderClient,
 )
+from services.gateway.metrics import ANALYZE_RECOMMEND, MOOD_RECOMMEND
 from services.gateway.redis_link import RedisLink
 from services.gateway.settings import GatewaySettings
 from services.gateway.state import GatewayState, Observed, RateLimit, make_state
 from services.gateway.steadiness import Steadiness
 
 log = logging.getLogger("moodtunes.gateway")
-
-ANALYZE_RECOMMEND = Counter(
-    "gateway_analyze_recommend_total",
-    "What /analyze did about tracks: fetched, unchanged (stable emotion as before), failed, backoff "
-    "(recommender failed moments ago: not asked), no_face, off",
-    ["outcome"],
-)
-MOOD_RECOMMEND = Counter(
-    "gateway_mood_recommend_total",
-    "What POST /api/mood did about tracks (the outcomes of gateway_analyze_recommend_total)",
-    ["outcome"],
-)
 
 
 class RecommenderBackoff(BackendUnavailable):

@@ -11,14 +11,13 @@ import logging
 import time
 
 import redis.asyncio as aioredis
-from prometheus_client import Gauge
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-log = logging.getLogger("moodtunes.gateway.redis")
+from services.gateway.metrics import REDIS_UP
 
-REDIS_UP = Gauge("gateway_redis_up", "1 when the last Redis operation succeeded, 0 when it failed")
+log = logging.getLogger("moodtunes.gateway.redis")
 
 
 class RedisLink:

@@ -37,7 +37,7 @@ Recommend = Annotated[
 ]
 SessionQuery = Annotated[str | None, Query(max_length=128, description="or the X-Session-ID header")]
 SessionHeader = Annotated[str | None, Header(max_length=128)]
-Gw = Annotated[Gateway, Depends(ready_state("gateway", Gateway, "gateway not started"))]
+Gw = Annotated[Gateway, Depends(ready_state(Gateway, "gateway not started"))]
 
 
 def _json(body: bytes, headers: dict[str, str] | None = None) -> Response:

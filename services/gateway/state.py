@@ -32,20 +32,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from prometheus_client import Counter
 from redis.exceptions import RedisError
 
 from services.common.contracts import Emotion
 from services.common.errors import Busy, RequestError
 from services.common.limits import SHED
+from services.gateway.metrics import MOOD_RATE_LIMITED
 from services.gateway.redis_link import RedisLink
 from services.gateway.steadiness import Steadiness
 
 T = TypeVar("T")
-
-MOOD_RATE_LIMITED = Counter(
-    "gateway_mood_rate_limited_total", "POST /api/mood requests refused (429): the session's rate was spent"
-)
 
 # KEYS[1]: the session's hash. ARGV: this frame's emotion ('' when no face), window, votes, TTL in ms,
 # '1' when the session was just admitted. The same rule as Steadiness.observe. Returns the stable

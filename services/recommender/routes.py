@@ -5,28 +5,21 @@ from __future__ import annotations
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Response
 
 from services.common.contracts import RecommendMap, RecommendResponse
-from services.common.errors import NotReady, error_responses
-from services.common.params import RecommendQuery
+from services.common.errors import error_responses
+from services.common.params import RecommendQuery, ready_state
+from services.recommender.metrics import RECOMMENDATIONS
 from services.recommender.ranking import Ranker
-from services.recommender.service import RECOMMENDATIONS, State
 
 router = APIRouter()
 
 ERRORS = error_responses({422: "a bad parameter", 503: "no catalog yet: why, and what to set"})
 
 
-async def ready_ranker(request: Request) -> Ranker:
-    """The ranker built at start-up; NotReady with the reason (a setting to fix) while there is none."""
-    state: State = request.app.state.recommender
-    if state.ranker is None:
-        raise NotReady(state.error)
-    return state.ranker
-
-
-ReadyRanker = Annotated[Ranker, Depends(ready_ranker)]
+# The ranker built at start-up; while there is none, why (a setting to fix, or how far the first run got).
+ReadyRanker = Annotated[Ranker, Depends(ready_state(Ranker, lambda state: state.startup.error))]
 
 
 @router.get("/recommend", response_model=RecommendResponse, responses=ERRORS)

@@ -349,7 +349,7 @@ def test_request_id_reaches_the_backends(gateway: TestClient, face_jpeg: bytes) 
             await self.inner.aclose()
 
     assert isinstance(gateway.app, FastAPI)  # TestClient types its app as any ASGI app
-    gw: Gateway = gateway.app.state.gateway
+    gw: Gateway = gateway.app.state.pipeline
     for backend in (gw.emotion, gw.recommender):
         backend.transport = Recording(backend.transport)
     answer = gateway.post(

@@ -1,5 +1,6 @@
-"""Start-up: loads the catalog and labelled tracks the settings name (or the first-run cache: download.py),
-fits the model, builds the ranker."""
+"""The recommender's pipeline, built at start-up: loads the catalog and labelled tracks the settings name
+(or the first-run cache: download.py), fits the model (mood_model.py), builds the ranker (ranking.py) that
+answers every request."""
 
 from __future__ import annotations
 
@@ -7,24 +8,19 @@ import asyncio
 import gc
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from prometheus_client import Counter, Gauge
 from threadpoolctl import threadpool_limits
 
 from services.recommender.catalog import load_catalog
 from services.recommender.download import DownloadError, built, first_run
+from services.recommender.metrics import CATALOG_TRACKS, STARTUP_SECONDS
 from services.recommender.mood_model import KnnConfig, MoodModel, load_labelled
 from services.recommender.ranking import Ranker
 from services.recommender.settings import RecommenderSettings
 
 log = logging.getLogger("moodtunes.recommender")
-
-RECOMMENDATIONS = Counter("recommender_recommendations_total", "Lists served", ["emotion", "strategy"])
-CATALOG_TRACKS = Gauge("recommender_catalog_tracks", "Servable tracks in the loaded catalog")
-STARTUP_SECONDS = Gauge("recommender_startup_seconds", "Catalog load + model fit + pool scoring time")
-
 
 MAX_RETRY_S = 600.0
 
@@ -34,10 +30,10 @@ class NotConfigured(RuntimeError):
 
 
 @dataclass
-class State:
-    ranker: Ranker | None = None
+class Startup:
+    """How far start-up got: why the service cannot answer yet ('' once it can)."""
+
     error: str = "starting"
-    timings_s: dict[str, float] = field(default_factory=dict)
 
 
 def paths(settings: RecommenderSettings) -> tuple[Path, Path]:
@@ -94,28 +90,31 @@ def _build(
     return ranker, timings
 
 
-def start(settings: RecommenderSettings) -> State:
-    """Never raises: a missing or bad input leaves the service up but not ready, with the reason."""
+def start(settings: RecommenderSettings, startup: Startup) -> Ranker | None:
+    """The ranker; never raises: a missing or bad input leaves the service up but not ready, with the
+    reason in `startup`."""
     try:
-        ranker, timings = build(settings)
+        ranker, _ = build(settings)
     except (NotConfigured, ValueError, OSError) as exc:
         log.error("recommender not ready: %s", exc)
-        return State(error=str(exc))
+        startup.error = str(exc)
+        return None
     # A large catalog leaves millions of long-lived objects (each track's id, name, artists, genre set); a
     # full garbage collection walks them all and stalls the request that triggers it
     # (reports/recommend_scale.md). Nothing built at start-up is freed later, so it leaves the collector.
     gc.freeze()
-    return State(ranker=ranker, error="", timings_s=timings)
+    startup.error = ""
+    return ranker
 
 
-async def start_after_download(settings: RecommenderSettings, state: State) -> None:
-    """The first run, off the start-up path: while it downloads and builds, `state.error` says how far it
-    got (what /readyz and /recommend answer); then the service becomes ready, or says what went wrong,
-    trying again later when the network was at fault."""
-    state.error = "no music catalog yet: the first-run download is starting"
+async def start_after_download(settings: RecommenderSettings, startup: Startup) -> Ranker | None:
+    """The first run, off the start-up path: while it downloads and builds, `startup.error` says how far
+    it got (what /readyz and /recommend answer); then the ranker, or None and what went wrong, trying
+    again later when the network was at fault."""
+    startup.error = "no music catalog yet: the first-run download is starting"
 
     def report(message: str) -> None:
-        state.error = f"no music catalog yet: {message}"
+        startup.error = f"no music catalog yet: {message}"
 
     delay = settings.first_run.retry_s
     while True:
@@ -125,11 +124,10 @@ async def start_after_download(settings: RecommenderSettings, state: State) -> N
         except DownloadError as exc:
             if not exc.transient or delay <= 0:
                 log.error("%s", exc)
-                state.error = str(exc)
-                return
-            state.error = f"{exc} Trying again in {delay:g} s."
-            log.warning("%s", state.error)
+                startup.error = str(exc)
+                return None
+            startup.error = f"{exc} Trying again in {delay:g} s."
+            log.warning("%s", startup.error)
             await asyncio.sleep(delay)
             delay = min(2 * delay, MAX_RETRY_S)
-    ready = await asyncio.to_thread(start, settings)
-    state.ranker, state.error, state.timings_s = ready.ranker, ready.error, ready.timings_s
+    return await asyncio.to_thread(start, settings, startup)
