@@ -19,9 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench.report import write_json, write_markdown
+from bench import report
 from samples.images import frame_jpeg
-from services.common.paths import REPORTS
 from services.emotion.pipeline import EmotionPipeline
 from services.emotion.settings import EmotionSettings
 
@@ -53,7 +52,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--frames", type=int, default=100)
-    ap.add_argument("--out", type=Path, default=REPORTS / "emotion")
+    ap.add_argument("--out", type=Path, default=report.REPORTS / "emotion")
     args = ap.parse_args()
     frames = {"one face": frame_jpeg(), "no face": empty_jpeg()}
     pipelines = {name: EmotionPipeline(s) for name, s in CONFIGS.items()}
@@ -67,41 +66,28 @@ def main() -> None:
                 p50[frame_name][config].append(
                     statistics.median(timed(pipelines[config], frame, args.frames))
                 )
+    medians = {f: {c: statistics.median(v) for c, v in by.items()} for f, by in p50.items()}
     result = {
+        "p50_ms": {
+            f: {"faces found": faces[f], **by, "difference": by[shipped] - by[before]}
+            for f, by in medians.items()
+        },
         "rounds": args.rounds,
         "frames_per_round": args.frames,
-        "faces_found": faces,
-        "p50_ms": {f: {c: statistics.median(v) for c, v in by.items()} for f, by in p50.items()},
         "rounds_p50_ms": p50,
     }
-    lines = [
-        "# Alignment and the second search: cost per frame",
-        "",
-        f"`python -m bench.align_cost --rounds {args.rounds} --frames {args.frames}`: the emotion pipeline",
-        "in process on one thread (decode, detect, crop, classify), 640x480 JPEG frames, configurations in",
-        "alternating order each round; p50 of each round, then the median of the rounds (ms).",
-        "",
-        "| frame | faces found | " + " | ".join(CONFIGS) + " | difference |",
-        "|---|---|" + "---|" * len(CONFIGS) + "---|",
-    ]
-    for frame_name, by in result["p50_ms"].items():
-        lines.append(
-            f"| {frame_name} | {faces[frame_name]} | "
-            + " | ".join(f"{by[c]:.2f}" for c in CONFIGS)
-            + f" | {by[shipped] - by[before]:+.2f} |"
-        )
-    lines += [
-        "",
-        "Rounds (p50 ms): "
-        + "; ".join(
-            f"{f}, {c}: " + ", ".join(f"{v:.2f}" for v in vals)
-            for f, by in p50.items()
-            for c, vals in by.items()
-        ),
-        "",
-    ]
-    write_json(args.out, "align_cost", result)
-    write_markdown(args.out, "align_cost", "\n".join(lines))
+    report.write(
+        args.out,
+        "align_cost",
+        result,
+        title="Alignment and the second search: cost per frame",
+        command=f"python -m bench.align_cost --rounds {args.rounds} --frames {args.frames}",
+        notes=[
+            "The emotion pipeline in process on one thread (decode, detect, crop, classify), 640x480 JPEG "
+            "frames, configurations in alternating order each round; p50 of each round, then the median of "
+            f"the rounds (ms); difference: {shipped} less {before}."
+        ],
+    )
 
 
 if __name__ == "__main__":

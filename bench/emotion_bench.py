@@ -30,9 +30,8 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 
-from bench.report import write_json, write_markdown
+from bench import report
 from samples.images import frame_jpeg
-from services.common.paths import REPO
 from services.emotion.classifier import EmotionClassifier
 from services.emotion.pipeline import EmotionPipeline, parse_boxes
 from services.emotion.settings import EmotionSettings
@@ -106,7 +105,7 @@ def load(url: str, body: bytes, content_type: str, requests: int, concurrency: i
     }
 
 
-def summary(mode: str, concurrency: int, rounds: list[dict]) -> dict[str, object]:
+def summary(mode: str, concurrency: int, rounds: list[dict]) -> dict[str, Any]:
     """Latency percentiles over the requests of all rounds, and each round's p50."""
     lat = np.array([x for r in rounds for x in r["latencies"]])
     stages = {s: [x for r in rounds for x in r["stages"][s]] for s in STAGES}
@@ -226,73 +225,6 @@ def model_per_face(repeats: int = 300) -> dict[str, float | str]:
     return out
 
 
-def markdown(result: dict) -> str:
-    floor = result["client_floor_ms"]
-    lines = [
-        "# Emotion service benchmark",
-        "",
-        "Command: `.venv/bin/python -m bench.emotion_bench` (writes this file and emotion_bench.json).",
-        f"Frame: 640x480 JPEG ({result['frame_bytes']} bytes), one face (scikit-image astronaut). "
-        f"Servers: one server process per EMOTION_SOLO_THREADS value (EMOTION_THREADS=1), all "
-        "running at once; the requests come in rounds that alternate between them "
-        "(the p50 column pools every round; each round's own p50 beside it). Detector "
-        f"input <= {result['detect_max_side']} px for the full frame. Model: {result['model']['model']}.",
-        "**solo threads**: ONNX Runtime threads for a request that runs alone (no other in flight); "
-        "0 = always one thread per request.",
-        "**full frame**: raw JPEG body, the whole frame searched. **tracked**: multipart with the "
-        f"`boxes` field `{result['boxes']}` (the full-frame answer's box, as a live client sends its "
-        "previous frame's boxes): only the region around it is searched.",
-        f"Machine: {result['machine']}. {result['note']}",
-        f"Clients: stdlib http.client, one keep-alive connection each. The floor, GET /healthz round "
-        f"trip p50: {floor['http_client_p50']:.2f} ms with it, {floor['httpx_async_p50']:.2f} ms with "
-        "httpx's async client (so this bench does not use httpx: its own time would count as latency).",
-        "",
-        "| mode | solo threads | concurrency | requests | errors | answered from the region | "
-        "p50 ms | p90 ms | p99 ms | p50 of each round | req/s | "
-        "server decode / detect / classify ms (p50) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in result["runs"]:
-        lat, st = r["latency_ms"], r["server_ms_p50"]
-        lines.append(
-            f"| {r['mode']} | {r['solo_threads']} | {r['concurrency']} | {r['requests']} | {r['errors']} | "
-            f"{r['answered_from_region']} | {lat['p50']:.1f} | {lat['p90']:.1f} | {lat['p99']:.1f} | "
-            f"{', '.join(f'{x:.1f}' for x in r['round_p50_ms'])} | {r['requests_per_s']:.1f} | "
-            f"{st['decode']:.1f} / {st['detect']:.1f} / {st['classify']:.1f} |"
-        )
-    m = result["model"]
-    lines += [
-        "",
-        f"Emotion model alone, one core (intra_op_num_threads=1): "
-        f"{m['batch1_ms_per_face_p50']:.2f} ms per face at batch 1, "
-        f"{m['batch8_ms_per_face_p50']:.2f} ms per face in a batch of 8 (p50).",
-        "",
-        "The pipeline in-process, one thread (CPU time = thread_time, far less sensitive to other load "
-        "than wall time):",
-        "",
-        "| mode | detector input <= px | wall ms p50 | CPU ms p50 | CPU ms min |",
-        "|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {name.split(' <=')[0]} | {name.split('<=')[1]} | {r['wall_ms_p50']:.1f} | "
-        f"{r['cpu_ms_p50']:.1f} | {r['cpu_ms_min']:.1f} |"
-        for name, r in result["in_process"].items()
-    ]
-    first = {
-        r["mode"]: r
-        for r in result["runs"]
-        if r["concurrency"] == 1 and r["solo_threads"] == result["solo_threads"][0]
-    }
-    lines += [""] + [
-        f"Target: p50 <= 15 ms at concurrency 1 -> {mode}: "
-        f"{'met' if r['latency_ms']['p50'] <= 15 else 'NOT met'} in this run "
-        f"(p50 {r['latency_ms']['p50']:.1f} ms over {r['rounds']} rounds; "
-        f"{sum(x <= 15 for x in r['round_p50_ms'])} of the rounds at or under 15 ms)."
-        for mode, r in first.items()
-    ]
-    return "\n".join(lines) + "\n"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200)
@@ -312,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--detect-max-side", type=int, default=EmotionSettings().detect_max_side)
     parser.add_argument("--note", default="", help="context for the report, e.g. machine load")
-    parser.add_argument("--out", type=Path, default=REPO / "reports")
+    parser.add_argument("--out", type=Path, default=report.REPORTS)
     args = parser.parse_args(argv)
     body = frame_jpeg()
     boxes = first_boxes(body)
@@ -335,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
             for solo in args.solo_threads
         }
         floor = client_floor_ms(urls[args.solo_threads[0]])
-        runs = []
+        runs: list[dict[str, Any]] = []
         for mode, request, content_type in (
             ("full frame", body, "image/jpeg"),
             ("tracked", tracked_body, tracked_type),
@@ -367,9 +299,36 @@ def main(argv: list[str] | None = None) -> int:
         "model": model_per_face(),
         "in_process": in_process,
     }
-    write_json(args.out, "emotion_bench", result)
-    text = markdown(result)
-    write_markdown(args.out, "emotion_bench", text)
+    first = [r for r in runs if r["concurrency"] == 1 and r["solo_threads"] == args.solo_threads[0]]
+    result["target_p50_15ms_at_concurrency_1"] = {
+        r["mode"]: {
+            "met": r["latency_ms"]["p50"] <= 15,
+            "rounds_met": sum(x <= 15 for x in r["round_p50_ms"]),
+            "rounds": r["rounds"],
+        }
+        for r in first
+    }
+    report.write(
+        args.out,
+        "emotion_bench",
+        result,
+        title="Emotion service benchmark",
+        command="python -m bench.emotion_bench",
+        notes=[
+            "A 640x480 JPEG frame, one face (scikit-image astronaut). Servers: one server process per "
+            "EMOTION_SOLO_THREADS value (EMOTION_THREADS=1), all running at once; the requests come in "
+            "rounds that alternate between them (latency pools every round; round_p50_ms: each round's "
+            "own). solo_threads: ONNX Runtime threads for a request that runs alone (0 = always one "
+            "thread per request). full frame: raw JPEG body, the whole frame searched; tracked: multipart "
+            "with the `boxes` field (the full-frame answer's box, as a live client sends its previous "
+            "frame's boxes): only the region around it is searched.",
+            "Clients: stdlib http.client, one keep-alive connection each; client_floor_ms: the GET /healthz "
+            "round trip with it and with httpx's async client (so this bench does not use httpx: its own "
+            "time would count as latency). model: the emotion model alone, one core. in_process: the "
+            "pipeline in process on one thread (CPU time = thread_time, far less sensitive to other load "
+            "than wall time).",
+        ],
+    )
     return 0
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import statistics
@@ -23,8 +22,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench import report
 from samples.upstream import MOODS, SONGS, Files, serving
-from services.common.paths import REPORTS, data_dir
+from services.common.paths import data_dir
 from services.recommender.download import first_run
 from services.recommender.pipeline import build, needs_download
 from services.recommender.settings import FirstRunSettings, RecommenderSettings
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=REPORTS / "first_run")
+    parser.add_argument("--out", type=Path, default=report.REPORTS)
     args = parser.parse_args(argv)
     sources = data_dir() / "music" / "sources"
     files = Files({name: (sources / name).read_bytes() for name in (SONGS, MOODS)})
@@ -85,28 +85,20 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": rounds,
         "median": {p: statistics.median(r[p] for r in rounds) for p in PHASES},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    rows = "\n".join(
-        f"| {p} | {result['median'][p]:.2f} | {' / '.join(f'{r[p]:.2f}' for r in rounds)} |" for p in PHASES
+    report.write(
+        args.out,
+        "first_run",
+        result,
+        title="The recommender's first run",
+        command=f"python -m bench.first_run --rounds {args.rounds}",
+        notes=[
+            "The two public files served from a local HTTP server (download speed here is this machine's, "
+            "not a network link's); median and rounds in seconds per phase. download_and_check: both files "
+            "fetched, sha256, columns and rows checked; import_and_write: the importer and the two Parquet "
+            "files; service_build: catalog load, mood model fit, candidate pools (the service is ready "
+            "after it); cached_start: a later start that finds the cache (no download, no import).",
+        ],
     )
-    args.out.with_suffix(".md").write_text(
-        f"""# The recommender's first run (`python -m bench.first_run --rounds {args.rounds}`)
-
-{result["machine"]}; the two public files served from a local HTTP server (download speed here is this
-machine's, not a network link's): {", ".join(f"{n} {b:,} bytes" for n, b in result["bytes"].items())}.
-Built: a catalog of {result["catalog_tracks"]:,} rows, labelled tracks {result["labelled"]}.
-
-| phase | median (s) | rounds (s) |
-|---|---|---|
-{rows}
-
-download_and_check: both files fetched, sha256, columns and rows checked; import_and_write: the importer
-and the two Parquet files; service_build: catalog load, mood model fit, candidate pools (the service is
-ready after it); cached_start: a later start that finds the cache (no download, no import).
-"""
-    )
-    print(args.out.with_suffix(".md").read_text())
     return 0
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import tempfile
@@ -23,12 +22,12 @@ from typing import Any
 
 import httpx
 
+from bench import report
 from bench.load import Send, closed_loop
 from bench.memory import cpu_seconds
 from samples.images import frame_jpeg
 from samples.music import recommender_env
 from services import launch
-from services.common.paths import REPORTS
 
 DEFAULT_REDIS = "redis://127.0.0.1:6379/10"
 # The done-when of the gateway's forwarding (issue 18): /analyze keeps this share of /predict's
@@ -100,6 +99,22 @@ def cpu_share(summary: dict[str, Any]) -> float:
     return float(predict["emotion"] / (analyze["emotion"] + analyze["gateway"]))
 
 
+NOTES = [
+    "A 640x480 JPEG frame with one face; per round, closed loops of seconds_per_run: /predict then /analyze "
+    "at `clients` clients (loaded), then each with one client (alone). /analyze keeps a session per client "
+    "(tracks fetched only when its steady emotion changes, as the page does). share: /analyze's rate over "
+    "/predict's; p50_gap_ms: /analyze's p50 less /predict's; summaries: means of the rounds' rates, "
+    "medians of their p50s.",
+    "cpu_ms_per_request: CPU time per answered request (median of the rounds), what each service spends on "
+    "a frame, which on a machine whose cores all run the model decides the share better than the noisy "
+    "rates. cpu_share: if the cores are the limit, the share /analyze keeps: the emotion service's CPU per "
+    "/predict over the emotion service's and the gateway's per /analyze (the bench's clients left out).",
+    "Targets (issue 18): share >= target share at `clients`; p50 gap at most the target (with one client: "
+    "the latency a frame's trip through the gateway adds; loaded, in a closed loop a p50 is about clients / "
+    "throughput, so that gap follows the share).",
+]
+
+
 def measure(
     urls: dict[str, str], pids: dict[str, int], frame: bytes, clients: int, seconds: float, rounds: int
 ) -> dict[str, Any]:
@@ -132,83 +147,13 @@ def measure(
     }
 
 
-def markdown(r: dict[str, Any], command: str, note: str = "") -> str:
-    lines = [
-        "## Forwarding: emotion POST /predict vs gateway POST /analyze on the same frame",
-        "",
-        f"`{command}`: a 640x480 JPEG frame with one face; per round, closed loops of "
-        f"{r['seconds_per_run']:.0f} s:"
-        f" /predict then /analyze with {r['clients']} clients, then each with one client. /analyze keeps a "
-        "session per client (tracks fetched only when its steady emotion changes, as the page does).",
-        "",
-        "| round | clients | /predict req/s | /analyze req/s | share | /predict p50 | /analyze p50 | gap |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for run in r["rounds"]:
-        for key in ("loaded", "alone"):
-            pair = run[key]
-            p, a = pair["predict"], pair["analyze"]
-            lines.append(
-                f"| {run['round']} | {p['clients']} | {p['requests_per_s']} | {a['requests_per_s']} "
-                f"| {pair['share']:.1%} | {p['latency_ms']['p50']} | {a['latency_ms']['p50']} "
-                f"| {pair['p50_gap_ms']} |"
-            )
-    for key, clients in (("loaded", r["clients"]), ("alone", 1)):
-        t = r[key]
-        lines.append(
-            f"| **all** | {clients} | {t['predict']['requests_per_s']} | {t['analyze']['requests_per_s']} "
-            f"| **{t['share']:.1%}** | {t['predict']['p50_ms']} | {t['analyze']['p50_ms']} "
-            f"| **{t['p50_gap_ms']}** |"
-        )
-    lines += [
-        "",
-        "CPU time per answered request (ms, median of the rounds): what each service spends on a frame, "
-        "which on a machine whose cores all run the model decides the share better than the noisy rates.",
-        "",
-        "| clients | emotion, per /predict | emotion, per /analyze | gateway, per /analyze |",
-        "|---:|---:|---:|---:|",
-        *(
-            f"| {clients} | {r[key]['predict']['cpu_ms_per_request']['emotion']} "
-            f"| {r[key]['analyze']['cpu_ms_per_request']['emotion']} "
-            f"| {r[key]['analyze']['cpu_ms_per_request']['gateway']} |"
-            for key, clients in (("loaded", r["clients"]), ("alone", 1))
-        ),
-        "",
-        f"If the cores are the limit, /analyze keeps about {cpu_share(r['loaded']):.1%} of /predict's rate "
-        f"at "
-        f"{r['clients']} clients: the emotion service's CPU per /predict over the emotion service's and the "
-        "gateway's per /analyze (the bench's own clients, on the same cores, left out).",
-    ]
-    met = r["met"]
-    lines += [
-        "",
-        "p50 and gap in ms. All rows: means of the rounds' rates, medians of their p50s. Errors: "
-        + ", ".join(
-            f"{k} /{n} {r[k][n]['errors']}" for k in ("loaded", "alone") for n in ("predict", "analyze")
-        )
-        + ".",
-        "",
-        f"Targets (issue 18): at {r['clients']} clients /analyze keeps >= {r['target']['share']:.0%} of "
-        f"/predict's throughput: **{'met' if met['share'] else 'not met'}** (rounds: "
-        + ", ".join(f"{run['loaded']['share']:.0%}" for run in r["rounds"])
-        + f"); its p50 is at most "
-        f"{r['target']['p50_gap_ms']} ms above /predict's: with one client (the latency a frame's trip "
-        f"through the gateway adds) **{'met' if met['p50_gap_alone'] else 'not met'}**, at {r['clients']} "
-        f"clients **{'met' if met['p50_gap_loaded'] else 'not met'}** (in a closed loop a p50 there is about "
-        "clients / throughput, so that gap follows the share).",
-    ]
-    if note:
-        lines += ["", note]
-    return "\n".join(lines) + "\n"
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--note", default="")
-    ap.add_argument("--out", type=Path, default=REPORTS)
+    ap.add_argument("--out", type=Path, default=report.REPORTS)
     args = ap.parse_args(argv)
     redis_url = os.environ.get("REDIS_URL") or DEFAULT_REDIS
     with (
@@ -223,14 +168,14 @@ def main(argv: list[str] | None = None) -> int:
         f" --{k} {v}"
         for k, v in (("clients", args.clients), ("seconds", args.seconds), ("rounds", args.rounds))
     )
-    text = markdown(result, command, args.note)
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name, content in (
-        ("forwarding.json", json.dumps({**result, "command": command, "note": args.note}, indent=2) + "\n"),
-        ("forwarding.md", text),
-    ):
-        (args.out / name).write_text(content)
-    print(text)
+    report.write(
+        args.out,
+        "forwarding",
+        {**result, "note": args.note},
+        title="Forwarding: emotion POST /predict vs gateway POST /analyze on the same frame",
+        command=command,
+        notes=NOTES,
+    )
     return 0
 
 

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import httpx
 
+from bench import report
 from bench.memory import cpu_seconds, server_pid
-from bench.report import write_json, write_markdown
+from bench.report import REPORTS
 from samples.images import frame_jpeg
 from samples.music import recommender_env
-from services.common.paths import REPORTS
 from services.launch import SERVICES, backends_env, free_port, service
 from tests.integration.stack import gateway_env, redis_db
 
@@ -96,28 +96,22 @@ def main(argv: list[str] | None = None) -> int:
         },
         "machine": {"cpus": os.cpu_count(), "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
     }
-    write_json(REPORTS, "gateway_state", result)
     g = result["gateways"]
-    extra = g["redis"]["cpu_ms_per_frame"] - g["in process"]["cpu_ms_per_frame"]
-    md = "\n".join(
-        [
-            "# Gateway CPU per frame: viewers' state in Redis and in process",
-            "",
-            f"Command: `.venv/bin/python -m bench.gateway_state` ({frames} frames per gateway, one at a "
-            f"time, in {args.rounds} alternating rounds over {args.sessions} sessions; the gateway "
-            f"process's own CPU time from /proc, {TICK_MS:.0f} ms ticks). Machine: {os.cpu_count()} "
-            f"cores shared with other work, load average {load_before[0]:.1f} before, "
-            f"{os.getloadavg()[0]:.1f} after.",
-            "",
-            "| gateway | CPU ms per frame | wall ms per /analyze, p50 |",
-            "|---|---:|---:|",
-            *(f"| {name} | {v['cpu_ms_per_frame']:.2f} | {v['wall_ms_p50']:.1f} |" for name, v in g.items()),
-            "",
-            f"Difference, Redis minus in process: {extra:+.2f} ms of CPU per frame.",
-            "",
-        ]
+    result["redis_minus_in_process_cpu_ms"] = (
+        g["redis"]["cpu_ms_per_frame"] - g["in process"]["cpu_ms_per_frame"]
     )
-    write_markdown(REPORTS, "gateway_state", md)
+    report.write(
+        REPORTS,
+        "gateway_state",
+        result,
+        title="Gateway CPU per frame: viewers' state in Redis and in process",
+        command="python -m bench.gateway_state",
+        notes=[
+            f"{frames} frames per gateway, one at a time, in {args.rounds} alternating rounds over "
+            f"{args.sessions} sessions; the gateway process's own CPU time from /proc, {TICK_MS:.0f} ms "
+            "ticks, on cores shared with other work."
+        ],
+    )
     return 0
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -18,10 +17,9 @@ from typing import Any
 import httpx
 import numpy as np
 
+from bench import report
 from samples.images import frame_jpeg
-from services.common.paths import REPO
 
-REPORTS = REPO / "reports"
 PERCENTILES = (50, 95, 99)
 
 # One request by client number (0..) and request number (1.., 0 for the warm-up); returns None when ok,
@@ -102,31 +100,15 @@ async def run_load(url: str, clients: int = 16, duration_s: float = 60.0) -> dic
     }
 
 
-def to_markdown(result: dict[str, Any], note: str = "") -> str:
-    lat = result["latency_ms"]
-    lines = [
-        "# Load test: gateway POST /analyze",
-        "",
-        f"`python -m bench.load --clients {result['clients']} --duration {result['duration_s']:.0f}`: "
-        f"{result['clients']} concurrent clients, each sending 640x480 JPEG frames "
-        f"({result['frame']['bytes']} bytes, one face) one after another.",
-        "",
-        "| requests | ok | errors | requests/s | p50 ms | p95 ms | p99 ms |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {result['requests']} | {result['ok']} | {result['errors']} | {result['requests_per_s']} "
-        f"| {lat['p50']} | {lat['p95']} | {lat['p99']} |",
-    ]
-    if result["error_kinds"]:
-        lines += ["", "Errors: " + ", ".join(f"{k}: {v}" for k, v in result["error_kinds"].items())]
-    if note:
-        lines += ["", note]
-    return "\n".join(lines) + "\n"
-
-
 def write_report(result: dict[str, Any], out_dir: Path, note: str = "") -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "load.json").write_text(json.dumps({**result, "note": note}, indent=2) + "\n")
-    (out_dir / "load.md").write_text(to_markdown(result, note))
+    report.write(
+        out_dir,
+        "load",
+        {**result, "note": note},
+        title="Load test: gateway POST /analyze",
+        command=f"python -m bench.load --clients {result['clients']} --duration {result['duration_s']:.0f}",
+        notes=["Concurrent clients, each sending 640x480 JPEG frames (one face) one after another."],
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,12 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--url", default="http://127.0.0.1:8000", help="the gateway")
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--duration", type=float, default=60.0, help="seconds")
-    ap.add_argument("--out", type=Path, default=REPORTS)
+    ap.add_argument("--out", type=Path, default=report.REPORTS)
     ap.add_argument("--note", default="", help="context written beside the numbers (machine, load)")
     args = ap.parse_args(argv)
     result = asyncio.run(run_load(args.url, args.clients, args.duration))
     write_report(result, args.out, args.note)
-    print(to_markdown(result, args.note))
     return 1 if result["errors"] else 0
 
 

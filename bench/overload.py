@@ -36,13 +36,12 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench import report
 from bench.load import percentiles_ms
 from bench.memory import cpu_seconds, memory_mb
-from bench.report import write_json, write_markdown
 from samples.images import frame_jpeg
 from samples.music import recommender_env
 from services import launch
-from services.common.paths import REPO
 
 PHASES = (24, 120)
 PYTHON_CLIENTS = 120
@@ -270,71 +269,10 @@ def run(duration_s: float) -> dict[str, Any]:
     return result
 
 
-def markdown(result: dict[str, Any], note: str) -> str:
-    lines = [
-        "# Overload: memory and load shedding",
-        "",
-        f"Command: `python -m bench.overload --duration {result['duration_s']:g}`. {note}".rstrip(),
-        "",
-        f"Machine: {result['machine']}. Shared with other work while it ran: compare phases of one run,",
-        "not runs. Clients post real frames to the gateway's /analyze, each on its own keep-alive",
-        "connection; after a 503 a client waits its Retry-After. The clients are wrk's (C, one connection",
-        "per thread, bench/overload.lua), timing each request from just before it is written to its",
-        "answer; the last row plays the 120 clients from one Python process (httpx) instead.",
-        "",
-        f"Emotion service resident memory, idle after one frame: {result['idle_rss_mb']} MiB.",
-        "",
-        "| clients | played by | s | requests | answered | answered/s | answered p50 / p95 / p99 ms | shed | "
-        "shed share | shed p50 / p99 ms | errors | emotion RSS highest / end MiB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for p in result["phases"]:
-        a, sh = p["answered_ms"], p["shed_ms"]
-        lines.append(
-            f"| {p['clients']} | {p['client']} | {p['duration_s']} | {p['requests']} | {p['answered']} | "
-            f"{p['answered_per_s']} | {a['p50']} / {a['p95']} / {a['p99']} | {p['shed']} | "
-            f"{p['shed_share']:.1%} | {sh['p50']} / {sh['p99']} | {p['errors']} | "
-            f"{p['emotion_rss_mb']['highest']} / {p['emotion_rss_mb']['end']} |"
-        )
-    lines += [
-        "",
-        "The same requests as the gateway itself timed them (its latency histogram, from the call of the",
-        "application to its answer; the bucket that holds the percentile), the CPU each side used (CPU",
-        "seconds per second of the phase; 2.0 is both cores), and where requests were shed: the gateway's",
-        "and the emotion service's HTTP limits (concurrency, body_budget), the emotion service's count",
-        "of frames (frames) and its wait for a worker (frame_wait), whose 503 the gateway passes on:",
-        "",
-        "| clients | played by | answered p50 / p99 | shed p50 / p99 | GET /healthz meanwhile: p50 / p99 ms "
-        "| CPU: clients / gateway / emotion | shed by (service, reason) |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for p in result["phases"]:
-        g, cpu = p["gateway_measured"], p["cpu_share"]
-        a, sh = g["answered"], g["shed"]
-        lines.append(
-            f"| {p['clients']} | {p['client']} | {a.get('p50', '-')} / {a.get('p99', '-')} | "
-            f"{sh.get('p50', '-')} / {sh.get('p99', '-')} | "
-            f"{p['healthz_ms']['p50']} / {p['healthz_ms']['p99']} | "
-            f"{cpu['clients']} / {cpu['gateway']} / {cpu['emotion']} | "
-            f"{', '.join(f'{k}: {v}' for k, v in p['shed_by'].items()) or '-'} |"
-        )
-    kinds = {
-        f"{p['client']}, {p['clients']}: {k}": v
-        for p in result["phases"]
-        for k, v in p["error_kinds"].items()
-    }
-    if kinds:
-        lines += ["", "Errors: " + ", ".join(f"{k}: {v}" for k, v in kinds.items())]
-    missing = sum(p["shed_without_retry_after"] for p in result["phases"])
-    if missing:
-        lines += ["", f"503s without a Retry-After: {missing}"]
-    return "\n".join(lines) + "\n"
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=float, default=60.0, help="seconds per phase")
-    ap.add_argument("--out", type=Path, default=REPO / "reports")
+    ap.add_argument("--out", type=Path, default=report.REPORTS)
     ap.add_argument("--note", default="")
     args = ap.parse_args(argv)
     result = run(args.duration)
@@ -344,9 +282,27 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{os.cpu_count()} cores, load average at the end "
         f"{load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}",
     }
-    write_json(args.out, "overload", result)
-    text = markdown(result, args.note)
-    write_markdown(args.out, "overload", text)
+    result |= {"note": args.note}
+    report.write(
+        args.out,
+        "overload",
+        result,
+        title="Overload: memory and load shedding",
+        command=f"python -m bench.overload --duration {args.duration:g}",
+        notes=[
+            "Shared with other work while it ran: compare phases of one run, not runs. Clients post real "
+            "frames to the gateway's /analyze, each on its own keep-alive connection; after a 503 a client "
+            "waits its Retry-After. The clients are wrk's (C, one connection per thread, "
+            "bench/overload.lua), timing each request from just before it is written to its answer; the "
+            "last phase plays the 120 clients from one Python process (httpx) instead.",
+            "gateway_measured: the same requests as the gateway itself timed them (its latency histogram, "
+            "from the call of the application to its answer; the bucket that holds the percentile). "
+            "cpu_share: CPU seconds per second of the phase (2.0 is both cores). shed_by: where requests "
+            "were shed: the gateway's and the emotion service's HTTP limits (concurrency, body_budget), the "
+            "emotion service's count of frames (frames) and its wait for a worker (frame_wait), whose 503 "
+            "the gateway passes on.",
+        ],
+    )
     return 1 if any(p["errors"] for p in result["phases"]) else 0
 
 

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.report import write_json, write_markdown
-from services.common.paths import REPO, REPORTS
+from bench import report
+from services.common.paths import REPO
 
 # Run in each version's process (its own `services` first on sys.path): builds that version's ranker
 # with its defaults and prints the CPU time of the build (model fit + pools) and of each request as JSON.
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--before", required=True, help="git revision to compare the working tree with")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--requests", type=int, default=1000)
-    parser.add_argument("--out", type=Path, default=REPORTS)
+    parser.add_argument("--out", type=Path, default=report.REPORTS)
     args = parser.parse_args(argv)
     samples: dict[str, list[float]] = {"before": [], "after": []}
     builds: dict[str, list[float]] = {"before": [], "after": []}
@@ -108,33 +108,20 @@ def main(argv: list[str] | None = None) -> int:
         "build_cpu_s_median": {name: float(np.median(b)) for name, b in builds.items()},
         "loadavg": os.getloadavg(),
     }
-    write_json(args.out, "ranking_cpu", result)
     b, a = result["cpu_ms"]["before"], result["cpu_ms"]["after"]
-    command = " ".join(
-        [".venv/bin/python -m bench.ranking_cpu", *(argv if argv is not None else sys.argv[1:])]
+    result["ratio_after_over_before"] = {k: a[k] / b[k] for k in ("p50", "p99", "mean")}
+    report.write(
+        args.out,
+        "ranking_cpu",
+        result,
+        title="Ranking CPU time per request, two versions side by side",
+        command=" ".join(["python -m bench.ranking_cpu", *(argv if argv is not None else sys.argv[1:])]),
+        notes=[
+            f"before: revision {args.before}; after: the working tree. Alternating rounds; the configured "
+            "catalog; CPU time of the ranking call, limits 10/20/50, 70% seeded. build_cpu_s_median: "
+            "start-up CPU time (model fit + candidate pools), median of the rounds."
+        ],
     )
-    md = "\n".join(
-        [
-            "# Ranking CPU time per request, two versions side by side",
-            "",
-            f"Command: `{command}` ({args.rounds} alternating rounds of {args.requests} requests each;"
-            " the configured catalog; CPU time of the ranking call, "
-            f"limits 10/20/50, 70% seeded). 1-minute load average at the end: {result['loadavg'][0]:.1f}.",
-            "",
-            "| version | p50 ms | p99 ms | mean ms |",
-            "|---|---|---|---|",
-            f"| {args.before} | {b['p50']:.3f} | {b['p99']:.3f} | {b['mean']:.3f} |",
-            f"| working tree | {a['p50']:.3f} | {a['p99']:.3f} | {a['mean']:.3f} |",
-            f"| ratio (working tree / before) | {a['p50'] / b['p50']:.2f} | {a['p99'] / b['p99']:.2f} | "
-            f"{a['mean'] / b['mean']:.2f} |",
-            "",
-            "Start-up CPU time (model fit + candidate pools, median of the rounds): "
-            f"{result['build_cpu_s_median']['before']:.2f} s before, "
-            f"{result['build_cpu_s_median']['after']:.2f} s now.",
-            "",
-        ]
-    )
-    write_markdown(args.out, "ranking_cpu", md)
     return 0
 
 

@@ -28,9 +28,9 @@ from typing import Any
 import httpx
 import numpy as np
 
+from bench import report
 from services.common.contracts import EMOTIONS, Emotion, Strategy
 from services.common.params import RecommendParams
-from services.common.paths import REPORTS
 from services.launch import service
 from services.recommender.pipeline import build
 from services.recommender.settings import RecommenderSettings
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--startup-runs", type=int, default=3)
     parser.add_argument("--wrk-seconds", type=int, default=10)
-    parser.add_argument("--out", type=Path, default=REPORTS)
+    parser.add_argument("--out", type=Path, default=report.REPORTS)
     args = parser.parse_args(argv)
     settings = RecommenderSettings()
     if settings.catalog_path is None or settings.labelled_path is None:
@@ -185,54 +185,20 @@ def main(argv: list[str] | None = None) -> int:
     wrk = result["wrk_ms"]
     ok_wrk = wrk is not None and wrk["p99"] <= 5.0 and not wrk["errors"]
     result["targets"] = {"p99_le_5ms": ok_latency, "p99_le_5ms_wrk": ok_wrk, "startup_le_5s": ok_start}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "recommend_bench.json").write_text(json.dumps(result, indent=2) + "\n")
-    s, h, r = result["startup"], result["http_ms"], result["ranking_in_process_ms"]
-    start_ok, p99_ok = ("OK" if ok_start else "MISSED"), ("OK" if ok_latency else "MISSED")
-    parts = " / ".join(f"{s[f'best_{k}_s']:.2f}" for k in ("catalog_load", "model_fit", "pools"))
-    http = " / ".join(f"{h[k]:.2f}" for k in ("p50", "p90", "p99", "max"))
-    if wrk is None:
-        wrk_row = "| the same requests from wrk (C client) | not run: wrk is not installed | |"
-    else:
-        wrk_row = (
-            f"| the same requests from wrk (C client), one connection, {args.wrk_seconds} s: "
-            f"p50 / p90 / p99 / max ({wrk['n']} requests, {wrk['errors']} errors) "
-            f"| {' / '.join(f'{wrk[k]:.2f}' for k in ('p50', 'p90', 'p99', 'max'))} ms "
-            f"| p99 <= 5 ms {'OK' if ok_wrk else 'MISSED'} |"
-        )
-    command = " ".join(
-        [".venv/bin/python -m bench.recommend_bench", *(argv if argv is not None else sys.argv[1:])]
+    report.write(
+        args.out,
+        "recommend_bench",
+        result,
+        title="Recommender benchmark",
+        command=" ".join(["python -m bench.recommend_bench", *(argv if argv is not None else sys.argv[1:])]),
+        notes=[
+            "The configured catalog, no cache. startup: load + fit + pools, wall and CPU time, median of "
+            "the runs, and the best run's parts; http_ms: GET /recommend over HTTP from httpx (the Python "
+            "client's own time per request is in it, on the same cores as the service); wrk_ms: the same "
+            "requests from wrk (a C client), one connection, closer to what the service itself adds; "
+            "ranking_in_process_ms: the ranking call alone. Targets: p99 <= 5 ms, start-up <= 5 s.",
+        ],
     )
-    md = "\n".join(
-        [
-            "# Recommender benchmark",
-            "",
-            f"Command: `{command}`",
-            f"(catalog `{settings.catalog_path}`, no cache).",
-            f"Machine: {os.cpu_count()} CPUs, 1-minute load average {load_before[0]:.1f} before / "
-            f"{os.getloadavg()[0]:.1f} after"
-            # Said only when it was so: the machine is shared, and load inflates the tail.
-            + (" (other jobs were running: numbers are pessimistic)." if load_before[0] >= 0.5 else "."),
-            "",
-            "| measure | value | target |",
-            "|---|---|---|",
-            f"| start-up wall, median of {args.startup_runs} (load + fit + pools) "
-            f"| {s['wall_s_median']:.2f} s "
-            f"| <= 5 s {start_ok} |",
-            f"| start-up CPU time, median | {s['cpu_s_median']:.2f} s | |",
-            f"| best run: catalog load / model fit / pools | {parts} s | |",
-            f"| GET /recommend over HTTP, p50 / p90 / p99 / max ({h['n']} requests) | {http} ms "
-            f"| p99 <= 5 ms {p99_ok} |",
-            wrk_row,
-            f"| ranking in-process, p50 / p99 | {r['p50']:.3f} / {r['p99']:.3f} ms | |",
-            "",
-            "The httpx figure includes the Python client's own time per request (on the same cores as the "
-            "service); wrk's is closer to what the service itself adds.",
-            "",
-        ]
-    )
-    (args.out / "recommend_bench.md").write_text(md)
-    print(md)
     return 0
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import json
 import os
 import time
 from pathlib import Path
@@ -29,11 +28,12 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench import report
 from bench.memory import memory_mb, server_pid
 from bench.recommend_bench import percentiles, requests
-from bench.report import write_json, write_markdown
+from bench.report import REPORTS
 from bench.synthetic_catalog import main as synthesize
-from services.common.paths import REPO, REPORTS, data_dir
+from services.common.paths import REPO, data_dir
 from services.launch import SERVICES, free_port, service
 from services.recommender.pipeline import build
 from services.recommender.settings import RecommenderSettings
@@ -122,15 +122,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=100)
-    parser.add_argument("--render-only", action="store_true", help="rewrite the .md from the .json")
     args = parser.parse_args(argv)
-    if args.render_only:
-        result = json.loads((REPORTS / "recommend_scale.json").read_text())
-    else:
-        result = run(args)
-        write_json(REPORTS, "recommend_scale", result)
-    md = render(result)
-    write_markdown(REPORTS, "recommend_scale", md)
+    result = run(args)
+    report.write(
+        REPORTS,
+        "recommend_scale",
+        result,
+        title=f"Recommender at {args.tracks:,} tracks",
+        command=f"python -m bench.recommend_scale --tracks {args.tracks}",
+        notes=[
+            "The synthetic catalog: bench/synthetic_catalog.py, the real catalog's joint distribution, fake "
+            "ids. Both services ran at once and took the same requests in alternating rounds; start-ups "
+            "and in-process figures ran one after the other. The service freezes what start-up built "
+            "(services/recommender/pipeline.py), so the HTTP figures ran with it frozen; full_gc_ms shows "
+            f"the pause it avoids. Target p99 <= {P99_TARGET_MS:g} ms.",
+        ],
+    )
     return 0
 
 
@@ -153,67 +160,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "p99_target_ms": P99_TARGET_MS,
         "machine": {"cpus": os.cpu_count(), "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
     }
-
-
-def render(result: dict[str, Any]) -> str:
-    r, s = result["runs"]["real"], result["runs"]["synthetic"]
-    tracks, machine = result["tracks"], result["machine"]
-
-    def row(label: str, key: Any, fmt: str) -> str:
-        a, b = key(r), key(s)
-        return f"| {label} | {a:{fmt}} | {b:{fmt}} | {b / a:.1f}x |"
-
-    def verdict(p99: float) -> str:
-        return "met" if p99 <= P99_TARGET_MS else "**missed**"
-
-    return "\n".join(
-        [
-            f"# Recommender at {tracks:,} tracks",
-            "",
-            f"Command: `.venv/bin/python -m bench.recommend_scale --tracks {tracks}` (the synthetic "
-            "catalog: `bench/synthetic_catalog.py`, the real catalog's joint distribution, fake ids). "
-            f"Machine: {machine['cpus']} cores shared with other work, load average "
-            f"{machine['loadavg_before'][0]:.1f} before, {machine['loadavg_after'][0]:.1f} after. Both "
-            f"services ran at once and took the same requests in {result.get('rounds', 10)} alternating "
-            "rounds; start-ups and in-process rows ran one after the other.",
-            "",
-            f"| measure | real catalog ({r['catalog_mb']:.0f} MB parquet) | synthetic "
-            f"({s['catalog_mb']:.0f} MB) | ratio |",
-            "|---|---:|---:|---:|",
-            row("launch to ready, s", lambda x: x["launch_to_ready_s"], ".1f"),
-            row("of which catalog load + model fit + pools, s", lambda x: x["service_startup_s"], ".1f"),
-            row("in-process: catalog load, s", lambda x: x["in_process"]["catalog_load_s"], ".1f"),
-            row("in-process: candidate pools, s", lambda x: x["in_process"]["pools_s"], ".1f"),
-            row(
-                "in-process: the mood model's exact KNN over every track, s",
-                lambda x: x["in_process"]["knn_predict_s"],
-                ".1f",
-            ),
-            row("resident memory when ready, MiB", lambda x: x["memory_at_ready"]["rss_mb"], ".0f"),
-            row(
-                "peak resident memory (start-up), MiB",
-                lambda x: x["memory_after_requests"]["peak_rss_mb"],
-                ".0f",
-            ),
-            row(
-                f"GET /recommend p50, ms ({r['http_ms']['n']} requests)", lambda x: x["http_ms"]["p50"], ".2f"
-            ),
-            row("GET /recommend p90, ms", lambda x: x["http_ms"]["p90"], ".2f"),
-            row("GET /recommend p99, ms", lambda x: x["http_ms"]["p99"], ".2f"),
-            row("GET /recommend max, ms", lambda x: x["http_ms"]["max"], ".2f"),
-            row("one full garbage collection, ms", lambda x: x["in_process"]["full_gc_ms"], ".1f"),
-            f"| the same after gc.freeze(), ms | {r['in_process']['full_gc_after_freeze_ms']:.3f} | "
-            f"{s['in_process']['full_gc_after_freeze_ms']:.3f} | |",
-            "",
-            "The service freezes what start-up built (services/recommender/pipeline.py), so the HTTP rows "
-            "ran with it frozen; the collection rows show the pause it avoids.",
-            "",
-            f"Target p99 <= {P99_TARGET_MS:g} ms: {tracks:,} tracks {verdict(s['http_ms']['p99'])} "
-            f"({s['http_ms']['p99']:.2f} ms); the real catalog in the same rounds "
-            f"{verdict(r['http_ms']['p99'])} ({r['http_ms']['p99']:.2f} ms).",
-            "",
-        ]
-    )
 
 
 if __name__ == "__main__":

@@ -19,9 +19,9 @@ import subprocess
 
 import redis
 
-from bench.report import write_json, write_markdown
+from bench import report
+from bench.report import REPORTS
 from samples.servers import redis_server
-from services.common.paths import REPORTS
 from services.gateway.state import OBSERVE_LUA, RECOMMENDED_LUA
 
 PREFIX = "moodtunes:gateway:"
@@ -89,29 +89,20 @@ def main(argv: list[str] | None = None) -> int:
         "requests_per_s": rates,
         "machine": {"cpus": os.cpu_count(), "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
     }
-    write_json(REPORTS, "redis_state", result)
-    md = "\n".join(
-        [
-            "# Redis cost of the gateway's shared viewer state",
-            "",
-            "Command: `.venv/bin/python -m bench.redis_state` (a private redis-server "
-            f"{version}, memory only; redis-benchmark with 50 connections on the same "
-            f"{os.cpu_count()}-core machine, load average {load_before[0]:.1f} before, "
-            f"{os.getloadavg()[0]:.1f} after: a floor for a dedicated core).",
-            "",
-            f"Memory: {memory['bytes_per_session']:.0f} bytes per session ({memory['sessions']} sessions, "
-            f"each {len(FRAMES)} frames and a recommendation, written by the gateway's scripts).",
-            "",
-            "| operation | requests/s, one at a time | pipelined 16 deep |",
-            "|---|---:|---:|",
-            f"| per-frame script (EVALSHA observe, random sessions) | {rates['observe']:,.0f} "
-            f"| {rates['observe_pipelined_16']:,.0f} |",
-            f"| GET of a 2 kB value (a cached /recommend answer) | {rates['get']:,.0f} "
-            f"| {rates['get_pipelined_16']:,.0f} |",
-            "",
-        ]
+    report.write(
+        REPORTS,
+        "redis_state",
+        result,
+        title="Redis cost of the gateway's shared viewer state",
+        command="python -m bench.redis_state",
+        notes=[
+            "A private redis-server, memory only; redis-benchmark with 50 connections on the same machine: "
+            "a floor for a dedicated core. memory: bytes per session, each session "
+            f"{len(FRAMES)} frames and a recommendation, written by the gateway's scripts. requests_per_s: "
+            "observe = the per-frame script (EVALSHA, random sessions), get = GET of a 2 kB value (a cached "
+            "/recommend answer); _pipelined_16: 16 deep.",
+        ],
     )
-    write_markdown(REPORTS, "redis_state", md)
     return 0
 
 

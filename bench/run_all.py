@@ -33,7 +33,7 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 
-from bench import forwarding
+from bench import forwarding, report
 from bench.load import Send, closed_loop, percentiles_ms, run_load
 from bench.load import write_report as write_load_report
 from bench.memory import memory_mb
@@ -283,98 +283,25 @@ def component_benches(plan: Plan, out: Path, note: str) -> dict[str, str]:
     return done
 
 
+NOTES = [
+    "A 640x480 JPEG frame with one face. recommend: /recommend through the gateway, sequential, uncached "
+    "(cache misses) and cached (served from Redis). latency_split: p50 of sequential /analyze with uncached "
+    "tracks; gateway_overhead = /analyze total - emotion /predict - recommender /recommend, the last two "
+    "timed by a client calling those services directly. throughput: closed loops of 4 clients each.",
+    *forwarding.NOTES,
+    "load: the load test (load.md beside this file). memory: resident memory after the load (MiB). "
+    "baseline: the original pipeline (Haar cascade 1.3/5 + the original CNN) against ours, in process, "
+    "one thread; speedup = original time / ours; the cards' FER2013 test accuracy and size. components: "
+    "the component benches, their own reports beside this file.",
+]
+
+
 def machine() -> str:
     load = os.getloadavg()
     return (
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"load average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}"
     )
-
-
-def markdown(r: dict[str, Any]) -> str:
-    rec, split, tp = r["recommend"], r["latency_split"], r["throughput"]
-    s = split["split_ms_p50"]
-    lines = [
-        "# moodtunes benchmark",
-        "",
-        f"Command: `{r['command']}`. Machine at start: {r['machine_start']}; at end: {r['machine_end']}.",
-        f"Catalog: {r['catalog']}. Frame: 640x480 JPEG, one face. {r['note']}",
-        "",
-        "## /recommend through the gateway (sequential)",
-        "",
-        "| | p50 ms | p95 ms | p99 ms |",
-        "|---|---:|---:|---:|",
-        f"| uncached ({rec['uncached_misses']}/{rec['requests']} cache misses) | {rec['uncached_ms']['p50']} "
-        f"| {rec['uncached_ms']['p95']} | {rec['uncached_ms']['p99']} |",
-        f"| cached ({rec['cached_hits']}/{rec['requests']} served from Redis) | {rec['cached_ms']['p50']} "
-        f"| {rec['cached_ms']['p95']} | {rec['cached_ms']['p99']} |",
-        "",
-        f"## Per-frame latency split (p50 of {split['requests']} sequential /analyze, uncached tracks)",
-        "",
-        "| decode | detect | classify | emotion HTTP + framework | recommend | gateway overhead "
-        "| /analyze total |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {s['decode']} | {s['detect']} | {s['classify']} | {s['emotion_http_and_framework']} "
-        f"| {s['recommend']} | {s['gateway_overhead']} | {split['analyze_total_ms_p50']} |",
-        "",
-        "Gateway overhead = /analyze total - emotion /predict - recommender /recommend, the last two timed",
-        "by a client calling those services directly.",
-        "",
-        "## Throughput (closed loop, 4 clients each)",
-        "",
-        "| endpoint | requests/s | p50 ms | p99 ms | errors |",
-        "|---|---:|---:|---:|---:|",
-        *(
-            f"| {name} | {v['requests_per_s']} | {v['latency_ms']['p50']} | {v['latency_ms']['p99']} "
-            f"| {v['errors']} |"
-            for name, v in tp.items()
-        ),
-        "",
-        forwarding.markdown(r["forwarding"], r["command"]),
-        f"## Load test ({r['load']['clients']} clients, {r['load']['duration_s']:.0f} s, POST /analyze)",
-        "",
-        f"{r['load']['requests_per_s']} requests/s; p50 {r['load']['latency_ms']['p50']} ms, "
-        f"p95 {r['load']['latency_ms']['p95']} ms, p99 {r['load']['latency_ms']['p99']} ms; "
-        f"{r['load']['errors']} errors in {r['load']['requests']} requests (load.md beside this file).",
-        "",
-        "## Resident memory after the load",
-        "",
-        "| service | RSS MiB | peak RSS MiB |",
-        "|---|---:|---:|",
-        *(f"| {name} | {m['rss_mb']} | {m['peak_rss_mb']} |" for name, m in r["memory"].items()),
-        "",
-        "## Baseline: the original pipeline (Haar cascade + the original CNN), in-process, one thread",
-        "",
-    ]
-    b = r["baseline"]
-    if "skipped" in b:
-        lines.append(f"Skipped: {b['skipped']} (`--baseline PATH` names another file).")
-    else:
-        lines += [
-            "| pipeline | ms per frame (p50) | faces found |",
-            "|---|---:|---:|",
-            f"| original (Haar 1.3/5 + {b['model']}) | {b['original_ms_p50']} | {b['original_faces']} |",
-            f"| ours (CenterFace + {b['ours_model']}) | {b['ours_ms_p50']} | {b['ours_faces']} |",
-            "",
-            f"Ours is {b['speedup']}x the speed of the original per frame (original time / ours).",
-        ]
-        oc, uc = b.get("original_card") or {}, b.get("ours_card") or {}
-        if oc.get("test_single") and uc.get("test_single"):
-            lines += [
-                "",
-                "| model | parameters | ONNX MB | FER2013 test, single pass |",
-                "|---|---:|---:|---:|",
-                f"| original architecture, trained by our pipeline | {oc['parameters']:,} | "
-                f"{oc['size_mb']} | {oc['test_single']:.2%} |",
-                f"| ours ({b['ours_model']}) | {uc['parameters']:,} | {uc['size_mb']} | "
-                f"{uc['test_single']:.2%} |",
-                "",
-                f"Accuracy ratio ours / original: {uc['test_single'] / oc['test_single']:.3f}; "
-                f"size ratio {uc['size_mb'] / oc['size_mb']:.2f} (from the model cards).",
-            ]
-    components = ", ".join(f"{k}: {v}" for k, v in r["components"].items()) or "skipped"
-    lines += ["", f"Component benches (their own reports beside this file): {components}."]
-    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -411,12 +338,14 @@ def main(argv: list[str] | None = None) -> int:
         result["load"] = load
         result["memory"] = {name: memory_mb(pid) for name, pid in system.pids.items()}
     result["baseline"] = baseline(frame, args.baseline, plan.requests)
+    cards = result["baseline"].get("ours_card"), result["baseline"].get("original_card")
+    if all(card and card.get("test_single") for card in cards):
+        ours, original = cards
+        result["baseline"]["accuracy_ratio"] = round(ours["test_single"] / original["test_single"], 3)
+        result["baseline"]["size_ratio"] = round(ours["size_mb"] / original["size_mb"], 2)
     result["components"] = components
     result["machine_end"] = machine()
-    (out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
-    text = markdown(result)
-    (out / "bench.md").write_text(text)
-    print(text)
+    report.write(out, "bench", result, title="moodtunes benchmark", command=result["command"], notes=NOTES)
     return 1 if load["errors"] else 0
 
 

@@ -20,9 +20,8 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench import report
 from bench.load import run_load
-from bench.report import write_json, write_markdown
-from services.common.paths import REPO
 from services.emotion.settings import EmotionSettings
 from services.launch import backends_env, free_port, metrics_url, service
 
@@ -42,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per round")
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--out", type=Path, default=REPO / "reports")
+    parser.add_argument("--out", type=Path, default=report.REPORTS)
     args = parser.parse_args(argv)
     configs = [EmotionSettings().solo_threads, 0]
     rows = []
@@ -77,28 +76,20 @@ def main(argv: list[str] | None = None) -> int:
                         "solo_runs": solo_runs(metrics) - before,
                     }
                 )
-    write_json(args.out, "solo_load", rows)
-    lines = [
-        "# Solo threads under load",
-        "",
-        f"Command: `.venv/bin/python -m bench.solo_load --rounds {args.rounds} --duration "
-        f"{args.duration:.0f} --clients {args.clients}`. {args.clients} clients send 640x480 "
-        "frames to the gateway's POST /analyze; each configuration is a whole stack (emotion, "
-        "gateway) beside one recommender, all on this machine; rounds alternate, the order too. "
-        f"Load average at the end: {os.getloadavg()[0]:.1f}.",
-        "",
-        "| round | EMOTION_SOLO_THREADS | requests | errors | requests/s | p50 ms | p95 ms | "
-        "frames run solo |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    lines += [
-        f"| {r['round']} | {r['solo_threads']} | {r['requests']} | {r['errors']} | "
-        f"{r['requests_per_s']} | {r['latency_ms']['p50']} | {r['latency_ms']['p95']} | "
-        f"{r['solo_runs']:.0f} |"
-        for r in rows
-    ]
-    text = "\n".join(lines) + "\n"
-    write_markdown(args.out, "solo_load", text)
+    report.write(
+        args.out,
+        "solo_load",
+        {"rounds": rows},
+        title="Solo threads under load",
+        command=f"python -m bench.solo_load --rounds {args.rounds} --duration {args.duration:.0f} "
+        f"--clients {args.clients}",
+        notes=[
+            f"{args.clients} clients send 640x480 frames to the gateway's POST /analyze; each configuration "
+            "(EMOTION_SOLO_THREADS) is a whole stack (emotion, gateway) beside one recommender, all on this "
+            "machine; rounds alternate, the order too; solo_runs: frames run solo. Load average at the end: "
+            f"{os.getloadavg()[0]:.1f}.",
+        ],
+    )
     return 0
 
 

@@ -23,10 +23,9 @@ import httpx
 import uvloop
 from python_multipart.multipart import parse_options_header
 
-from bench.report import write_json, write_markdown
+from bench import report
 from samples.images import frame_jpeg
 from services import launch
-from services.common.paths import REPORTS
 from services.common.upload import Body
 from services.gateway.clients import LIMITS, EmotionClient
 
@@ -87,49 +86,34 @@ def measure(url: str, rounds: int, requests: int) -> dict[str, Any]:
         }
         for n, by_transport in runs.items()
     }
+    for medians in summary.values():
+        medians["ratio"] = round(medians[HTTPCORE] / medians[AIOHTTP], 2)
     return {"rounds": rounds, "requests": requests, "runs": runs, "cpu_ms_per_request": summary}
-
-
-def markdown(r: dict[str, Any], command: str) -> str:
-    names = [HTTPCORE, AIOHTTP]
-    lines = [
-        "# The gateway's call to the emotion service, per httpx transport",
-        "",
-        f"`{command}`: the gateway's EmotionClient posts a 640x480 JPEG frame (multipart) to a real emotion "
-        f"service, {r['requests']} requests a run, in {r['rounds']} rounds that alternate the transports. "
-        "CPU time of the calling process per answered request (ms; the emotion service's own CPU is "
-        "not counted): median of the rounds, each round's beside it.",
-        "",
-        "| in flight | " + " | ".join(names) + " | ratio |",
-        "|---:|" + "---:|" * (len(names) + 1),
-    ]
-    for n, per in r["runs"].items():
-        cells = [
-            f"**{r['cpu_ms_per_request'][n][name]}** ("
-            + ", ".join(f"{x['cpu_ms_per_request']:.3f}" for x in per[name])
-            + ")"
-            for name in names
-        ]
-        ratio = r["cpu_ms_per_request"][n][names[0]] / r["cpu_ms_per_request"][n][names[1]]
-        lines.append(f"| {n} | " + " | ".join(cells) + f" | {ratio:.2f}x |")
-    lines += [
-        "",
-        f"ratio: {names[0]}'s CPU per request over {names[1]}'s, in the same rounds.",
-    ]
-    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--requests", type=int, default=400)
-    ap.add_argument("--out", type=Path, default=REPORTS)
+    ap.add_argument("--out", type=Path, default=report.REPORTS)
     args = ap.parse_args(argv)
     with launch.service("emotion") as url:
         result = measure(url, args.rounds, args.requests)
     command = f"python -m bench.transports --rounds {args.rounds} --requests {args.requests}"
-    write_json(args.out, "transports", {**result, "command": command})
-    write_markdown(args.out, "transports", markdown(result, command))
+    report.write(
+        args.out,
+        "transports",
+        result,
+        title="The gateway's call to the emotion service, per httpx transport",
+        command=command,
+        notes=[
+            "The gateway's EmotionClient posts a 640x480 JPEG frame (multipart) to a real emotion service, "
+            "`requests` a run, in rounds that alternate the transports. cpu_ms_per_request: CPU time of the "
+            "calling process per answered request (ms; the emotion service's own CPU is not counted), "
+            f"median of the rounds by requests in flight; ratio: {HTTPCORE}'s over {AIOHTTP}'s in the same "
+            "rounds; runs: each round's.",
+        ],
+    )
     return 0
 
 

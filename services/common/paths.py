@@ -12,7 +12,6 @@ from pathlib import Path
 
 DATA_ENV = "MOODTUNES_DATA"
 REPO = Path(__file__).resolve().parents[2]
-REPORTS = REPO / "reports"
 
 
 def data_dir() -> Path:

@@ -13,7 +13,6 @@ from training.settings import TrainingSettings
 
 def test_repo_is_the_checkout() -> None:
     assert (paths.REPO / "services" / "common" / "paths.py").is_file()
-    assert paths.REPORTS == paths.REPO / "reports"
 
 
 def test_data_dir_defaults_beside_the_repository(monkeypatch: pytest.MonkeyPatch) -> None:

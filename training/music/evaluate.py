@@ -49,8 +49,9 @@ from services.recommender.ranking import WEIGHTS_PATH, Ranker, RankWeights  # no
 from services.recommender.settings import MODEL_CONFIG, RecommenderSettings  # noqa: E402
 from training.music import recommendations as recs  # noqa: E402
 from training.music.fit import FEATURE_SETS, K_GRID, available_sets, matrix, search, to_config  # noqa: E402
+from training.settings import settings as training_settings  # noqa: E402
 
-REPORTS = paths.REPORTS / "music"
+REPORTS = training_settings.reports / "music"
 # Nested CV runs fit.py's search once per outer fold; 3 inner folds keep it to minutes.
 NESTED_GRID: dict[str, Any] = {"folds": 3}
 
