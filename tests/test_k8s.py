@@ -17,11 +17,11 @@ import yaml
 from pydantic_settings import BaseSettings
 
 from services.common.paths import REPO
+from services.configuration import variables
 from services.emotion.settings import EmotionSettings
 from services.gateway.settings import GatewaySettings
 from services.launch import METRICS_PORTS, SERVICES
 from services.recommender.settings import RecommenderSettings
-from tests.test_docs import env_names
 
 K8S = REPO / "deploy" / "k8s"
 KUBERNETES_VERSION = "1.31.0"
@@ -226,5 +226,5 @@ def test_every_variable_the_manifests_set_is_a_setting() -> None:
     outside = {"ORT_DISABLE_TELEMETRY"}
     for name, cls in settings.items():
         (container,) = of_kind("Deployment")[name]["spec"]["template"]["spec"]["containers"]
-        unknown = {e["name"] for e in container.get("env", [])} - set(env_names(cls)) - outside
+        unknown = {e["name"] for e in container.get("env", [])} - set(variables(cls)) - outside
         assert not unknown, f"{name}: {unknown}"
