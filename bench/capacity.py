@@ -6,7 +6,10 @@ Inputs: the emotion service's throughput at concurrency 8 (reports/emotion_bench
 tracked frames, with the solo threads the manifest sets), the gateway's own CPU per /analyze frame with
 the viewers' state in Redis (reports/gateway_state.json), the per-frame Redis script's calls per second
 (reports/redis_state.json), the page's frame interval and full-scan period (frontend/main.js), and the
-pods' requests and HPA targets (deploy/k8s). Writes reports/capacity.md and .json.
+pods' requests and HPA targets (deploy/k8s). On-device mode's column: the gateway's CPU per
+POST /api/mood and what one Redis core serves of such requests (reports/mood_cost.json), at the planned
+requests per viewer per minute and at the most the gateway admits (its per-session rate limit). Writes
+reports/capacity.md and .json.
 """
 
 from __future__ import annotations
@@ -21,9 +24,14 @@ import yaml
 from bench import report
 from bench.report import REPORTS
 from services.common.paths import REPO
+from services.gateway.settings import GatewaySettings
 
 VIEWERS = (100, 10_000, 1_000_000)
 REDIS_HEADROOM = 0.5  # plan each Redis primary at half the measured rate
+# On-device mode: a page posts when its steady emotion (or the viewer's choice of music) changes. Planned
+# at one change every 10 s, far more often than a face's steady emotion (3 of the last 5 frames) moves
+# for a viewer watching a screen; the rate limit's ceiling is modelled beside it (docs/scaling.md).
+MOOD_PER_MINUTE = 6
 K8S = REPO / "deploy" / "k8s"
 
 
@@ -81,6 +89,47 @@ def emotion_core_ms(report: dict[str, Any], mode: str, solo_threads: int) -> flo
     return cores * 1000 / run["requests_per_s"]
 
 
+def ondevice_rows(pods: dict[str, dict[str, Any]], server_cpu: dict[int, float]) -> dict[str, Any]:
+    """On-device mode's rows, from reports/mood_cost.json: the gateway and Redis per POST /api/mood."""
+    mood = json.loads((REPORTS / "mood_cost.json").read_text())
+    gateway_ms = mood["gateways"]["redis"]["cpu_ms_per_request"]
+    per_primary = mood["redis"]["requests_per_s"] * REDIS_HEADROOM
+    settings = GatewaySettings()
+    limit = settings.mood_rate_requests * 60 / settings.mood_rate_period_s
+    gw, em, rec, rd = pods["gateway"], pods["emotion"], pods["recommender"], pods["redis"]
+    rows = []
+    for per_minute in (MOOD_PER_MINUTE, limit):
+        for viewers in VIEWERS:
+            rate = viewers * per_minute / 60
+            cores = rate * gateway_ms / 1000
+            gateway_pods = max(gw["replicas"], math.ceil(cores / (gw["cpu"] * gw["target"] / 100)))
+            primaries = max(1, math.ceil(rate / per_primary))
+            counted = ((gw, gateway_pods), (em, em["replicas"]), (rec, rec["replicas"]), (rd, primaries))
+            cpu = sum(pod["cpu"] * n for pod, n in counted)
+            memory = sum(pod["memory_mib"] * n for pod, n in counted)
+            rows.append(
+                {
+                    "viewers": viewers,
+                    "requests_per_viewer_per_minute": per_minute,
+                    "requests_per_s": rate,
+                    "gateway_cores": cores,
+                    "gateway_pods": gateway_pods,
+                    "redis_primaries": primaries,
+                    "emotion_pods": em["replicas"],
+                    "cpu_requested": cpu,
+                    "memory_requested_gib": memory / 1024,
+                    "fewer_cores": server_cpu[viewers] / cpu,
+                }
+            )
+    return {
+        "gateway_ms": gateway_ms,
+        "redis_requests_per_s": mood["redis"]["requests_per_s"],
+        "planned_per_minute": MOOD_PER_MINUTE,
+        "limit_per_minute": limit,
+        "rows": rows,
+    }
+
+
 def main() -> int:
     emotion_report = json.loads((REPORTS / "emotion_bench.json").read_text())
     redis = json.loads((REPORTS / "redis_state.json").read_text())
@@ -134,6 +183,7 @@ def main() -> int:
                 "memory_requested_gib": memory / 1024,
             }
         )
+    ondevice = ondevice_rows(pods, {r["viewers"]: r["cpu_requested"] for r in rows})
     result = {
         "command": "python -m bench.capacity",
         "frames_per_s_per_viewer": fps,
@@ -144,6 +194,7 @@ def main() -> int:
         "redis_calls_per_s_per_primary": per_primary,
         "viewers_per_redis_primary": per_primary / fps,
         "rows": rows,
+        "ondevice": ondevice,
     }
     report.write(
         REPORTS,
@@ -163,6 +214,14 @@ def main() -> int:
             f"primary serves {per_primary / fps:,.0f} viewers; {session_bytes:.0f} bytes per session.",
             "Rows: pods are rounded up, never below the manifests' replicas; CPU and memory requested add "
             "the recommender's replicas and one Redis pod per primary.",
+            f"On-device mode (ondevice): the page reads faces itself and posts to /api/mood only when its "
+            f"steady emotion or the viewer's choice of music changes: planned at {MOOD_PER_MINUTE} requests "
+            f"per viewer per minute, and at the per-session limit the gateway enforces "
+            f"({ondevice['limit_per_minute']:g}). Gateway: {ondevice['gateway_ms']:.2f} CPU ms per request "
+            f"(state in Redis); Redis: {ondevice['redis_requests_per_s']:,.0f} such requests/s per core "
+            f"(three calls each), planned at {REDIS_HEADROOM:.0%}. The emotion service keeps the manifests' "
+            "replicas, for REST users and pages in server mode (each 1% of viewers in server mode adds 1% "
+            "of the server-mode rows). fewer_cores: server mode's CPU requested over on-device mode's.",
         ],
     )
     return 0

@@ -48,11 +48,13 @@ class GatewaySettings(LogSettings):
     # beyond it gets 503 with Retry-After (state.py). Sized for the million viewers of docs/scaling.md.
     redis_new_sessions_max: int = Field(default=1_000_000, ge=1)
 
-    # POST /api/mood, from a page that reads faces itself: a session may post this many times per
-    # period (it posts when its steady emotion or its choice of tracks changes), in a body of at most
-    # this many bytes (a window of frames with a few faces each takes a few KB).
-    mood_rate_requests: int = Field(default=30, ge=1)
+    # POST /api/mood, from a page that reads faces itself: the requests a session may make per period (it
+    # posts when its steady emotion or its choice of music changes); 429 with Retry-After beyond them, all
+    # replicas together with Redis.
+    mood_rate_requests: int = Field(default=20, ge=1)
+    # The period of mood_rate_requests, from the session's first request in it.
     mood_rate_period_s: float = Field(default=60.0, gt=0)
+    # POST /api/mood's body limit (413 beyond it): a window of frames with a few faces each takes a few KB.
     mood_max_body_bytes: int = Field(default=16 * 1024, ge=1024)
 
     max_upload_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
