@@ -1,5 +1,5 @@
 """The mood KNN's cross-validated accuracy on the real labelled tracks (marker `data`), as
-services/recommender/model/mood_knn.json (python -m training.music.fit) and reports/music/metrics.json
+services/recommender/model/mood_knn.json (python -m training.music.fit) and reports/music/report.json
 (python -m training.music.evaluate --part model) say, less the margins docs/results.md ("Margins")
 states."""
 
@@ -48,7 +48,7 @@ def test_the_shipped_model_scores_its_cross_validated_accuracy(labelled: pd.Data
 
 @pytest.mark.parametrize("name", ["data_moods", "combined"])
 def test_nested_cross_validated_accuracy_as_the_report_says(labelled: pd.DataFrame, name: str) -> None:
-    report = json.loads((REPO / "reports" / "music" / "metrics.json").read_text())["model"][name]["all"]
+    report = json.loads((REPO / "reports" / "music" / "report.json").read_text())["model"][name]["all"]
     df = labelled[labelled["source"] == "data_moods"] if name == "data_moods" else labelled
     df = df.reset_index(drop=True)
     with threadpool_limits(1):

@@ -67,13 +67,13 @@ def test_evaluate_writes_the_reports(labelled_path: Path, tmp_path: Path) -> Non
     assert code == 0
     for name in (
         "report.md",
-        "metrics.json",
+        "report.json",
         "knn_accuracy_vs_k.png",
         "confusion_data_moods.png",
         "confusion_combined.png",
     ):
         assert (out / name).stat().st_size > 0, name
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = json.loads((out / "report.json").read_text())
     model = metrics["model"]
     assert model["data_moods"]["classes"] == ["calm", "energetic", "happy", "sad"]
     assert model["combined"]["all"]["accuracy_mean"] > 0.85 and model["combined"]["all"]["folds"] == 5
@@ -85,4 +85,4 @@ def test_evaluate_writes_the_reports(labelled_path: Path, tmp_path: Path) -> Non
         assert (out / f"lists_{name}.png").stat().st_size > 0
     assert recs["settings"]["fresh"]["labelled"]["counted"] == ["happy", "sad"]  # no angry, no neutral labels
     text = (out / "recommendations.md").read_text()
-    assert all(f"| {e} | match |" in text for e in EMOTIONS)
+    assert all(f"| {e}/match |" in text for e in EMOTIONS)

@@ -36,6 +36,7 @@ from sklearn.metrics import ConfusionMatrixDisplay, accuracy_score, classificati
 from sklearn.model_selection import RepeatedStratifiedKFold, cross_val_score  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
+from bench import report  # noqa: E402
 from services.common import paths  # noqa: E402
 from services.recommender.catalog import FEATURES, Catalog, load_catalog  # noqa: E402
 from services.recommender.mood_model import (  # noqa: E402
@@ -155,63 +156,16 @@ def model_report(
     return results
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
-
-
-def write_markdown(out: Path, model: dict[str, Any], command: str) -> None:
-    lines = [
-        "# Music mood model and recommendations",
-        "",
-        f"Command: `{command}`",
-        "",
-        "## Mood KNN: nested cross-validated accuracy",
-        "",
-        "Outer: repeated stratified 5-fold; inner: 3-fold search (training.music.fit's grid) over feature "
-        "set, transform (quantile to a normal, or percentile ranks), Minkowski p and k for a "
-        "distance-weighted KNN; the outer folds only score. The last row of each set is the previous grid "
-        "(quantile map only) on the same outer folds. Reference (data README, StandardScaler + uniform KNN): "
-        "data_moods 72.5% (4 features) / 78.0% (12 features), combined 67.9%; the original prototype 62.24%.",
-        "",
-        "| set | classes | features | accuracy (mean ± std over outer folds) |",
-        "|---|---|---|---|",
-    ]
-    names = {
-        "original4": "valence, energy, tempo, loudness",
-        "all": "all available",
-        "all_quantile": "all available, previous grid (quantile only)",
-    }
-    for name, res in model.items():
-        for variant, feats in names.items():
-            r = res[variant]
-            lines.append(
-                f"| {name} ({res['n']}) | {len(res['classes'])} | {feats} | "
-                f"{_pct(r['accuracy_mean'])} ± {_pct(r['accuracy_std'])} ({r['folds']} folds) |"
-            )
-        gain = np.subtract(res["all"]["scores"], res["all_quantile"]["scores"])
-        lines.append(
-            f"| {name}: transform search minus previous grid, paired | | | {_pct(gain.mean())} "
-            f"± {_pct(gain.std(ddof=1) / np.sqrt(len(gain)))} (standard error) |"
-        )
-    lines += ["", "Configuration chosen most often (all features):", ""]
-    for name, res in model.items():
-        lines.append(f"- {name}: `{json.dumps(res['most_chosen'])}`")
-    lines += ["", "![accuracy vs k](knn_accuracy_vs_k.png)", ""]
-    for name, res in model.items():
-        lines += [
-            f"### {name}: per-class scores (first outer repeat)",
-            "",
-            "| class | precision | recall | f1 | support |",
-            "|---|---|---|---|---|",
-        ]
-        for cls in res["classes"]:
-            c = res["per_class"][cls]
-            lines.append(
-                f"| {cls} | {c['precision']:.2f} | {c['recall']:.2f} | {c['f1-score']:.2f} | "
-                f"{int(c['support'])} |"
-            )
-        lines += ["", f"![confusion matrix](confusion_{name}.png)", ""]
-    (out / "report.md").write_text("\n".join(lines))
+MODEL_NOTES = [
+    "Outer: repeated stratified 5-fold; inner: 3-fold search (training.music.fit's grid) over feature set, "
+    "transform (quantile to a normal, or percentile ranks), Minkowski p and k for a distance-weighted KNN; "
+    "the outer folds only score. Per set: original4 = valence, energy, tempo, loudness; all = every "
+    "available feature; all_quantile = the previous grid (quantile map only) on the same outer folds, "
+    "and transform_search_gain_paired the paired difference (mean, standard error). most_chosen: the "
+    "configuration chosen most often; per_class: the first outer repeat's scores. Reference (data README, "
+    "StandardScaler + uniform KNN): data_moods 72.5% (4 features) / 78.0% (12 features), combined 67.9%; "
+    "the original prototype 62.24%.",
+]
 
 
 def recommendations_report(args: argparse.Namespace, settings: RecommenderSettings, command: str) -> None:
@@ -267,18 +221,24 @@ def recommendations_report(args: argparse.Namespace, settings: RecommenderSettin
         t0 = time.perf_counter()
         labelled_part = recs.labelled_report(labelled, config, args.splits, ranking, chosen, validation[name])
         ranker = Ranker(catalog, MoodModel(config).fit(labelled), weights=chosen, **ranking)
-        report = recs.catalog_report(ranker, args.seeds)
+        lists = recs.catalog_report(ranker, args.seeds)
         recs.plot(ranker, args.out / f"lists_{name}.png", f"{name} catalog ({len(catalog)} tracks)")
         results["settings"][name] = {
             "description": description,
-            "catalog": report,
-            "done_when": recs.done_when(report),
+            "catalog": lists,
+            "done_when": recs.done_when(lists),
             "labelled": labelled_part,
             "seconds": time.perf_counter() - t0,
         }
-    (args.out / "recommendations.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
-    (args.out / "recommendations.md").write_text(recs.markdown(results, command))
-    print((args.out / "recommendations.md").read_text())
+    report.write(
+        args.out,
+        "recommendations",
+        results,
+        title="Recommendations per emotion",
+        command=command,
+        notes=recs.NOTES,
+        plots=[f"lists_{name}.png" for name in inputs],
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -320,9 +280,21 @@ def main(argv: list[str] | None = None) -> int:
         grid = {**NESTED_GRID, "k_grid": [int(k) for k in args.k.split(",")]}
         curve = [int(k) for k in args.curve_k.split(",")]
         model = model_report(labelled, args.out, args.repeats, grid, curve)
-        (args.out / "metrics.json").write_text(json.dumps({"model": model}, indent=2, default=float) + "\n")
-        write_markdown(args.out, model, command)
-        print((args.out / "report.md").read_text())
+        for res in model.values():
+            gain = np.subtract(res["all"]["scores"], res["all_quantile"]["scores"])
+            res["transform_search_gain_paired"] = {
+                "mean": float(gain.mean()),
+                "standard_error": float(gain.std(ddof=1) / np.sqrt(len(gain))),
+            }
+        report.write(
+            args.out,
+            "report",
+            {"model": model},
+            title="Music mood model: nested cross-validated accuracy",
+            command=command,
+            notes=MODEL_NOTES,
+            plots=["knn_accuracy_vs_k.png", *(f"confusion_{name}.png" for name in model)],
+        )
     if args.part in ("all", "recommendations"):
         recommendations_report(args, settings, command)
     return 0

@@ -73,6 +73,26 @@ SPLIT_FRACTIONS = (0.6, 0.2, 0.2)  # train, validation, test
 SPLITS = 20
 
 
+NOTES = [
+    "Regions (valence, energy): happy v>=.65 e>=.55; surprise v>=.50 e>=.70; angry, disgust v<=.40 e>=.70; "
+    "fear v<=.40 e>=.50; sad v<=.35 e<=.45; neutral .35<=v<=.65 e<=.60. Lists of 10, unseeded unless a "
+    "figure says seeded (seeds 0 to seeds - 1). catalog.lists: per emotion and strategy, the share inside "
+    "the region and within 0.1 of it, distinct artists, distinct tracks over the seeds; lift lists: the "
+    "first 3 tracks' valence and energy, the last 3's lowest valence and mean energy. done_when: match "
+    "mean in region, >= 8/10 within 0.1, 10 distinct artists; lift ends bright, calmer for "
+    "angry/disgust/fear.",
+    "labelled: precision@10 on held-out labelled tracks over stratified train/validation/test splits "
+    "(train: the mood KNN; validation: the ranker's weights; test: reported, mean over splits and its "
+    "standard error). Each split's test tracks are the catalog, ranked with the region constraint as in "
+    "the service. Counted toward the >= 80% target: emotions whose own label the set has. An emotion's "
+    f"target moods carry at least {RELEVANT_WEIGHT} of its mood mix (MATCH in "
+    "services/recommender/mood_model.py); angry's are angry and energetic, because the angry-labelled "
+    "tracks are mostly bright pop outside the angry region, so its own label alone is reported beside it. "
+    "Best possible (ceiling): a ranking that knows the labels and keeps the service's rules (the region "
+    "first, one track per artist).",
+]
+
+
 def fresh_install(sources: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The catalog and labelled tracks a fresh installation builds from the two public files."""
     return import_files([sources / "spotify_songs.csv"]), import_files([sources / "data_moods.csv"])
@@ -399,130 +419,3 @@ def box(region: Region, **style: Any) -> mpatches.Rectangle:
     """A region of the valence-energy plane as an unfilled rectangle for the plots."""
     (v0, v1), (e0, e1) = region.valence, region.energy
     return mpatches.Rectangle((v0, e0), v1 - v0, e1 - e0, fill=False, **style)
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.0f}%"
-
-
-def markdown(results: dict[str, Any], command: str) -> str:
-    lines = [
-        "# Recommendations per emotion",
-        "",
-        f"Command: `{command}`",
-        "",
-        "Regions (valence, energy): happy v>=.65 e>=.55; surprise v>=.50 e>=.70; angry, disgust v<=.40 "
-        "e>=.70; fear v<=.40 e>=.50; sad v<=.35 e<=.45; neutral .35<=v<=.65 e<=.60. Lists of 10, unseeded "
-        f"unless a column says seeded (seeds 0..{results['seeds'] - 1}).",
-        "",
-    ]
-    for name, res in results["settings"].items():
-        cat = res["catalog"]
-        lines += [
-            f"## {name}: {res['description']}",
-            "",
-            f"Catalog: {cat['catalog_size']} servable tracks. Done when (match mean in region, >= 8/10 "
-            "within 0.1, 10 distinct artists; lift ends bright, calmer for angry/disgust/fear): "
-            + ", ".join(f"{e} {'PASS' if ok else 'FAIL'}" for e, ok in res["done_when"].items()),
-            "",
-            "| emotion | strategy | mean valence | mean energy | inside region | within 0.1 | seeded inside "
-            "(mean / min) | distinct artists | distinct tracks over seeds | lift: first 3 (v / e) -> last 3 "
-            "(min v / mean e) |",
-            "|---|---|---|---|---|---|---|---|---|---|",
-        ]
-        for key, m in cat["lists"].items():
-            emotion, strategy = key.split("/")
-            seeded = (
-                f"{_pct(m['seeded_inside_mean'])} / {_pct(m['seeded_inside_min'])}"
-                if "seeded_inside_mean" in m
-                else ""
-            )
-            lift = (
-                f"{m['first3_valence']:.2f} / {m['first3_energy']:.2f} -> {m['last3_min_valence']:.2f} / "
-                f"{m['last3_energy']:.2f}"
-                if strategy == "lift"
-                else ""
-            )
-            lines.append(
-                f"| {emotion} | {strategy} | {m['mean_valence']:.2f} | {m['mean_energy']:.2f} | "
-                f"{_pct(m['inside'])} | {_pct(m['within_0_1'])} | {seeded} | {m['distinct_artists']} | "
-                f"{m['distinct_tracks']} | {lift} |"
-            )
-        lines += [
-            "",
-            f"Coverage: {cat['distinct_tracks']} distinct tracks in all these lists "
-            f"({100 * cat['coverage']:.1f}% of the catalog).",
-            "",
-            "Reasons (the first three tracks of each match list):",
-            "",
-        ]
-        for key, m in cat["lists"].items():
-            if key.endswith("/match"):
-                lines.append(f"- {key.split('/')[0]}: " + " | ".join(m["reasons"]))
-        lab = res["labelled"]
-        lines += [
-            "",
-            f"![{name}](lists_{name}.png)",
-            "",
-            f"### {name}: precision@10 on held-out labelled tracks ({lab['n']} tracks, labels "
-            f"{', '.join(lab['labels'])})",
-            "",
-            f"{lab['repeats']} stratified splits {'/'.join(f'{f:.0%}' for f in lab['split'])} (train: the "
-            "mood KNN; validation: the ranker's weights; test: reported, mean over splits and its standard "
-            f"error; test sets of {min(lab['test_sizes'])}-{max(lab['test_sizes'])} tracks). Each split's "
-            "test tracks are the catalog, ranked with the region constraint as in the service. Weights: "
-            f"`{lab['weights']}`"
-            + (
-                " (chosen on validation, see below; this set's validation: "
-                + ", ".join(f"{e} {_pct(p)}" for e, p in lab["validation_per_emotion"].items())
-                + "). "
-                if lab["validation_per_emotion"] is not None
-                else ". "
-            )
-            + "Counted toward the >= 80% target: emotions whose own label the "
-            f"set has ({', '.join(lab['counted']) or 'none'}). An emotion's target moods are the moods "
-            f"carrying at least {RELEVANT_WEIGHT} of its mood mix (MATCH in "
-            "services/recommender/mood_model.py); "
-            "angry's are angry and energetic, because the angry-labelled tracks are mostly bright pop "
-            "outside the angry region (the own-label columns show it), so its own label alone is reported "
-            "beside it. Best possible: a ranking that knows the labels and keeps the service's rules "
-            "(the region first, one track per artist) picks target-mood tracks inside the region, then "
-            "outside it, then the rest (mean over the test splits).",
-            "",
-            "| emotion | target moods | precision@10, target moods (test, ± s.e.) | best possible (test) "
-            "| own label only (test) | own-label tracks inside the region | counted |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for e in Emotion:
-            own = lab["test_precision_own_label"].get(e.value)
-            lines.append(
-                f"| {e.value} | {', '.join(lab['relevant_moods'][e.value])} | "
-                f"{_pct(lab['test_precision_target'][e.value])} ± "
-                f"{_pct(lab['test_precision_target_se'][e.value])} | "
-                f"{_pct(lab['test_precision_ceiling'][e.value])} | {'' if own is None else _pct(own)} | "
-                f"{' of '.join(map(str, lab['own_label_in_region'].get(e.value, [])))} | "
-                f"{'yes' if e.value in lab['counted'] else 'no labelled tracks'} |"
-            )
-        lines.append("")
-    if (weights := results.get("weights")) is not None:
-        grid = weights["validation_grid"]
-        top = sorted(grid, key=lambda g: (g["validation_min"], g["validation_mean"]), reverse=True)[:5]
-        lines += [
-            "## The ranker's weights",
-            "",
-            f"Chosen among {len(grid)} on the validation splits of both labelled sets "
-            "together (one set of weights serves every installation): the worst counted emotion of either "
-            f"set first, then the mean. Chosen: `{weights['chosen']}` (validation: worst "
-            f"{_pct(weights['validation_min'])}, mean {_pct(weights['validation_mean'])}); shipped before "
-            f"this run: `{weights['shipped_before']}`. The best five:",
-            "",
-            "| mood | closeness | circumplex | profile | diversity | validation: worst | mean |",
-            "|---|---|---|---|---|---|---|",
-            *(
-                f"| {g['mood']} | {g['closeness']} | {g['circumplex']} | {g['profile']} | {g['diversity']} | "
-                f"{_pct(g['validation_min'])} | {_pct(g['validation_mean'])} |"
-                for g in top
-            ),
-            "",
-        ]
-    return "\n".join(lines)
