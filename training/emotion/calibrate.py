@@ -23,6 +23,7 @@ import onnxruntime as ort  # noqa: E402
 from scipy.optimize import minimize_scalar  # noqa: E402
 from scipy.special import log_softmax, softmax  # noqa: E402
 
+from bench import report
 from services.emotion.classifier import card_path  # noqa: E402
 from training.emotion import data as fer  # noqa: E402
 from training.settings import settings  # noqa: E402
@@ -103,31 +104,19 @@ def calibrate(model: Path, data_path: Path, out: Path, card: Path) -> dict:
                 curves[f"{name} (T={t:.2f})"] = bins
     out.mkdir(parents=True, exist_ok=True)
     plot(curves, out / "reliability_test.png")
-    rows = [
-        f"| {split} | {result[f'{split}_before']['ece']:.3f} | {result[f'{split}_after']['ece']:.3f} | "
-        f"{result[f'{split}_before']['nll']:.3f} | {result[f'{split}_after']['nll']:.3f} |"
-        for split in ("val", "test")
-    ]
-    (out / "calibration.md").write_text(
-        "\n".join(
-            [
-                f"# Calibration: {model.name}",
-                "",
-                f"Temperature T = {temperature:.3f}, fitted on FER2013 val (NLL); the service divides the",
-                "logits by T (read from the card). Expected calibration error over 15 confidence bins.",
-                "",
-                f"Command: `python -m training.emotion.calibrate --model {model} --out {out}`",
-                "",
-                "| split | ECE before | ECE after | NLL before | NLL after |",
-                "|---|---|---|---|---|",
-                *rows,
-                "",
-                "![reliability, test](reliability_test.png)",
-                "",
-            ]
-        )
+    report.write(
+        out,
+        "calibration",
+        result,
+        title=f"Calibration: {model.name}",
+        command=f"python -m training.emotion.calibrate --model {model} --out {out}",
+        notes=[
+            "Temperature T fitted on FER2013 val (NLL); the service divides the logits by T (read from the "
+            "card). ece: expected calibration error over the confidence bins; nll: negative log-likelihood; "
+            "before (T = 1) and after, on val and test.",
+        ],
+        plots=["reliability_test.png"],
     )
-    (out / "calibration.json").write_text(json.dumps(result, indent=1) + "\n")
     info = json.loads(card.read_text())
     info["calibration"] = {k: result[k] for k in ("temperature", "fitted_on", "val_after", "test_after")}
     card.write_text(json.dumps(info, indent=2) + "\n")

@@ -3,8 +3,9 @@
     python -m training.emotion.compare runs/gpu/vgg7-160 runs/gpu/original-130 ... \\
         --out reports/emotion/experiments.md
 
-Writes a Markdown table (and JSON beside it) with each run's command, epochs, hardware and time, size and
-accuracies. Runs are ranked by validation accuracy, the split that chooses; test is reported, not used.
+Writes the JSON and its Markdown (bench/report.py) with each run's command, epochs, hardware and time,
+size and accuracies. Runs are ranked by validation accuracy, the split that chooses; test is reported,
+not used.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import tempfile
 from pathlib import Path
 
+from bench import report
 from training.emotion import evaluate, export
 from training.emotion.model import n_params
 from training.settings import settings
@@ -47,29 +49,6 @@ def compare(runs: list[Path], data: Path) -> list[dict]:
     return sorted(rows, key=lambda row: -row["val_single"])
 
 
-def markdown(rows: list[dict], note: str = "") -> str:
-    lines = [
-        "# Emotion model experiments",
-        "",
-        "Command: `python -m training.emotion.compare <run folders>` (writes this file and its JSON)",
-        "",
-        "Ranked by validation accuracy (the split that chooses); test is reported only.",
-        *([note] if note else []),
-        "",
-        "| run | command | epochs | hardware, minutes | params | ONNX MB | val | test | test, flip "
-        "| FER+ val | FER+ test |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        fp = " | ".join(f"{r[k]:.2%}" if r[k] is not None else "-" for k in ("ferplus_val", "ferplus_test"))
-        lines.append(
-            f"| {r['run']} | `{r['command']}` | {r['epochs']} | {r['hardware']}, {r['minutes']} | "
-            f"{r['parameters']:,} | {r['onnx_mb']} | {r['val_single']:.2%} | "
-            f"{r['test_single']:.2%} | {r['test_flip']:.2%} | {fp} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", type=Path, nargs="+", help="run folders (best.pt + history.json)")
@@ -77,11 +56,14 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=settings.reports / "emotion" / "experiments.md")
     ap.add_argument("--note", default="", help="a sentence for the report (how the runs were made)")
     args = ap.parse_args()
-    rows = compare(args.runs, args.data)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(markdown(rows, args.note))
-    args.out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
-    print(markdown(rows, args.note))
+    report.write(
+        args.out.parent,
+        args.out.stem,
+        {"runs": compare(args.runs, args.data)},
+        title="Emotion model experiments",
+        command="python -m training.emotion.compare <run folders>",
+        notes=["Ranked by validation accuracy (the split that chooses); test is reported only.", args.note],
+    )
 
 
 if __name__ == "__main__":
