@@ -95,7 +95,7 @@ def ondevice_rows(pods: dict[str, dict[str, Any]], server_cpu: dict[int, float])
     gateway_ms = mood["gateways"]["redis"]["cpu_ms_per_request"]
     per_primary = mood["redis"]["requests_per_s"] * REDIS_HEADROOM
     settings = GatewaySettings()
-    limit = settings.mood_rate_requests * 60 / settings.mood_rate_period_s
+    limit = settings.mood.rate_requests * 60 / settings.mood.rate_period_s
     gw, em, rec, rd = pods["gateway"], pods["emotion"], pods["recommender"], pods["redis"]
     rows = []
     for per_minute in (MOOD_PER_MINUTE, limit):

@@ -28,6 +28,7 @@ from samples.images import frame_jpeg
 from services import launch
 from services.common.upload import Body
 from services.gateway.clients import LIMITS, EmotionClient
+from services.gateway.settings import EmotionBackend
 
 HTTPCORE, AIOHTTP = "httpx (httpcore)", "httpx-aiohttp"
 IN_FLIGHT = (1, 16)
@@ -45,7 +46,7 @@ def frame_body() -> Body:
 
 def emotion_client(url: str, transport: str) -> EmotionClient:
     """The gateway's client as the gateway builds it (httpx-aiohttp), or with httpx's own transport."""
-    client = EmotionClient(url, 5.0, 30.0)
+    client = EmotionClient(EmotionBackend(url=url, connect_timeout_s=5.0, timeout_s=30.0))
     if transport == HTTPCORE:
         client.transport = httpx.AsyncHTTPTransport(limits=LIMITS)
     return client

@@ -28,8 +28,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     gateway = app.state.pipeline = Gateway(settings)
     log.info(
         "gateway: emotion=%s recommender=%s cache=%s",
-        settings.emotion_url,
-        settings.recommender_url,
+        settings.emotion.url,
+        settings.recommender.url,
         gateway.cache.backend,
     )
     yield

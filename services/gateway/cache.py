@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 from services.common.params import RecommendParams
 from services.gateway.metrics import CACHE_LOOKUPS
 from services.gateway.redis_link import RedisLink
+from services.gateway.settings import CacheSettings
 
 
 def cache_key(prefix: str, params: RecommendParams) -> str:
@@ -93,7 +94,7 @@ class RedisCache:
         """The link belongs to the gateway, which closes it."""
 
 
-def make_cache(link: RedisLink | None, ttl_s: int, max_entries: int) -> RecommendCache:
+def make_cache(link: RedisLink | None, settings: CacheSettings) -> RecommendCache:
     if link is not None:
-        return RedisCache(link, ttl_s)
-    return MemoryCache(ttl_s, max_entries)
+        return RedisCache(link, settings.ttl_s)
+    return MemoryCache(settings.ttl_s, settings.max_entries)

@@ -25,6 +25,7 @@ from services.common.errors import RequestError
 from services.common.observability import REQUEST_ID_HEADER
 from services.common.params import RecommendParams
 from services.common.upload import Body
+from services.gateway.settings import EmotionBackend, RecommenderBackend
 
 log = logging.getLogger("moodtunes.gateway.clients")
 LIMITS = httpx.Limits(max_connections=50, max_keepalive_connections=20)
@@ -155,10 +156,12 @@ class Backend:
 
 
 class EmotionClient(Backend):
-    def __init__(self, base_url: str, connect_timeout_s: float, read_timeout_s: float) -> None:
+    def __init__(self, settings: EmotionBackend) -> None:
         # POST /predict is not retried: not idempotent by contract, and a retry doubles a slow CNN call.
         transport = AiohttpTransport(limits=LIMITS)
-        super().__init__("emotion service", base_url, connect_timeout_s, read_timeout_s, transport)
+        super().__init__(
+            "emotion service", settings.url, settings.connect_timeout_s, settings.timeout_s, transport
+        )
         # Parsed once: httpx would otherwise join and parse the URL and its query on every frame.
         predict = self.base.join("predict")
         self._predict_url: dict[bool | None, httpx.URL] = {
@@ -179,9 +182,11 @@ class EmotionClient(Backend):
 
 
 class RecommenderClient(Backend):
-    def __init__(self, base_url: str, connect_timeout_s: float, read_timeout_s: float, retries: int) -> None:
-        transport = httpx.AsyncHTTPTransport(retries=retries, limits=LIMITS)
-        super().__init__("recommender", base_url, connect_timeout_s, read_timeout_s, transport)
+    def __init__(self, settings: RecommenderBackend) -> None:
+        transport = httpx.AsyncHTTPTransport(retries=settings.retries, limits=LIMITS)
+        super().__init__(
+            "recommender", settings.url, settings.connect_timeout_s, settings.timeout_s, transport
+        )
 
     async def recommend(self, params: RecommendParams, request_id: str) -> bytes:
         """The recommender's answer, as the JSON bytes it sent."""

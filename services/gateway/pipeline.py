@@ -28,8 +28,7 @@ from services.gateway.clients import (
 from services.gateway.metrics import ANALYZE_RECOMMEND, MOOD_RECOMMEND
 from services.gateway.redis_link import RedisLink
 from services.gateway.settings import GatewaySettings
-from services.gateway.state import GatewayState, Observed, RateLimit, make_state
-from services.gateway.steadiness import Steadiness
+from services.gateway.state import GatewayState, Observed, make_state
 
 log = logging.getLogger("moodtunes.gateway")
 
@@ -47,38 +46,15 @@ class RecommendMode(StrEnum):
 class Gateway:
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
-        self.emotion = EmotionClient(
-            settings.emotion_url, settings.connect_timeout_s, settings.predict_timeout_s
-        )
-        self.recommender = RecommenderClient(
-            settings.recommender_url,
-            settings.connect_timeout_s,
-            settings.recommend_timeout_s,
-            settings.recommend_retries,
-        )
-        self.redis = (
-            RedisLink(settings.redis_url, settings.redis_timeout_s, settings.redis_backoff_s)
-            if settings.redis_url
-            else None
-        )
-        self.cache: RecommendCache = make_cache(self.redis, settings.cache_ttl_s, settings.cache_max_entries)
+        self.emotion = EmotionClient(settings.emotion)
+        self.recommender = RecommenderClient(settings.recommender)
+        url = settings.redis.url
+        self.redis = RedisLink(url, settings.redis) if url else None
+        self.cache: RecommendCache = make_cache(self.redis, settings.cache)
         # Sessions' steadiness and the recommender back-off (after the recommender fails, frames skip it
         # for a while: a hanging recommender must not hold every frame up for its timeout). Shared by
         # all replicas through Redis when there is one.
-        self.state: GatewayState = make_state(
-            self.redis,
-            settings.redis_prefix,
-            Steadiness(
-                settings.steadiness_window,
-                settings.steadiness_votes,
-                settings.sessions_max,
-                settings.session_ttl_s,
-            ),
-            settings.session_ttl_s,
-            settings.recommender_backoff_s,
-            settings.redis_new_sessions_max,
-            RateLimit(settings.mood_rate_requests, settings.mood_rate_period_s),
-        )
+        self.state: GatewayState = make_state(self.redis, settings)
 
     async def aclose(self) -> None:
         await asyncio.gather(self.emotion.aclose(), self.recommender.aclose(), self.cache.close())
@@ -90,7 +66,7 @@ class Gateway:
     ) -> tuple[bytes, bool]:
         """The recommender's answer (its JSON bytes) and whether it came from the cache. With
         respect_backoff, a recommender that failed moments ago is not asked again (RecommenderBackoff)."""
-        key = cache_key(self.settings.redis_prefix, params)
+        key = cache_key(self.settings.redis.prefix, params)
         cached = await self.cache.get(key)
         if cached is not None:
             return cached, True
@@ -138,7 +114,7 @@ class Gateway:
     ) -> dict[str, Any]:
         """POST /api/mood's answer (MoodResponse's fields): the steady emotion derived from a page's recent
         frames and the session's, with tracks for it as /analyze gives them."""
-        window = self.settings.steadiness_window
+        window = self.settings.steadiness.window
         if len(frames) > window:
             raise InvalidRequest(
                 f"frames: at most {window} (the steadiness window of GET /api/emotions), got {len(frames)}",
@@ -169,7 +145,7 @@ class Gateway:
             outcomes.labels("no_face").inc()
             return result
         wanted = replace(params, emotion=stable)
-        wanted_key = cache_key(self.settings.redis_prefix, wanted)
+        wanted_key = cache_key(self.settings.redis.prefix, wanted)
         if mode is RecommendMode.auto and observed is not None and observed.recommended_for == wanted_key:
             outcomes.labels("unchanged").inc()
             return result

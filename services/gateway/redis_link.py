@@ -16,13 +16,15 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from services.gateway.metrics import REDIS_UP
+from services.gateway.settings import RedisSettings
 
 log = logging.getLogger("moodtunes.gateway.redis")
 
 
 class RedisLink:
-    def __init__(self, url: str, timeout_s: float, backoff_s: float) -> None:
-        self.backoff_s = backoff_s
+    def __init__(self, url: str, settings: RedisSettings) -> None:
+        timeout_s = settings.timeout_s
+        self.backoff_s = settings.backoff_s
         self._down_until = 0.0
         # No client-side retries: one short attempt, then the back-off takes over. Answers are bytes: the
         # cache passes the recommender's on as they are.

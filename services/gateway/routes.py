@@ -52,7 +52,7 @@ async def emotions(request: Request) -> dict[str, Any]:
         "emotions": list(EMOTIONS),
         "strategies": [s.value for s in Strategy],
         # The rule a page that reads faces itself runs before POST /api/mood (services/gateway/steadiness.py).
-        "steadiness": {"window": settings.steadiness_window, "votes": settings.steadiness_votes},
+        "steadiness": {"window": settings.steadiness.window, "votes": settings.steadiness.votes},
     }
 
 
@@ -95,14 +95,14 @@ async def analyze(
 
 
 class JsonBodyRoute(APIRoute):
-    """A route whose JSON body is read under the gateway's `mood_max_body_bytes` before FastAPI parses it:
+    """A route whose JSON body is read under the gateway's `mood.max_body_bytes` before FastAPI parses it:
     413 as soon as it is over (from the declared length when there is one), 415 unless it is JSON."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def capped(request: Request) -> Response:
-            limit: int = request.app.state.settings.mood_max_body_bytes
+            limit: int = request.app.state.settings.mood.max_body_bytes
             media = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if media != "application/json":
                 shown = media[:100] or "(none)"

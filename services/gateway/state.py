@@ -39,6 +39,7 @@ from services.common.errors import Busy, RequestError
 from services.common.limits import SHED
 from services.gateway.metrics import MOOD_RATE_LIMITED
 from services.gateway.redis_link import RedisLink
+from services.gateway.settings import GatewaySettings
 from services.gateway.steadiness import Steadiness
 
 T = TypeVar("T")
@@ -371,16 +372,16 @@ def _text(values: list[bytes]) -> list[str]:
     return [v.decode() for v in values]
 
 
-def make_state(
-    link: RedisLink | None,
-    prefix: str,
-    steadiness: Steadiness,
-    session_ttl_s: int,
-    recommender_backoff_s: float,
-    new_sessions_max: int,
-    mood_rate: RateLimit,
-) -> GatewayState:
-    local = MemoryState(steadiness, recommender_backoff_s, mood_rate)
+def make_state(link: RedisLink | None, settings: GatewaySettings) -> GatewayState:
+    """The sessions' steadiness, the /api/mood rate and the recommender back-off: in Redis through `link`,
+    else in this process."""
+    sessions, backoff_s = settings.sessions, settings.recommender.backoff_s
+    steadiness = Steadiness(
+        settings.steadiness.window, settings.steadiness.votes, sessions.max, sessions.ttl_s
+    )
+    rate = RateLimit(settings.mood.rate_requests, settings.mood.rate_period_s)
+    local = MemoryState(steadiness, backoff_s, rate)
     if link is None:
         return local
-    return RedisState(link, prefix, session_ttl_s, recommender_backoff_s, local, new_sessions_max)
+    redis = settings.redis
+    return RedisState(link, redis.prefix, sessions.ttl_s, backoff_s, local, redis.new_sessions_max)

@@ -65,11 +65,17 @@ GatewayFactory = Callable[..., contextlib.AbstractContextManager[TestClient]]
 
 @pytest.fixture()
 def make_gateway() -> GatewayFactory:
-    """`with make_gateway(emotion_url=..., ...) as client:` runs the gateway app (lifespan included)."""
+    """`with make_gateway(emotion_url=..., redis={"url": ...}) as client:` runs the gateway app (lifespan
+    included): the backends' URLs, and any settings, a group as a dict of its fields. Without Redis unless
+    asked for."""
 
     @contextlib.contextmanager
-    def make(**overrides: Any) -> Iterator[TestClient]:
-        settings = GatewaySettings(**{"redis_url": None, **overrides})
+    def make(emotion_url: str, recommender_url: str, **overrides: Any) -> Iterator[TestClient]:
+        backends = {"emotion": {"url": emotion_url}, "recommender": {"url": recommender_url}}
+        groups: dict[str, Any] = {"redis": {}, **backends}
+        for name, value in overrides.items():
+            groups[name] = {**groups[name], **value} if name in groups else value
+        settings = GatewaySettings.model_validate(groups)
         with TestClient(create_app(settings)) as client:
             yield client
 

@@ -64,9 +64,8 @@ def test_hits_and_misses_are_counted_and_stored_in_redis(
     with make_gateway(
         emotion_url=emotion_url,
         recommender_url=recommender_url,
-        redis_url=REDIS_TEST_URL,
-        redis_prefix=redis_prefix,
-        cache_ttl_s=120,
+        redis={"url": REDIS_TEST_URL, "prefix": redis_prefix},
+        cache={"ttl_s": 120},
     ) as client:
         hits0 = metric("gateway_recommend_cache_total", backend="redis", result="hit")
         misses0 = metric("gateway_recommend_cache_total", backend="redis", result="miss")
@@ -102,8 +101,7 @@ def recommend_gateway(
     with make_gateway(
         emotion_url=closed_url(),
         recommender_url=recommender_url,
-        redis_url=REDIS_TEST_URL,
-        redis_prefix=redis_prefix,
+        redis={"url": REDIS_TEST_URL, "prefix": redis_prefix},
     ) as client:
         yield client
 
@@ -126,7 +124,7 @@ def test_errors_are_not_cached(
 
 
 def test_in_process_cache_without_redis(make_gateway: GatewayFactory, recommender_url: str) -> None:
-    with make_gateway(emotion_url=closed_url(), recommender_url=recommender_url, redis_url=None) as client:
+    with make_gateway(emotion_url=closed_url(), recommender_url=recommender_url) as client:
         hits0 = metric("gateway_recommend_cache_total", backend="memory", result="hit")
         first = client.get("/recommend", params={"emotion": "angry", "limit": 3})
         second = client.get("/recommend", params={"emotion": "angry", "limit": 3})
@@ -151,9 +149,7 @@ def test_redis_down_serves_uncached_and_warns_once(
             make_gateway(
                 emotion_url=closed_url(),
                 recommender_url=recommender_url,
-                redis_url=url,
-                redis_timeout_s=0.2,
-                redis_backoff_s=60,
+                redis={"url": url, "timeout_s": 0.2, "backoff_s": 60},
             ) as client,
         ):
             down0 = metric("gateway_recommend_cache_total", backend="redis", result="unavailable")

@@ -46,8 +46,8 @@ def mood(client: TestClient, body: Any, session: str | None = "s", **params: Any
 def test_emotions_say_the_steadiness_rule_the_page_runs(gateway: TestClient) -> None:
     settings = GatewaySettings()
     assert gateway.get("/api/emotions").json()["steadiness"] == {
-        "window": settings.steadiness_window,
-        "votes": settings.steadiness_votes,
+        "window": settings.steadiness.window,
+        "votes": settings.steadiness.votes,
     }
 
 
@@ -172,7 +172,7 @@ def test_an_oversized_body_is_a_413_declared_or_not(
     make_gateway: GatewayFactory, recommender_url: str
 ) -> None:
     with make_gateway(
-        emotion_url=closed_url(), recommender_url=recommender_url, mood_max_body_bytes=2048
+        emotion_url=closed_url(), recommender_url=recommender_url, mood={"max_body_bytes": 2048}
     ) as client:
         big = json.dumps(window("sad") | {"pad": "x" * 4000}).encode()
         declared = client.post(
@@ -201,13 +201,12 @@ def test_probabilities_rounded_to_four_decimals_are_accepted(gateway: TestClient
 def test_a_sessions_rate_is_limited_with_retry_after(
     make_gateway: GatewayFactory, recommender_url: str, redis_prefix: str, shared: bool
 ) -> None:
-    redis = {"redis_url": REDIS_TEST_URL, "redis_prefix": redis_prefix} if shared else {}
+    redis = {"redis": {"url": REDIS_TEST_URL, "prefix": redis_prefix}} if shared else {}
     limited0 = metric("gateway_mood_rate_limited_total")
     with make_gateway(
         emotion_url=closed_url(),
         recommender_url=recommender_url,
-        mood_rate_requests=3,
-        mood_rate_period_s=60,
+        mood={"rate_requests": 3, "rate_period_s": 60},
         **redis,
     ) as client:
         answers = [mood(client, window("sad")) for _ in range(4)]

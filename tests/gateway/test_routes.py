@@ -251,9 +251,8 @@ def test_hanging_backend_times_out_as_503(make_gateway: GatewayFactory, face_jpe
         make_gateway(
             emotion_url=hanging,
             recommender_url=hanging,
-            predict_timeout_s=0.5,
-            recommend_timeout_s=0.5,
-            recommend_retries=0,
+            emotion={"timeout_s": 0.5},
+            recommender={"timeout_s": 0.5, "retries": 0},
         ) as client,
     ):
         predict = jpeg(client, face_jpeg)
@@ -285,7 +284,7 @@ def test_analyze_survives_the_recommender_being_down(
 def test_analyze_refuses_a_new_session_past_the_redis_cap_as_json_with_retry_after(
     make_gateway: GatewayFactory, emotion_url: str, recommender_url: str, face_jpeg: bytes, redis_prefix: str
 ) -> None:
-    redis = {"redis_url": REDIS_TEST_URL, "redis_prefix": redis_prefix, "redis_new_sessions_max": 1}
+    redis = {"redis": {"url": REDIS_TEST_URL, "prefix": redis_prefix, "new_sessions_max": 1}}
     with make_gateway(emotion_url=emotion_url, recommender_url=recommender_url, **redis) as client:
         viewer = jpeg(client, face_jpeg, "/analyze", session="viewer")
         newcomer = jpeg(client, face_jpeg, "/analyze", session="newcomer")
@@ -294,7 +293,7 @@ def test_analyze_refuses_a_new_session_past_the_redis_cap_as_json_with_retry_aft
     assert viewer.status_code == again.status_code == 200 and again.json()["faces"]
     assert newcomer.status_code == 503, newcomer.text
     assert newcomer.json() == {"detail": "busy: too many new sessions, retry later"}
-    assert 0 < int(newcomer.headers["retry-after"]) <= GatewaySettings().session_ttl_s
+    assert 0 < int(newcomer.headers["retry-after"]) <= GatewaySettings().sessions.ttl_s
     assert shed >= 1
 
 
@@ -307,9 +306,7 @@ def test_analyze_backs_off_a_hanging_recommender(
         make_gateway(
             emotion_url=emotion_url,
             recommender_url=hanging,
-            recommend_timeout_s=0.5,
-            recommend_retries=0,
-            recommender_backoff_s=60,
+            recommender={"timeout_s": 0.5, "retries": 0, "backoff_s": 60},
         ) as client,
     ):
         failed0 = metric("gateway_analyze_recommend_total", outcome="failed")

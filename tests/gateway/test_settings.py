@@ -16,11 +16,14 @@ def test_env_names(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GATEWAY_EMOTION_URL", "http://emotion:8001")
     monkeypatch.setenv("GATEWAY_CORS_ORIGINS", "http://a.example, http://b.example")
     monkeypatch.setenv("GATEWAY_STEADINESS_WINDOW", "7")
+    monkeypatch.setenv("GATEWAY_RECOMMENDER_TIMEOUT_S", "2.5")
+    monkeypatch.setenv("GATEWAY_SESSIONS_TTL_S", "60")
     settings = GatewaySettings()
-    assert settings.redis_url == "redis://example:6379/3"
-    assert settings.emotion_url == "http://emotion:8001"
+    assert settings.recommender.timeout_s == 2.5 and settings.sessions.ttl_s == 60
+    assert settings.redis.url == "redis://example:6379/3"
+    assert settings.emotion.url == "http://emotion:8001"
     assert settings.cors_origins == ["http://a.example", "http://b.example"]
-    assert settings.steadiness_window == 7
+    assert settings.steadiness.window == 7
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -28,14 +31,14 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
     settings = GatewaySettings()
     assert settings.cors_origins == []
-    assert settings.redis_url is None
+    assert settings.redis.url is None
     assert settings.max_upload_bytes == 8 * 1024 * 1024
     assert (settings.frontend_dir / "index.html").is_file()
 
 
 def test_votes_must_fit_the_window() -> None:
-    with pytest.raises(ValidationError, match="steadiness_votes"):
-        GatewaySettings(steadiness_window=3, steadiness_votes=4)
+    with pytest.raises(ValidationError, match="votes"):
+        GatewaySettings.model_validate({"steadiness": {"window": 3, "votes": 4}})
 
 
 def test_cors_is_closed_by_default(make_gateway: GatewayFactory) -> None:
@@ -80,7 +83,7 @@ def test_serves_frontend_and_emotion_list(make_gateway: GatewayFactory) -> None:
     for module in (script, api):
         assert module.status_code == 200 and module.headers["content-type"].startswith("text/javascript")
     assert "/analyze" in api.text
-    steadiness = {"window": GatewaySettings().steadiness_window, "votes": GatewaySettings().steadiness_votes}
+    steadiness = GatewaySettings().steadiness.model_dump()
     assert emotions == {"emotions": list(EMOTIONS), "strategies": ["match", "lift"], "steadiness": steadiness}
     # The gateway itself is ready without its backends: it answers with clear 503s for them.
     assert ready.status_code == 200

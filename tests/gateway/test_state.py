@@ -16,6 +16,7 @@ from samples.servers import redis_server
 from services.common.contracts import EMOTIONS, Emotion
 from services.common.errors import Busy
 from services.gateway.redis_link import RedisLink
+from services.gateway.settings import GatewaySettings, RedisSettings
 from services.gateway.state import MemoryState, RateLimit, RateLimited, RedisState, make_state
 from services.gateway.steadiness import Steadiness
 from tests.fixtures import REDIS_TEST_URL
@@ -52,10 +53,18 @@ async def replica(redis_prefix: str) -> AsyncIterator[StateFactory]:
         new_sessions_max: int = 1000,
         rate: RateLimit = RATE,
     ) -> RedisState:
-        link = RedisLink(url, timeout_s=2.0, backoff_s=60)
+        link = RedisLink(url, RedisSettings(timeout_s=2.0, backoff_s=60))
         links.append(link)
-        steadiness = Steadiness(WINDOW, VOTES, 100, 60)
-        state = make_state(link, redis_prefix, steadiness, session_ttl_s, backoff_s, new_sessions_max, rate)
+        settings = GatewaySettings.model_validate(
+            {
+                "redis": {"prefix": redis_prefix, "new_sessions_max": new_sessions_max},
+                "sessions": {"max": 100, "ttl_s": session_ttl_s},
+                "steadiness": {"window": WINDOW, "votes": VOTES},
+                "recommender": {"backoff_s": backoff_s},
+                "mood": {"rate_requests": rate.requests, "rate_period_s": rate.period_s},
+            }
+        )
+        state = make_state(link, settings)
         assert isinstance(state, RedisState)
         return state
 
