@@ -76,7 +76,7 @@ def _dockerfile(name: str) -> list[tuple[str, str]]:
     def made_of(stage: str) -> list[tuple[str, str]]:
         own = stages[stage]
         copied = [args.split()[0].removeprefix("--from=") for instr, args in own if instr == "COPY"]
-        used = [own[0][1].split()[0], *copied]
+        used = dict.fromkeys([own[0][1].split()[0], *copied])  # a stage copied from twice is built once
         return [step for other in used if other in stages for step in made_of(other)] + own
 
     return made_of(target)

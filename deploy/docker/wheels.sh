@@ -27,11 +27,14 @@ quiet "${pip[@]}" --no-deps -r requirements/emotion-weights.txt
 # Debian bookworm's Python is 3.11.2, where redis also needs async-timeout (python_full_version <
 # "3.11.3"); the host's newer Python resolves without it.
 quiet "${pip[@]}" --no-deps async-timeout
+# onnxruntime-web for the gateway image's on-device mode: npm's tarball, checked against its pinned
+# integrity hash (services/gateway/ortweb.py; any Python 3 runs it, no Node needed).
+"${PYTHON:-python3}" -m services.gateway.ortweb --tarball-only "$fresh"
 # A wheel's name carries its version: same name, same wheel.
-for whl in "$out"/*.whl; do
+for whl in "$out"/*.whl "$out"/*.tgz; do
   if [ -e "$whl" ] && [ ! -e "$fresh/$(basename "$whl")" ]; then rm "$whl"; fi
 done
-for whl in "$fresh"/*.whl; do
+for whl in "$fresh"/*.whl "$fresh"/*.tgz; do
   if [ ! -e "$out/$(basename "$whl")" ]; then mv "$whl" "$out/"; fi
 done
 echo "$want" >"$stamp"

@@ -206,3 +206,39 @@ def parse_track_ids(text: str | None) -> frozenset[str]:
 
 def spotify_url(track_id: str) -> str:
     return f"https://open.spotify.com/track/{track_id}"
+
+
+class GraphInfo(BaseModel):
+    """One ONNX graph that the emotion service runs and the page's on-device mode downloads."""
+
+    name: str = Field(description="content-addressed file name: <kind>.<first 16 hex of its sha256>.onnx")
+    sha256: str
+    bytes: int
+
+
+class OnDevicePipeline(BaseModel):
+    """The emotion service's settings for the steps around the graphs (services/emotion/settings.py),
+    which frontend/ondevice.js ports."""
+
+    detect_max_side: int
+    video_max_side: int
+    photo_detect_max_side: int
+    min_face_px: int
+    max_faces: int
+    track_scale: float
+    track_max_side: int
+    track_face_px: int
+    crop_margin: float
+    crop_shift_y: float
+    frame_retry: float
+    retry_side: int
+    align: bool
+    max_roll: float
+
+
+class OnDeviceManifest(BaseModel):
+    """The emotion service's GET /models: what the page needs to compute what /predict computes."""
+
+    model: str = Field(description="as /predict's `model`")
+    files: dict[str, GraphInfo] = Field(description="'detect' and 'classify'")
+    pipeline: OnDevicePipeline

@@ -56,6 +56,10 @@ class NotReady(RequestError):
     """The service cannot answer yet (starting, or missing what it needs); the message says why."""
 
 
+class NotFound(RequestError):
+    """No such thing to serve (a file named by a manifest that has since changed)."""
+
+
 def too_large(limit: int) -> TooLarge:
     return TooLarge(f"upload too large: the limit is {limit} bytes")
 
@@ -69,6 +73,7 @@ STATUSES: dict[type[RequestError], Status] = {
     BodyTimeout: 408,
     Busy: 503,
     NotReady: 503,
+    NotFound: 404,
 }
 VALIDATION_STATUS = 422  # FastAPI's own parameter checks
 

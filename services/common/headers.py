@@ -15,7 +15,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 CSP = "; ".join(
     [
         "default-src 'self'",
-        "script-src 'self'",
+        # 'wasm-unsafe-eval': the on-device mode's WebAssembly runtime (onnxruntime-web) compiles, and
+        # nothing else: no eval, no inline script.
+        "script-src 'self' 'wasm-unsafe-eval'",
         "style-src 'self'",
         "img-src 'self' blob: data:",
         "media-src 'self' blob: mediastream:",

@@ -8,10 +8,22 @@ process that sets MOODTUNES_DATA after importing still gets its value.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 DATA_ENV = "MOODTUNES_DATA"
 REPO = Path(__file__).resolve().parents[2]
+
+
+def cache_dir() -> Path:
+    """Where services keep what they download (MOODTUNES_CACHE_DIR; default ~/.cache/moodtunes)."""
+    value = os.environ.get("MOODTUNES_CACHE_DIR")
+    if value:
+        return Path(value)
+    try:
+        return Path.home() / ".cache" / "moodtunes"
+    except RuntimeError:  # no HOME and a uid without a passwd entry (some container runtimes)
+        return Path(tempfile.gettempdir()) / "moodtunes-cache"
 
 
 def data_dir() -> Path:

@@ -10,6 +10,7 @@ import numpy as np
 import orjson
 
 from services.common.contracts import EMOTIONS, Emotion
+from services.emotion.graphs import classify_graph
 from services.emotion.runtime import Model
 
 # The model's output index i is LABELS[i] (FER2013 order, contracts.EMOTIONS).
@@ -98,17 +99,22 @@ class EmotionClassifier:
         card = _read_card(card_file)
         self.name = _model_name(card, model_path)
         self.temperature = _temperature(card, card_file)
+        # What the service runs and the page downloads: the CNN inside the crop and the softmax
+        # (graphs.classify_graph), so both compute the same probabilities from the same frame.
+        self.graph_bytes = classify_graph(model_path, self.temperature).SerializeToString()
+        self.graph = Model(self.graph_bytes, threads, solo_threads)
 
     def logits(self, crops: np.ndarray, alone: bool = False) -> np.ndarray:
         """Raw model outputs for float32 grey crops [N, H, W]."""
         return self.model.run(None, {self.input_name: crops[:, None, :, :]}, alone)[0]
 
-    def __call__(self, crops: np.ndarray, alone: bool = False) -> list[Prediction]:
-        if len(crops) == 0:
+    def __call__(self, grey: np.ndarray, squares: np.ndarray, alone: bool = False) -> list[Prediction]:
+        """The emotion of each square of the grey frame: squares float32 [N, 4] of x0, y0, side, roll
+        (graphs.classify_graph)."""
+        if len(squares) == 0:
             return []
-        logits = self.logits(crops, alone).astype(np.float64) / self.temperature
-        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-        probs = exp / exp.sum(axis=1, keepdims=True)
+        probs = self.graph.run(None, {"frame": grey, "squares": squares}, alone)[0].astype(np.float64)
+        probs /= probs.sum(axis=1, keepdims=True)  # float32's softmax sums to 1 within about 1e-7
         result = []
         for row in probs:
             best = int(row.argmax())

@@ -17,6 +17,7 @@ from onnx import numpy_helper
 from onnx.tools.update_model_dims import update_inputs_outputs_dims
 
 from services.common.contracts import Box
+from services.emotion.graphs import detect_graph
 from services.emotion.runtime import Model
 
 # CenterFace predicts on a 4x-strided grid; its input sides must be multiples of 32.
@@ -164,3 +165,70 @@ class CenterFaceDetector:
         ]
         found.sort(key=lambda d: d.box.w * d.box.h, reverse=True)
         return found
+
+
+def input_size(width: float, height: float, max_side: int) -> tuple[int, int]:
+    """The detector input (width, height) for a picture of width x height: scaled down (never up) so
+    its longer side is at most max_side, each side rounded up to a multiple of 32."""
+    scale = min(1.0, max_side / max(width, height))
+    return (
+        max(_ALIGN, int(np.ceil(width * scale / _ALIGN)) * _ALIGN),
+        max(_ALIGN, int(np.ceil(height * scale / _ALIGN)) * _ALIGN),
+    )
+
+
+def roll_degrees(dx: float, dy: float) -> float:
+    """Detection.roll from the eye vector (image-left eye to the other)."""
+    return float(np.degrees(np.arctan2(dy, dx)))
+
+
+class FaceDetector:
+    """CenterFace inside the detect graph (graphs.detect_graph): the same graph the page runs."""
+
+    def __init__(
+        self,
+        threads: int = 1,
+        threshold: float = 0.5,
+        nms_iou: float = 0.3,
+        min_face_px: int = 20,
+        weights: Path | None = None,
+        solo_threads: int = 0,
+        half: bool = True,
+    ) -> None:
+        self.min_face_px = min_face_px
+        graph = detect_graph(weights or centerface_weights(), threshold, nms_iou, half=half)
+        self.graph_bytes = graph.SerializeToString()
+        self.model = Model(self.graph_bytes, threads, solo_threads)
+
+    def __call__(
+        self,
+        grey: np.ndarray,
+        window: tuple[float, float, float, float],
+        max_side: int,
+        fill: float = 0.0,
+        alone: bool = False,
+    ) -> list[Detection]:
+        """Faces in the window (x, y, w, h) of the grey [H, W] uint8 frame, searched at a detector input
+        of at most max_side a side, in frame pixels, largest first. The window may reach beyond the
+        frame: what lies outside reads as the grey level `fill`."""
+        in_w, in_h = input_size(window[2], window[3], max_side)
+        feeds = {
+            "frame": grey,
+            "window": np.asarray(window, np.float32),
+            "size": np.array([in_h, in_w], np.int64),
+            "fill": np.array([fill], np.float32),
+        }
+        (table,) = self.model.run(["faces"], feeds, alone)
+        return detections(table.tolist(), self.min_face_px)
+
+
+def detections(rows: list[list[float]], min_face_px: int) -> list[Detection]:
+    """The detect graph's rows (x, y, w, h, score, dx, dy) as detections, those smaller than min_face_px
+    dropped, largest first (the sort is stable: equal areas keep the graph's best-score-first order)."""
+    found = [
+        Detection(Box(x=int(x), y=int(y), w=int(w), h=int(h)), float(s), roll_degrees(dx, dy))
+        for x, y, w, h, s, dx, dy in rows
+        if min(w, h) >= min_face_px
+    ]
+    found.sort(key=lambda d: d.box.w * d.box.h, reverse=True)
+    return found

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
-from dataclasses import replace
+from dataclasses import dataclass
 
-import cv2
 import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
-from services.common.contracts import Box, Face, PredictResponse
+from services.common.contracts import (
+    Box,
+    Face,
+    GraphInfo,
+    OnDeviceManifest,
+    OnDevicePipeline,
+    PredictResponse,
+)
 from services.common.errors import InvalidRequest
 from services.emotion import metrics
 from services.emotion.classifier import EmotionClassifier
-from services.emotion.detector import CenterFaceDetector, Detection
-from services.emotion.imaging import Limits, decode, face_crop
+from services.emotion.detector import Detection, FaceDetector
+from services.emotion.imaging import Limits, decode, square_crop_box
 from services.emotion.runtime import FrameAdmission, InFlight
 from services.emotion.settings import EmotionSettings
 
@@ -49,6 +56,36 @@ def parse_boxes(raw: bytes, max_boxes: int) -> list[Box]:
     return boxes
 
 
+def framed_window(width: int, height: int, frame_retry: float) -> tuple[float, float, float, float] | None:
+    """The framed retry's window (x, y, w, h): the picture and a border of frame_retry x its longer
+    side each way."""
+    if frame_retry == 0:
+        return None
+    pad = frame_retry * max(width, height)
+    return -pad, -pad, width + 2 * pad, height + 2 * pad
+
+
+def median(grey: np.ndarray) -> float:
+    """The median grey level, as an integer (the lower of the two middle values for an even count)."""
+    counts = np.bincount(grey.ravel(), minlength=256)
+    return float(np.searchsorted(np.cumsum(counts), (grey.size + 1) // 2))
+
+
+@dataclass(frozen=True)
+class GraphFile:
+    """One of the graphs the service runs, as the page downloads it: named by its content."""
+
+    kind: str
+    name: str
+    sha256: str
+    data: bytes
+
+    @classmethod
+    def of(cls, kind: str, data: bytes) -> GraphFile:
+        digest = hashlib.sha256(data).hexdigest()
+        return cls(kind, f"{kind}.{digest[:16]}.onnx", digest, data)
+
+
 class EmotionPipeline:
     def __init__(self, settings: EmotionSettings) -> None:
         self.settings = settings
@@ -56,14 +93,18 @@ class EmotionPipeline:
         self.classifier = EmotionClassifier(
             settings.model_path, settings.card_file, settings.threads, settings.solo_threads
         )
-        self.detector = CenterFaceDetector(
+        self.detector = FaceDetector(
             threads=settings.threads,
-            max_side=settings.detect_max_side,
             threshold=settings.detect_threshold,
             nms_iou=settings.nms_iou,
             min_face_px=settings.min_face_px,
             solo_threads=settings.solo_threads,
+            half=settings.detect_half_weights,
         )
+        self.graphs = {
+            "detect": GraphFile.of("detect", self.detector.graph_bytes),
+            "classify": GraphFile.of("classify", self.classifier.graph_bytes),
+        }
         self.in_flight = InFlight(settings.solo_threads)
         self.admission = FrameAdmission(
             settings.max_frames_in_flight,
@@ -73,8 +114,9 @@ class EmotionPipeline:
         )
         # ONNX Runtime allocates on the first run: pay that at startup, not on the first request.
         for alone in (False, True):
-            self.detector(np.zeros((480, 640), np.uint8), alone=alone)
-            self.classifier(np.zeros((1, *self.classifier.size), np.float32), alone=alone)
+            blank = np.zeros((480, 640), np.uint8)
+            self.detector(blank, (0, 0, 640, 480), settings.detect_max_side, alone=alone)
+            self.classifier(blank, np.array([[0, 0, 48, 0]], np.float32), alone=alone)
 
     def region(self, grey: np.ndarray, hint: list[Box]) -> tuple[Box, int] | None:
         """Where to look for the faces of the previous frame, and at what detector input size: the
@@ -115,13 +157,13 @@ class EmotionPipeline:
         where = self.region(grey, hint) if hint else None
         if where is not None:
             region, side = where
-            rx, ry = region.x, region.y
-            found = self.detector(grey[ry : ry + region.h, rx : rx + region.w], side, alone)
+            found = self.detector(grey, (region.x, region.y, region.w, region.h), side, alone=alone)
             if len(found) >= len(hint or ()):
-                moved = [_moved(d, rx, ry) for d in found[: self.settings.max_faces]]
-                return moved, region
-        side = self.settings.detect_side(grey.shape[1], grey.shape[0])
-        found = self.detector(grey, side, alone) or self._framed(grey, side, alone)
+                return found[: self.settings.max_faces], region
+        height, width = grey.shape
+        side = self.settings.detect_side(width, height)
+        found = self.detector(grey, (0, 0, width, height), side, alone=alone)
+        found = found or self._framed(grey, side, alone)
         return found[: self.settings.max_faces], None
 
     def _framed(self, grey: np.ndarray, side: int, alone: bool) -> list[Detection]:
@@ -129,39 +171,21 @@ class EmotionPipeline:
         detector learned faces with surroundings, so the picture is set in a plain border of its
         median grey (frame_retry x its longer side each way; replicated edges read as streaks, not as
         background) and searched again."""
-        if self.settings.frame_retry == 0:
+        window = framed_window(grey.shape[1], grey.shape[0], self.settings.frame_retry)
+        if window is None:
             return []
         # The face sought fills the picture, so it stays large in a small detector input: the retry
         # searches at most RETRY_SIDE px, about half a whole-frame search (reports/emotion/align_cost.md).
-        side = min(side, RETRY_SIDE)
-        height, width = grey.shape
-        # Scaled first to what the detector will see, so the retry costs about one more small search.
-        framed_side = max(height, width) * (1 + 2 * self.settings.frame_retry)
-        scale = min(1.0, side / framed_side)
-        small = (
-            cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else grey
-        )
-        pad = round(self.settings.frame_retry * max(small.shape))
-        fill = int(np.median(small))
-        framed = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=fill)
-        found = []
-        for d in self.detector(framed, side, alone):
-            b = d.box
-            x0, y0 = max(round((b.x - pad) / scale), 0), max(round((b.y - pad) / scale), 0)
-            x1 = min(round((b.x + b.w - pad) / scale), width)
-            y1 = min(round((b.y + b.h - pad) / scale), height)
-            if min(x1 - x0, y1 - y0) >= self.settings.min_face_px:
-                found.append(replace(d, box=Box(x=x0, y=y0, w=x1 - x0, h=y1 - y0)))
-        return found
+        return self.detector(grey, window, min(side, RETRY_SIDE), median(grey), alone)
 
-    def crops(self, grey: np.ndarray, faces: list[Detection], detect: bool) -> np.ndarray:
-        size = self.classifier.size
+    def squares(self, faces: list[Detection], detect: bool) -> np.ndarray:
+        """The classify graph's squares (x0, y0, side, roll) for the faces."""
         # A caller-cropped face (detect=false) is taken as framed; detector boxes get FER framing.
         margin, shift = (self.settings.crop_margin, self.settings.crop_shift_y) if detect else (1.0, 0.0)
         align = detect and self.settings.align
-        out = np.empty((len(faces), *size), np.float32)
+        out = np.empty((len(faces), 4), np.float32)
         for i, face in enumerate(faces):
-            out[i] = face_crop(grey, face.box, size, margin, shift, self._roll(face.roll) if align else 0.0)
+            out[i] = (*square_crop_box(face.box, margin, shift), self._roll(face.roll) if align else 0.0)
         return out
 
     def _roll(self, roll: float) -> float:
@@ -179,7 +203,7 @@ class EmotionPipeline:
             t1 = time.perf_counter()
             found, region = self.boxes(grey, detect, hint, alone)
             t2 = time.perf_counter()
-            preds = self.classifier(self.crops(grey, found, detect), alone)
+            preds = self.classifier(grey, self.squares(found, detect), alone)
             t3 = time.perf_counter()
         faces = [
             Face(box=f.box, emotion=p.emotion, confidence=p.confidence, probabilities=p.probabilities)
@@ -194,8 +218,29 @@ class EmotionPipeline:
             timings_ms={"decode": (t1 - t0) * 1000, "detect": (t2 - t1) * 1000, "classify": (t3 - t2) * 1000},
         )
 
-
-def _moved(found: Detection, dx: int, dy: int) -> Detection:
-    """A detection in a region, in the whole frame's pixels."""
-    box = found.box
-    return replace(found, box=Box(x=box.x + dx, y=box.y + dy, w=box.w, h=box.h))
+    def ondevice(self) -> OnDeviceManifest:
+        """What the page's on-device mode needs to compute what predict() computes: the two graphs and
+        the settings of the steps around them (frontend/ondevice.js ports those steps)."""
+        s = self.settings
+        return OnDeviceManifest(
+            model=self.classifier.name,
+            files={
+                k: GraphInfo(name=g.name, sha256=g.sha256, bytes=len(g.data)) for k, g in self.graphs.items()
+            },
+            pipeline=OnDevicePipeline(
+                detect_max_side=s.detect_max_side,
+                video_max_side=s.video_max_side,
+                photo_detect_max_side=s.photo_detect_max_side,
+                min_face_px=s.min_face_px,
+                max_faces=s.max_faces,
+                track_scale=s.track_scale,
+                track_max_side=s.track_max_side,
+                track_face_px=s.track_face_px,
+                crop_margin=s.crop_margin,
+                crop_shift_y=s.crop_shift_y,
+                frame_retry=s.frame_retry,
+                retry_side=RETRY_SIDE,
+                align=s.align,
+                max_roll=s.max_roll,
+            ),
+        )

@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from services.common.contracts import PredictResponse
-from services.common.errors import InvalidRequest, error_responses
+from services.common.contracts import OnDeviceManifest, PredictResponse
+from services.common.errors import InvalidRequest, NotFound, error_responses
 from services.common.limits import drain
 from services.common.params import ready_state
 from services.common.upload import BOXES_FIELD, IMAGE_BODY, UPLOAD_ERRORS, UploadBody, image_fields
@@ -55,3 +55,22 @@ async def predict(
     # Serialised by pydantic directly: FastAPI's own path would validate the model again through
     # dicts, on every frame (response_model still documents the schema).
     return Response(response.model_dump_json(), media_type="application/json")
+
+
+@router.get("/models", response_model=OnDeviceManifest, responses=error_responses({503: "model not loaded"}))
+async def models(pipeline: Pipeline) -> OnDeviceManifest:
+    """The graphs this service runs, by content-addressed name, and the settings around them: the
+    gateway serves them to the page's on-device mode."""
+    return pipeline.ondevice()
+
+
+@router.get(
+    "/models/{name}",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}, **error_responses({404: "no such graph"})},
+)
+async def model_file(pipeline: Pipeline, name: str) -> Response:
+    graph = next((g for g in pipeline.graphs.values() if g.name == name), None)
+    if graph is None:
+        raise NotFound(f"no graph named {name!r}: GET /models lists them")
+    return Response(graph.data, media_type="application/octet-stream", headers={"ETag": f'"{graph.sha256}"'})

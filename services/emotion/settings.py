@@ -56,6 +56,9 @@ class EmotionSettings(LogSettings):
     detect_max_side: int = Field(default=256, ge=32, le=4096)
     video_max_side: int = Field(default=640, ge=32)
     photo_detect_max_side: int = Field(default=640, ge=32, le=4096)
+    # CenterFace's weights stored as float16 (computed in float32): half the page's download, the same
+    # faces found on the photo set (tests/emotion/test_photos.py).
+    detect_half_weights: bool = True
     detect_threshold: float = Field(default=0.5, gt=0, lt=1)
     nms_iou: float = Field(default=0.3, gt=0, le=1)
     # Detections smaller than this (in original-image pixels) are too small to classify.

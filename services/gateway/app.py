@@ -5,6 +5,7 @@ Run: `python -m services gateway` (services/launch.py's SERVICES table).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,6 +27,8 @@ log = logging.getLogger("moodtunes.gateway")
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: GatewaySettings = app.state.settings
     gateway = app.state.pipeline = Gateway(settings)
+    # In the background: the first start downloads the runtime; the page uses server mode until then.
+    installing = asyncio.create_task(gateway.ondevice.install_runtime())
     log.info(
         "gateway: emotion=%s recommender=%s cache=%s",
         settings.emotion.url,
@@ -33,6 +36,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gateway.cache.backend,
     )
     yield
+    installing.cancel()
     app.state.pipeline = None
     await gateway.aclose()
 

@@ -26,6 +26,7 @@ from services.gateway.clients import (
     RecommenderClient,
 )
 from services.gateway.metrics import ANALYZE_RECOMMEND, MOOD_RECOMMEND
+from services.gateway.ondevice import OnDevice
 from services.gateway.redis_link import RedisLink
 from services.gateway.settings import GatewaySettings
 from services.gateway.state import GatewayState, Observed, make_state
@@ -48,6 +49,7 @@ class Gateway:
         self.settings = settings
         self.emotion = EmotionClient(settings.emotion)
         self.recommender = RecommenderClient(settings.recommender)
+        self.ondevice = OnDevice(settings.runtime, self.emotion)
         url = settings.redis.url
         self.redis = RedisLink(url, settings.redis) if url else None
         self.cache: RecommendCache = make_cache(self.redis, settings.cache)

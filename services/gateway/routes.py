@@ -22,6 +22,7 @@ from services.common.contracts import (
 from services.common.errors import InvalidRequest, TooLarge, Unsupported, error_responses
 from services.common.params import RecommendQuery, RequestId, TrackOptions, ready_state
 from services.common.upload import IMAGE_BODY, UPLOAD_ERRORS, UploadBody
+from services.gateway.ondevice import MODELS_PATH, RUNTIME_PATH, Encoded, OnDeviceInfo, file_headers, pick
 from services.gateway.pipeline import Gateway, RecommendMode
 
 router = APIRouter()
@@ -171,3 +172,48 @@ router.add_api_route(
     ),
     route_class_override=JsonBodyRoute,
 )
+
+
+@router.get("/api/ondevice", response_model=OnDeviceInfo, tags=["frontend"])
+async def ondevice(gateway: Gw, rid: RequestId) -> Response:
+    """What the page's on-device mode loads (the runtime and the emotion service's graphs), or why it
+    cannot: the page then uses server mode and says so."""
+    info = await gateway.ondevice.info(rid)
+    return _json(info.model_dump_json().encode(), headers={"Cache-Control": "no-cache"})
+
+
+def _file(encoded: Encoded, accept_encoding: str | None, if_none_match: str | None, kind: str) -> Response:
+    body, encoding = pick(encoded, accept_encoding or "")
+    headers = file_headers(encoded, encoding, kind)
+    if if_none_match and encoded.etag in if_none_match:
+        headers.pop("Content-Type")
+        return Response(status_code=304, headers=headers)
+    return Response(body, headers=headers)
+
+
+CONTENT_TYPES = {".mjs": "text/javascript", ".wasm": "application/wasm"}
+
+
+@router.get(f"{RUNTIME_PATH}/{{version}}/{{name}}", tags=["frontend"], include_in_schema=False)
+async def runtime_file(
+    gateway: Gw,
+    version: str,
+    name: str,
+    accept_encoding: Annotated[str | None, Header()] = None,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    encoded = gateway.ondevice.runtime_file(version, name)
+    kind = CONTENT_TYPES.get(name[name.rfind(".") :], "application/octet-stream")
+    return _file(encoded, accept_encoding, if_none_match, kind)
+
+
+@router.get(f"{MODELS_PATH}/{{name}}", tags=["frontend"], include_in_schema=False)
+async def model_file(
+    gateway: Gw,
+    rid: RequestId,
+    name: str,
+    accept_encoding: Annotated[str | None, Header()] = None,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    encoded = await gateway.ondevice.graph(name, rid)
+    return _file(encoded, accept_encoding, if_none_match, "application/octet-stream")

@@ -11,7 +11,8 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.common.logs import LogSettings
-from services.common.paths import REPO
+from services.common.paths import REPO, cache_dir
+from services.gateway import ortweb
 
 
 class EmotionBackend(BaseSettings):
@@ -104,6 +105,21 @@ class MoodSettings(BaseSettings):
     max_body_bytes: int = Field(default=16 * 1024, ge=1024)
 
 
+def _runtime_dir() -> Path:
+    return cache_dir() / "onnxruntime-web"
+
+
+class RuntimeSettings(BaseSettings):
+    """onnxruntime-web, the page's on-device runtime (services/gateway/ondevice.py, ortweb.py)."""
+
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_RUNTIME_")
+
+    # Where it is installed at the first start (the gateway image has it installed at build time).
+    dir: Path = Field(default_factory=_runtime_dir)
+    # Where it is fetched from: npm's tarball, or a local copy's path; checked against ortweb.INTEGRITY.
+    url: str = ortweb.URL
+
+
 class GatewaySettings(LogSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_")
 
@@ -114,6 +130,7 @@ class GatewaySettings(LogSettings):
     steadiness: SteadinessSettings = Field(default_factory=SteadinessSettings)
     sessions: SessionSettings = Field(default_factory=SessionSettings)
     mood: MoodSettings = Field(default_factory=MoodSettings)
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
 
     # Empty: same-origin only (the gateway serves the frontend itself). Comma-separated in the env.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)

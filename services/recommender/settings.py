@@ -3,13 +3,13 @@ first-run download's with MOODTUNES_."""
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.logs import LogSettings
+from services.common.paths import cache_dir as default_cache_dir
 from services.common.paths import data_dir
 
 MODEL_CONFIG = Path(__file__).resolve().parent / "model" / "mood_knn.json"
@@ -21,13 +21,6 @@ def _music_file(name: str) -> Path | None:
     return path if path.exists() else None
 
 
-def _default_cache() -> Path:
-    try:
-        return Path.home() / ".cache" / "moodtunes"
-    except RuntimeError:  # no HOME and a uid without a passwd entry (some container runtimes)
-        return Path(tempfile.gettempdir()) / "moodtunes-cache"
-
-
 class FirstRunSettings(BaseSettings):
     """Where a catalog comes from when none is configured or found: the two public files, downloaded once
     into the cache and built there. The expected sizes, digests and row counts are those of
@@ -35,7 +28,7 @@ class FirstRunSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MOODTUNES_")
 
-    cache_dir: Path = Field(default_factory=_default_cache)
+    cache_dir: Path = Field(default_factory=default_cache_dir)
     # After a network failure the first run tries again after this long, doubling up to 10 minutes, so a
     # service started while the network was down gets its music without a restart; 0: never.
     retry_s: float = Field(default=30.0, ge=0)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import cv2
 import numpy as np
 import pytest
@@ -64,13 +67,15 @@ def test_several_faces_largest_first_in_one_batch(
 ) -> None:
     image, lefts_largest_first = three_heads
     calls: list[int] = []
-    real_logits = pipeline.classifier.logits
+    real_run = pipeline.classifier.graph.run
 
-    def counting(crops: np.ndarray, alone: bool = False) -> np.ndarray:
-        calls.append(len(crops))
-        return real_logits(crops, alone)
+    def counting(
+        outputs: Sequence[str] | None, feeds: dict[str, np.ndarray], alone: bool = False
+    ) -> list[Any]:
+        calls.append(len(feeds["squares"]))
+        return real_run(outputs, feeds, alone)
 
-    monkeypatch.setattr(pipeline.classifier, "logits", counting)
+    monkeypatch.setattr(pipeline.classifier.graph, "run", counting)
     r = post_raw(client, encode(image), "image/jpeg")
     assert r.status_code == 200, r.text
     faces = r.json()["faces"]

@@ -25,7 +25,8 @@ def directives(policy: str) -> dict[str, list[str]]:
 def assert_security_headers(resp: httpx.Response) -> None:
     """The gateway's headers, on any answer: a page, an API answer, an error or a shed request."""
     csp = directives(resp.headers["content-security-policy"])
-    assert csp["default-src"] == ["'self'"] and csp["script-src"] == ["'self'"]
+    # WebAssembly for the on-device mode's runtime, and nothing more: no 'unsafe-eval', no inline script.
+    assert csp["default-src"] == ["'self'"] and csp["script-src"] == ["'self'", "'wasm-unsafe-eval'"]
     assert csp["style-src"] == ["'self'"] and csp["connect-src"] == ["'self'"]
     assert csp["frame-ancestors"] == ["'none'"] and csp["object-src"] == ["'none'"]
     assert csp["frame-src"] == ["https://open.spotify.com"]

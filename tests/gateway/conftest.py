@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -64,7 +65,7 @@ GatewayFactory = Callable[..., contextlib.AbstractContextManager[TestClient]]
 
 
 @pytest.fixture()
-def make_gateway() -> GatewayFactory:
+def make_gateway(tmp_path: Path) -> GatewayFactory:
     """`with make_gateway(emotion_url=..., redis={"url": ...}) as client:` runs the gateway app (lifespan
     included): the backends' URLs, and any settings, a group as a dict of its fields. Without Redis unless
     asked for."""
@@ -72,7 +73,9 @@ def make_gateway() -> GatewayFactory:
     @contextlib.contextmanager
     def make(emotion_url: str, recommender_url: str, **overrides: Any) -> Iterator[TestClient]:
         backends = {"emotion": {"url": emotion_url}, "recommender": {"url": recommender_url}}
-        groups: dict[str, Any] = {"redis": {}, **backends}
+        # No runtime download from the npm registry per test: tests/gateway/test_ondevice.py installs one.
+        offline = {"dir": tmp_path / "runtime", "url": str(tmp_path / "no-runtime.tgz")}
+        groups: dict[str, Any] = {"redis": {}, "runtime": offline, **backends}
         for name, value in overrides.items():
             groups[name] = {**groups[name], **value} if name in groups else value
         settings = GatewaySettings.model_validate(groups)
