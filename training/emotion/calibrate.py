@@ -26,7 +26,10 @@ from scipy.special import log_softmax, softmax  # noqa: E402
 from bench import report
 from services.emotion.classifier import card_path  # noqa: E402
 from training.emotion import data as fer  # noqa: E402
+from training.logs import configure, logger  # noqa: E402
 from training.settings import settings  # noqa: E402
+
+log = logger("calibrate")
 
 BINS = 15
 REPORT_FILES = ("calibration.md", "calibration.json", "reliability_test.png")
@@ -124,6 +127,7 @@ def calibrate(model: Path, data_path: Path, out: Path, card: Path) -> dict:
 
 
 def main() -> None:
+    configure()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, required=True)
     ap.add_argument("--data", type=Path, default=None, help="FER2013 (default: DATA/fer2013/fer2013.npz)")
@@ -133,7 +137,9 @@ def main() -> None:
     data = args.data or settings.data / "fer2013" / "fer2013.npz"
     out = args.out or settings.reports / args.model.stem.replace(".", "-")
     r = calibrate(args.model, data, out, args.card or card_path(args.model))
-    print(f"T={r['temperature']:.3f}  test ECE {r['test_before']['ece']:.3f} -> {r['test_after']['ece']:.3f}")
+    log.info(
+        f"T={r['temperature']:.3f}  test ECE {r['test_before']['ece']:.3f} -> {r['test_after']['ece']:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -34,7 +34,10 @@ from sklearn.metrics import (  # noqa: E402
 
 from services.common.contracts import EMOTIONS  # noqa: E402
 from training.emotion import data as fer  # noqa: E402
+from training.logs import configure, logger  # noqa: E402
 from training.settings import settings  # noqa: E402
+
+log = logger("evaluate")
 
 
 def fingerprint(part: fer.FerData) -> str:
@@ -176,6 +179,7 @@ def add_to_card(card: Path, r: dict, report: Path) -> None:
 
 
 def main() -> None:
+    configure()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=settings.model_dir / "emotion.onnx")
     ap.add_argument(
@@ -191,7 +195,7 @@ def main() -> None:
     r = evaluate(args.model, args.data, out)
     if args.card:
         add_to_card(args.card, r, out / "report.md")
-    print(json.dumps(summary(r)))
+    log.info(json.dumps(summary(r)))
 
 
 if __name__ == "__main__":

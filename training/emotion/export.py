@@ -29,7 +29,10 @@ from services.emotion.classifier import card_path
 from training.emotion import data as fer
 from training.emotion.model import ARCHITECTURES, build, n_params
 from training.emotion.train import CONFIGS, Config
+from training.logs import configure, logger
 from training.settings import REPO, settings
+
+log = logger("export")
 
 
 def git_commit() -> str:
@@ -197,7 +200,7 @@ def export_run(
     }
     card_file = card_path(out)
     card_file.write_text(json.dumps(card, indent=2) + "\n")
-    print(json.dumps({"onnx": str(out), "card": str(card_file), **check}))
+    log.info(json.dumps({"onnx": str(out), "card": str(card_file), **check}))
     # float16 weights move the logits by about their rounding, not the predictions.
     if check["prediction_agreement"] < 0.99 or check["max_abs_logit_diff"] > (
         0.05 if float16_weights else 1e-3
@@ -207,6 +210,7 @@ def export_run(
 
 
 def main() -> None:
+    configure()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", type=Path, default=settings.runs / "vgg7-tuned")
     ap.add_argument("--out", type=Path, help="default <run>/model/emotion.onnx")

@@ -14,7 +14,7 @@ default reports/; configs/<config>.toml's [ship] table can send them elsewhere):
 
     --promote auto    (default) only when the model the service would run (the int8 copy) scores higher
                       on FER2013 val than the shipped one's card says, measured on the same val faces;
-                      otherwise it prints why and keeps the shipped model
+                      otherwise it logs why and keeps the shipped model
     --promote force   always; the promoted card records that it was forced
     --promote never   never
 
@@ -36,8 +36,10 @@ from pathlib import Path
 
 from services.emotion.classifier import card_path
 from training.emotion import calibrate, evaluate, export, quantize, train
+from training.logs import configure, logger
 from training.settings import REPO, settings
 
+log = logger("pipeline")
 REPORT_FILES = (
     "report.md",
     "metrics.json",
@@ -190,7 +192,7 @@ def promote(ship: Ship, model: Path, report: Path, with_float: bool, mode: str, 
         mode,
     )
     if not decision:
-        print(f"kept the shipped model {shown(ship.served)}: {reason}")
+        log.info(f"kept the shipped model {shown(ship.served)}: {reason}")
         return False
     names = [(ship.float_model, ship.report)] if with_float else []
     if ship.quantize:
@@ -202,7 +204,7 @@ def promote(ship: Ship, model: Path, report: Path, with_float: bool, mode: str, 
         files[card_path(dst)] = shipped_bytes(card_path(model / dst.name), report_dir, reason, command)
         files.update({report_dir / f: report / report_name / f for f in REPORT_FILES})
     replace_all(files)
-    print(f"promoted into {shown(ship.model_dir)} and {shown(ship.reports)}: {reason}")
+    log.info(f"promoted into {shown(ship.model_dir)} and {shown(ship.reports)}: {reason}")
     return True
 
 
@@ -231,7 +233,7 @@ def run_pipeline(
         state, run = train.run(config, data, runs=runs, options=options)
         planned = json.loads((run / "history.json").read_text())["config"]["epochs"]
         if state["epoch"] < planned:
-            print(f"stopped after epoch {state['epoch']} of {planned}; rerun the same command to continue")
+            log.info(f"stopped after epoch {state['epoch']} of {planned}; rerun the same command to continue")
             return False
         model, report = run / "model", run / "reports"
         onnx_path = model / ship.float_model.name
@@ -239,7 +241,7 @@ def run_pipeline(
         r = evaluate.evaluate(onnx_path, data, report / ship.report)
         evaluate.add_to_card(card_path(onnx_path), r, report / ship.report / "report.md")
         calibrate.calibrate(onnx_path, data, report / ship.report, card_path(onnx_path))
-        print(f"float: {json.dumps(evaluate.summary(r))}")
+        log.info(f"float: {json.dumps(evaluate.summary(r))}")
     if ship.quantize:
         # 4. quantize, 5. evaluate the int8 copy.
         int8 = model / ship.int8_model.name
@@ -247,12 +249,13 @@ def run_pipeline(
         r = evaluate.evaluate(int8, data, report / f"{ship.report}-int8")
         evaluate.add_to_card(card_path(int8), r, report / f"{ship.report}-int8" / "report.md")
         calibrate.calibrate(int8, data, report / f"{ship.report}-int8", card_path(int8))
-        print(f"int8: {json.dumps(evaluate.summary(r))}")
+        log.info(f"int8: {json.dumps(evaluate.summary(r))}")
     # 6. promote.
     return promote(ship, model, report, not quantize_shipped, mode, command)
 
 
 def main() -> None:
+    configure()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_arguments(ap)
     ap.add_argument("--promote", choices=("auto", "force", "never"), default="auto")

@@ -37,7 +37,10 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from services.emotion.classifier import card_path
 from training.emotion import data as fer
 from training.emotion.export import git_commit
+from training.logs import configure, logger
 from training.settings import settings
+
+log = logger("quantize")
 
 CALIBRATION_FACES = 1024
 BATCH = 64
@@ -144,13 +147,14 @@ def quantize_model(
         }
     )
     card_path(out).write_text(json.dumps(card, indent=2) + "\n")
-    print(json.dumps({"onnx": str(out), "card": str(card_path(out)), **check}))
+    log.info(json.dumps({"onnx": str(out), "card": str(card_path(out)), **check}))
     if check["prediction_agreement"] < 0.95:
         raise SystemExit("the int8 model disagrees with the float model on more than 5% of val faces")
     return card
 
 
 def main() -> None:
+    configure()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=settings.model_dir / "emotion.onnx")
     ap.add_argument("--out", type=Path, help="default runs/quantize/<model stem>.int8.onnx")

@@ -29,6 +29,9 @@ from services.common.contracts import EMOTIONS  # noqa: E402
 from services.common.paths import data_dir  # noqa: E402
 from services.emotion.pipeline import EmotionPipeline  # noqa: E402
 from services.emotion.settings import EmotionSettings  # noqa: E402
+from training.logs import configure, logger  # noqa: E402
+
+log = logger("real_faces")
 
 NO_FACE = len(EMOTIONS)  # the confusion matrix's extra column
 
@@ -127,6 +130,7 @@ def markdown(rows: dict[str, dict], source: str) -> str:
 
 
 def main() -> None:
+    configure()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=None, help="faces npz (default: DATA/faces_dev/...)")
     ap.add_argument("--out", type=Path, default=Path("reports/emotion"))
@@ -153,7 +157,7 @@ def main() -> None:
     store.write_text(json.dumps(rows, indent=1) + "\n")
     heatmap(result, args.out / f"real_faces_{args.variant}.png", f"faces_dev, {args.variant}")
     (args.out / "real_faces.md").write_text(markdown(rows, data.name))
-    print(
+    log.info(
         f"{args.variant}: accuracy {result['accuracy']:.1%}, macro recall {result['macro_recall']:.1%}, "
         f"no face {result['no_face']}/{result['n']}"
     )

@@ -36,7 +36,10 @@ from tqdm import tqdm
 from training.emotion import data as fer
 from training.emotion.augment import random_affine, random_erase
 from training.emotion.model import build, n_params
+from training.logs import configure, logger
 from training.settings import settings
+
+log = logger("train")
 
 
 @dataclass(frozen=True)
@@ -183,7 +186,9 @@ def epochs_for_budget(
     per_eval = 2 * (time.perf_counter() - t0)  # raw and EMA weights
     per_epoch = per_step * (len(x) // cfg.batch_size) + per_eval
     epochs = max(1, int(minutes * 60 / per_epoch))
-    print(f"budget {minutes} min: {per_step * 1000:.1f} ms/step, {per_epoch:.1f} s/epoch -> {epochs} epochs")
+    log.info(
+        f"budget {minutes} min: {per_step * 1000:.1f} ms/step, {per_epoch:.1f} s/epoch -> {epochs} epochs"
+    )
     return epochs
 
 
@@ -193,7 +198,7 @@ def probe(cfg: Config, data_path: Path, minutes: float) -> int:
     ds = fer.load(data_path)
     x_train, _ = to_tensors(ds.subset("train"), cfg.limit)
     x_val, y_val = to_tensors(ds.subset("val"), cfg.limit)
-    print(f"{cfg.arch} on {hardware(device)}")
+    log.info(f"{cfg.arch} on {hardware(device)}")
     seed_everything(cfg.seed)
     return epochs_for_budget(
         cfg, minutes, x_train.to(device), targets(ds.subset("train"), cfg).to(device), x_val, y_val, device
@@ -258,8 +263,8 @@ def train(
         if device == "cuda" and "cuda_rng" in ck:
             torch.cuda.set_rng_state(ck["cuda_rng"])
         state = ck["state"]
-        print(f"resumed from epoch {state['epoch']}")
-    print(
+        log.info(f"resumed from epoch {state['epoch']}")
+    log.info(
         f"{cfg.arch}: {n_params(model):,} parameters, {len(x_train)} train / {len(x_val)} val images, "
         f"{device}, {torch.get_num_threads()} threads, bf16 {use_bf16(device)}"
     )
@@ -295,7 +300,7 @@ def train(
             "seconds": time.time() - t0,
         }
         state["history"].append(row)
-        print(json.dumps(row), flush=True)
+        log.info(json.dumps(row))
         if max(val_raw, val_ema) > state["best_val"]:
             state["best_val"] = max(val_raw, val_ema)
             weights = ema.module.state_dict() if val_ema >= val_raw else model.state_dict()
@@ -358,12 +363,12 @@ def run(
         cfg = replace(cfg, epochs=epochs)
     if init is None and cfg.init_from:
         # The first stage trains (or resumes, or finds complete) the run this one starts from.
-        print(f"first stage: --config {cfg.init_from}")
+        log.info(f"first stage: --config {cfg.init_from}")
         train(CONFIGS[cfg.init_from], data_path, runs / cfg.init_from)
         init = runs / cfg.init_from / "best.pt"
     out = out or runs / name
     state = train(cfg, data_path, out, options.stop_after, budget_minutes, max_epochs=epochs, init=init)
-    print(f"best val accuracy {state['best_val']:.4f} after {state['seconds'] / 60:.1f} min of training")
+    log.info(f"best val accuracy {state['best_val']:.4f} after {state['seconds'] / 60:.1f} min of training")
     return state, out
 
 
@@ -396,6 +401,7 @@ def parse_args(ap: argparse.ArgumentParser) -> argparse.Namespace:
 
 
 def main() -> None:
+    configure()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(ap)
     ap.add_argument("--out", type=Path, help="run folder (default runs/<config>)")

@@ -35,6 +35,7 @@ import pandas as pd  # noqa: E402
 from sklearn.metrics import ConfusionMatrixDisplay, accuracy_score, classification_report  # noqa: E402
 from sklearn.model_selection import RepeatedStratifiedKFold, cross_val_score  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 from bench import report  # noqa: E402
 from services.common import paths  # noqa: E402
@@ -64,7 +65,8 @@ def nested_cv(
     outer = RepeatedStratifiedKFold(n_splits=5, n_repeats=repeats, random_state=seed)
     scores, chosen = [], []
     predicted = np.empty(len(y), dtype=object)
-    for fold, (train, test) in enumerate(outer.split(x, y)):
+    folds = tqdm(outer.split(x, y), total=outer.get_n_splits(), desc="nested CV, outer folds", mininterval=5)
+    for fold, (train, test) in enumerate(folds):
         gs = search(sets, **grid).fit(x[train], y[train])
         pred = gs.predict(x[test])
         scores.append(accuracy_score(y[test], pred))

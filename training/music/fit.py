@@ -35,6 +35,9 @@ from services.recommender.mood_model import (
     transform_name,
 )
 from services.recommender.settings import MODEL_CONFIG, RecommenderSettings
+from training.logs import configure, logger
+
+log = logger("fit")
 
 ORIGINAL_FEATURES = ["valence", "energy", "tempo", "loudness"]  # what the original prototype used
 FEATURE_SETS: dict[str, list[str]] = {
@@ -119,6 +122,7 @@ def fit_config(
 
 
 def main(argv: list[str] | None = None) -> int:
+    configure()
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -143,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         + "\n"
     )
-    print(f"{config.model_dump()} cv accuracy {accuracy:.3f} on {len(labelled)} tracks -> {args.out}")
+    log.info(f"{config.model_dump()} cv accuracy {accuracy:.3f} on {len(labelled)} tracks -> {args.out}")
     return 0
 
 

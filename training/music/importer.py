@@ -10,12 +10,13 @@ RECOMMENDER_LABELLED_PATH.
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 from pathlib import Path
 
 from services.recommender.catalog import CatalogError
 from services.recommender.importer import BY_NAME, import_files, write
+from training.logs import configure, logger
+
+log = logger("importer")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,15 +27,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="catalog file to write (.parquet or .csv)")
     parser.add_argument("--format", choices=["auto", *BY_NAME], default="auto")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    configure()
     try:
         catalog = import_files(args.inputs, args.format)
         write(catalog, args.out)
     except (CatalogError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        log.error(str(exc))
         return 2
     lacking = int((catalog["name"].isna() | catalog["artists"].isna()).sum()) if "name" in catalog else 0
-    print(f"wrote {len(catalog)} tracks to {args.out} ({lacking} without name/artists, not servable)")
+    log.info(f"wrote {len(catalog)} tracks to {args.out} ({lacking} without name/artists, not servable)")
     return 0
 
 

@@ -28,6 +28,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
+from tqdm import tqdm
 
 from services.common.contracts import Emotion, Strategy  # noqa: E402
 from services.common.params import RecommendParams  # noqa: E402
@@ -291,7 +292,7 @@ def validation_scores(
     train), per counted emotion, mean over splits."""
     counted = counted_emotions(labelled)
     val: dict[RankWeights, list[dict[str, float]]] = {w: [] for w in candidates}
-    for train, held, _ in splits(labelled, repeats):
+    for train, held, _ in tqdm(splits(labelled, repeats), desc="weights on validation splits", mininterval=5):
         model, catalog = MoodModel(config).fit(train), as_catalog(held)
         for w in candidates:
             val[w].append(precision_at_10(Ranker(catalog, model, weights=w, **ranking), held)["target"])

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
-import sys
 import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -32,8 +30,9 @@ from tqdm import tqdm
 from services.common.contracts import EMOTIONS
 from services.recommender.catalog import FEATURES, load_catalog
 from services.recommender.settings import RecommenderSettings
+from training.logs import configure, logger
 
-log = logging.getLogger("moodtunes.scraper")
+log = logger("scraper")
 EXTRA_FEATURES = ("key", "mode", "time_signature", "duration_ms")
 FEATURE_BATCH = 100  # the audio-features endpoint takes at most 100 ids
 
@@ -242,12 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backoff", type=float, default=0.5, help="spotipy backoff_factor, seconds")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    configure()
     if not os.environ.get("SPOTIPY_CLIENT_ID") or not os.environ.get("SPOTIPY_CLIENT_SECRET"):
-        print(
-            "error: set SPOTIPY_CLIENT_ID and SPOTIPY_CLIENT_SECRET (a Spotify app's client credentials)",
-            file=sys.stderr,
-        )
+        log.error("set SPOTIPY_CLIENT_ID and SPOTIPY_CLIENT_SECRET (a Spotify app's client credentials)")
         return 2
     state_path = args.state or args.out.with_suffix(".state.json")
     client = make_client(
@@ -262,10 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         scraper.scrape(words, args.playlists, args.max_tracks, progress=not args.no_progress)
     except spotipy.SpotifyException as exc:
-        print(
-            f"error: Spotify answered {exc.http_status}: {exc.msg.strip()}; progress is saved in "
-            f"{state_path}, rerun the same command to resume",
-            file=sys.stderr,
+        log.error(
+            f"Spotify answered {exc.http_status}: {exc.msg.strip()}; progress is saved in "
+            f"{state_path}, rerun the same command to resume"
         )
         return 1
     found, missing = scraper.table()
@@ -277,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     missing_path = args.out.with_name(args.out.stem + ".missing.csv")
     missing.to_csv(missing_path, index=False)
     api = scraper.state.features_api
-    print(
+    log.info(
         f"{len(found)} labelled tracks with features -> {args.out} (audio-features API: {api}); "
         f"{len(missing)} lacking features -> {missing_path}"
     )

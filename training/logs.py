@@ -1,0 +1,19 @@
+"""Logging for the training commands, as the services log (services/common/logs.py): one handler on
+stderr, plain text or one JSON object a line (TRAINING_LOG_JSON=true), moodtunes' lines at
+TRAINING_LOG_LEVEL (INFO). Progress over long loops is a tqdm bar on the same stream."""
+
+from __future__ import annotations
+
+import logging
+
+from services.common.logs import LogSettings, configure_logging
+
+
+def configure() -> None:
+    """Called by each command's main(), never at import (a test or a notebook keeps its own logging)."""
+    # _env_prefix: pydantic-settings' init argument, which its mypy plugin does not declare.
+    configure_logging("training", LogSettings(_env_prefix="TRAINING_"))  # type: ignore[call-arg]
+
+
+def logger(name: str) -> logging.Logger:
+    return logging.getLogger(f"moodtunes.training.{name}")
