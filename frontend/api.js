@@ -25,6 +25,7 @@ async function call(url, options) {
   const retryAfterS = Number.parseInt(response.headers.get("Retry-After") || "", 10);
   return {
     problem: {
+      status: response.status,
       kind: isDown(response) ? "down" : "refused",
       detail: await detail(response),
       retryAfterMs: Number.isFinite(retryAfterS) && retryAfterS > 0 ? retryAfterS * 1000 : 0,
@@ -52,3 +53,23 @@ export function recommend({ emotion, strategy, limit }) {
 export function analyze(body, headers, params) {
   return call(`/analyze?${new URLSearchParams(params)}`, { method: "POST", body, headers });
 }
+
+// ---------- Save to Spotify (the gateway talks to Spotify; the page never sees a token) ----------
+
+const json = (method, body) => ({
+  method, headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+});
+
+// {enabled, connected, scopes, last_playlist}, or null while the gateway cannot be reached.
+export async function spotifyStatus() {
+  const { body } = await call("/api/spotify");
+  return body || null;
+}
+
+// {authorize_url}: Spotify's consent page.
+export const spotifyConnect = (wantPublic) => call("/api/spotify/connect", json("POST", { public: wantPublic }));
+
+// list: {tracks, emotion, strategy, public, append} -> {id, name, url, added, already_there}.
+export const spotifySave = (list) => call("/api/spotify/save", json("POST", list));
+
+export const spotifyDisconnect = () => call("/api/spotify", { method: "DELETE" });

@@ -6,6 +6,7 @@
 import * as api from "./api.js";
 import * as camera from "./camera.js";
 import * as render from "./render.js";
+import * as spotify from "./spotify.js";
 import { els } from "./render.js";
 import * as page from "./state.js";
 import { state } from "./state.js";
@@ -216,6 +217,7 @@ async function main() {
   window.addEventListener("resize", () => {
     if (state.lastResult) render.boxes(state.lastResult, state.lastSource === "camera");
   });
+  spotify.start();
   await checkServices();
   await startCamera();
 }

@@ -198,6 +198,7 @@ export function tracks(list, emotion, source, strategy) {
     ? `${list.length} tracks for “${emotion}” (${HOW[source]}, ${strategy}).`
     : `No tracks found for “${emotion}”.`;
   els.tracksFor.dataset.emotion = emotion;
+  els.tracksFor.dataset.strategy = strategy;
   els.tracks.replaceChildren(...list.map(trackItem));
   // "Why these songs?" opens the map of what this list is for.
   els.whyLink.href = `why.html?${new URLSearchParams({ emotion, strategy })}`;

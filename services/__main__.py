@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 
 from services.launch import (
     METRICS_PORTS,
@@ -52,6 +53,13 @@ def child_env(env: dict[str, str], host: str, port_of: dict[str, int]) -> dict[s
         f"http://{backend_host}:{port_of['emotion']}", f"http://{backend_host}:{port_of['recommender']}"
     )
     return {**backends, **base_env(), **env}
+
+
+def page_url(env: Mapping[str, str], port: int) -> str:
+    """Where to open the page: with Save to Spotify configured, the loopback address, since Spotify
+    sends listeners back only to 127.0.0.1, never to `localhost` (README, Save to Spotify)."""
+    host = "127.0.0.1" if env.get("MOODTUNES_SPOTIFY_CLIENT_ID", "").strip() else "localhost"
+    return f"http://{host}:{port}"
 
 
 class Supervisor:
@@ -102,7 +110,7 @@ def main() -> int:
     code = 0
     try:
         if sup.wait_healthy():
-            print(f"moodtunes is running at http://localhost:{sup.port_of['gateway']}", flush=True)
+            print(f"moodtunes is running at {page_url(os.environ, sup.port_of['gateway'])}", flush=True)
         elif not sup.stopping and sup.dead() is None:
             print("moodtunes: services did not become healthy in time", file=sys.stderr, flush=True)
             code = 1

@@ -19,6 +19,9 @@ from services.gateway.errors import STATUSES
 from services.gateway.pipeline import Gateway
 from services.gateway.routes import router
 from services.gateway.settings import GatewaySettings
+from services.gateway.spotify import routes as spotify_routes
+from services.gateway.spotify.account import SpotifyAccounts
+from services.gateway.spotify.vault import Vault
 
 log = logging.getLogger("moodtunes.gateway")
 
@@ -35,9 +38,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.recommender.url,
         gateway.cache.backend,
     )
+    if settings.spotify.enabled:
+        vault = Vault(gateway.redis, settings.redis.prefix, settings.spotify.session_ttl_s)
+        app.state.spotify = SpotifyAccounts(settings.spotify, vault)
+        log.info(
+            "gateway: save to Spotify on (accounts %s, sessions in %s)",
+            settings.spotify.accounts_url,
+            vault.backend,
+        )
     yield
     installing.cancel()
-    app.state.pipeline = None
+    app.state.pipeline = app.state.spotify = None
     await gateway.aclose()
 
 
@@ -46,7 +57,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
     app = FastAPI(title="moodtunes gateway", version="1.0", lifespan=lifespan)
     app.state.settings = settings
-    app.state.pipeline = None
+    app.state.pipeline = app.state.spotify = None
     # The gateway needs no backend to be ready itself; /api/status reports on the backends.
     instrument(app, "gateway", lambda: app.state.pipeline is not None, STATUSES, logs=settings)
     if settings.cors_origins:
@@ -57,5 +68,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             allow_headers=["Content-Type", "X-Session-ID", "X-Request-ID"],
         )
     app.include_router(router)
+    app.include_router(spotify_routes.status_router)
+    if settings.spotify.enabled:
+        app.include_router(spotify_routes.router)
     app.mount("/", StaticFiles(directory=settings.frontend_dir, html=True), name="frontend")
     return app

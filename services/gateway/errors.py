@@ -6,6 +6,8 @@ from __future__ import annotations
 from services.common.errors import STATUSES as COMMON
 from services.common.errors import RequestError, Status
 from services.gateway.clients import BackendFailed, BackendRejected, BackendUnavailable
+from services.gateway.spotify import account as spotify
+from services.gateway.spotify.vault import VaultUnavailable
 from services.gateway.state import RateLimited
 
 
@@ -21,4 +23,13 @@ STATUSES: dict[type[RequestError], Status] = {
     BackendFailed: 502,
     BackendRejected: _as_answered,
     RateLimited: 429,
+    # Save to Spotify (services/gateway/spotify/)
+    spotify.WrongOrigin: 400,
+    spotify.NotConnected: 401,
+    spotify.Forbidden: 403,
+    spotify.Refused: 502,
+    spotify.Unavailable: 502,
+    spotify.RateLimited: 503,  # Spotify asked to wait longer than a save waits: Retry-After says how long
+    spotify.Unreachable: 503,
+    VaultUnavailable: 503,
 }

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from services.common.logs import LogSettings
 from services.common.paths import REPO, cache_dir
 from services.gateway import ortweb
+from services.gateway.spotify.settings import SpotifySettings
 
 
 class EmotionBackend(BaseSettings):
@@ -131,6 +132,8 @@ class GatewaySettings(LogSettings):
     sessions: SessionSettings = Field(default_factory=SessionSettings)
     mood: MoodSettings = Field(default_factory=MoodSettings)
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
+    # Save to Spotify (MOODTUNES_SPOTIFY_*; off without a client id).
+    spotify: SpotifySettings = Field(default_factory=SpotifySettings)
 
     # Empty: same-origin only (the gateway serves the frontend itself). Comma-separated in the env.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
