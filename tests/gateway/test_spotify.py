@@ -313,3 +313,12 @@ def test_make_run_points_at_the_loopback_address_when_spotify_is_configured() ->
     assert page_url({}, 8000) == "http://localhost:8000"
     assert page_url({"MOODTUNES_SPOTIFY_CLIENT_ID": " "}, 8000) == "http://localhost:8000"
     assert page_url({"MOODTUNES_SPOTIFY_CLIENT_ID": "abc"}, 8000) == "http://127.0.0.1:8000"
+
+
+def test_the_page_is_allowed_no_spotify_origin(fake: FakeSpotify) -> None:
+    """The gateway talks to Spotify, the page only to its own origin: configuring Spotify widens nothing."""
+    with gateway(fake) as client:
+        policy = client.get("/").headers["content-security-policy"]
+        connect = next(d for d in policy.split(";") if d.strip().startswith("connect-src"))
+        assert connect.split()[1:] == ["'self'"]
+        assert fake.accounts_url not in policy and fake.api_url.removesuffix("/v1") not in policy
