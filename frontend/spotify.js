@@ -125,6 +125,8 @@ export async function start() {
   const pending = sessionStorage.getItem(PENDING);
   if (outcome === "connected" && pending) {
     save(JSON.parse(pending));
+  } else if (outcome === "connected") {
+    say("Connected to Spotify.");
   } else if (outcome) {
     sessionStorage.removeItem(PENDING);
     say(OUTCOMES[outcome] || "Spotify did not connect. Nothing was saved.");
