@@ -22,11 +22,13 @@ from PIL import Image
 from bench import report
 from samples.images import frame_jpeg
 from services.emotion.pipeline import EmotionPipeline
-from services.emotion.settings import EmotionSettings
+from services.emotion.settings import CropSettings, DetectSettings, EmotionSettings
 
 CONFIGS = {
     "shipped (align, retry)": EmotionSettings(threads=1, solo_threads=0),
-    "before (no align, no retry)": EmotionSettings(threads=1, solo_threads=0, align=False, frame_retry=0),
+    "before (no align, no retry)": EmotionSettings(
+        threads=1, solo_threads=0, crop=CropSettings(align=False), detect=DetectSettings(frame_retry=0)
+    ),
 }
 
 

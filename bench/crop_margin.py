@@ -121,7 +121,7 @@ def photo_sweep(
     for row in single.itertuples():
         rgb = read_rgb(data_dir / "photos" / row.filename)
         grey = to_grey(rgb)
-        found = detector(grey, settings.detect_side(grey.shape[1], grey.shape[0]))  # as the service
+        found = detector(grey, settings.detect.side(grey.shape[1], grey.shape[0]))  # as the service
         if found:
             greys.append(grey)
             boxes.append(found[0].box)
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     settings = EmotionSettings()
     classifier = EmotionClassifier(settings.model_path, settings.card_file, threads=2)
-    detector = CenterFaceDetector(threads=2, max_side=settings.detect_max_side)
+    detector = CenterFaceDetector(threads=2, max_side=settings.detect.max_side)
     fer = fer_framing(args.data, args.n, detector, classifier)
     photos = photo_sweep(args.data, detector, classifier, fer["shifts"], settings)
     report.write(

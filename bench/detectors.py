@@ -39,6 +39,7 @@ from services.emotion.runtime import session_options
 from services.emotion.settings import EmotionSettings
 
 SERVICE = EmotionSettings()
+DETECT = SERVICE.detect
 FRAME_SIZES = [(320, 240), (640, 480), (960, 540), (1280, 720)]
 TILT_DEG = 25
 FACE_HEIGHTS = (32, 40, 48, 56, 64, 80, 96)
@@ -182,9 +183,9 @@ def tracked(photos: list[tuple[str, np.ndarray, int]], shift: float) -> dict[str
         "frames_in_region": in_region,
         "frames_region_not_smaller": too_wide,
         "faces_matched_in_region": matched,
-        "track_max_side": pipeline.settings.track_max_side,
-        "track_scale": pipeline.settings.track_scale,
-        "detect_max_side": pipeline.settings.detect_max_side,
+        "track_max_side": pipeline.settings.track.max_side,
+        "track_scale": pipeline.settings.track.scale,
+        "detect_max_side": pipeline.settings.detect.max_side,
         "full_ms_median": float(np.median(full_ms)),
         "tracked_ms_median": float(np.median(tracked_ms)),
     }
@@ -254,7 +255,7 @@ def face_sizes(
         if n != 1:
             continue
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        box = detector(grey, SERVICE.photo_detect_max_side)[0].box
+        box = detector(grey, SERVICE.detect.photo_max_side)[0].box
         cx, cy, side = box.x + box.w / 2, box.y + box.h / 2, max(box.w, box.h)
         x0, y0 = int(max(0, cx - side)), int(max(0, cy - side))
         x1, y1 = int(min(grey.shape[1], cx + side)), int(min(grey.shape[0], cy + side))
@@ -398,8 +399,8 @@ def main(argv: list[str] | None = None) -> int:
             "is scaled down so its longer side is at most N before detection; `grey` = fed the grey "
             "picture, as the service runs it. The machine's 1-minute load average at the end was "
             f"{os.getloadavg()[0]:.1f} (2 cores: above ~1, other work was running).",
-            f"The service runs `centerface grey` at <= {SERVICE.detect_max_side} px for images up to "
-            f"{SERVICE.video_max_side} px a side (video frames) and at <= {SERVICE.photo_detect_max_side} "
+            f"The service runs `centerface grey` at <= {DETECT.max_side} px for images up to "
+            f"{DETECT.video_max_side} px a side (video frames) and at <= {DETECT.photo_max_side} "
             "px for larger ones (photos).",
             "face_sizes: each single-face photo's face scaled to a height (px), pasted into each face-free "
             "picture at a random place; faces found (IoU >= 0.4) by detector input side, of "

@@ -34,7 +34,7 @@ from bench import report
 from samples.images import frame_jpeg
 from services.emotion.classifier import EmotionClassifier
 from services.emotion.pipeline import EmotionPipeline, parse_boxes
-from services.emotion.settings import EmotionSettings
+from services.emotion.settings import DetectSettings, EmotionSettings, TrackSettings
 from services.launch import service
 
 STAGES = ("decode", "detect", "classify")
@@ -187,8 +187,10 @@ def pipeline_cpu(
     """The service's pipeline in this process: wall and CPU time (thread_time) per frame. With one
     ONNX Runtime thread all work runs in the calling thread, so CPU time is what a frame costs
     on an idle core, even while other processes load the machine."""
-    pipeline = EmotionPipeline(EmotionSettings(threads=1, solo_threads=0, detect_max_side=max_side))
-    hint = None if boxes is None else parse_boxes(boxes.encode(), pipeline.settings.max_faces)
+    pipeline = EmotionPipeline(
+        EmotionSettings(threads=1, solo_threads=0, detect=DetectSettings(max_side=max_side))
+    )
+    hint = None if boxes is None else parse_boxes(boxes.encode(), pipeline.settings.detect.max_faces)
     for _ in range(10):
         pipeline.predict(body, hint=hint)
     wall, cpu = [], []
@@ -242,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         default=[EmotionSettings().solo_threads, 0],
         help="EMOTION_SOLO_THREADS values to compare; the first is the service default",
     )
-    parser.add_argument("--detect-max-side", type=int, default=EmotionSettings().detect_max_side)
+    parser.add_argument("--detect-max-side", type=int, default=DetectSettings().max_side)
     parser.add_argument("--note", default="", help="context for the report, e.g. machine load")
     parser.add_argument("--out", type=Path, default=report.REPORTS)
     args = parser.parse_args(argv)
@@ -283,9 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         f"full frame <={side}": pipeline_cpu(body, side)
         for side in sorted({256, 320, 480, args.detect_max_side})
     }
-    in_process[f"tracked <={EmotionSettings().track_max_side}"] = pipeline_cpu(
-        body, args.detect_max_side, boxes
-    )
+    in_process[f"tracked <={TrackSettings().max_side}"] = pipeline_cpu(body, args.detect_max_side, boxes)
     result = {
         "frame_bytes": len(body),
         "solo_threads": args.solo_threads,

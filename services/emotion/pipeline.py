@@ -95,34 +95,29 @@ class EmotionPipeline:
         )
         self.detector = FaceDetector(
             threads=settings.threads,
-            threshold=settings.detect_threshold,
-            nms_iou=settings.nms_iou,
-            min_face_px=settings.min_face_px,
+            threshold=settings.detect.threshold,
+            nms_iou=settings.detect.nms_iou,
+            min_face_px=settings.detect.min_face_px,
             solo_threads=settings.solo_threads,
-            half=settings.detect_half_weights,
+            half=settings.detect.half_weights,
         )
         self.graphs = {
             "detect": GraphFile.of("detect", self.detector.graph_bytes),
             "classify": GraphFile.of("classify", self.classifier.graph_bytes),
         }
         self.in_flight = InFlight(settings.solo_threads)
-        self.admission = FrameAdmission(
-            settings.max_frames_in_flight,
-            settings.frame_workers,
-            settings.retry_after_s,
-            settings.frame_wait_s,
-        )
+        self.admission = FrameAdmission(settings.admission)
         # ONNX Runtime allocates on the first run: pay that at startup, not on the first request.
         for alone in (False, True):
             blank = np.zeros((480, 640), np.uint8)
-            self.detector(blank, (0, 0, 640, 480), settings.detect_max_side, alone=alone)
+            self.detector(blank, (0, 0, 640, 480), settings.detect.max_side, alone=alone)
             self.classifier(blank, np.array([[0, 0, 48, 0]], np.float32), alone=alone)
 
     def region(self, grey: np.ndarray, hint: list[Box]) -> tuple[Box, int] | None:
         """Where to look for the faces of the previous frame, and at what detector input size: the
-        union of squares of track_scale x each box's longer side around its centre, clipped to the
-        frame, searched at track_max_side px or more, so that the smallest face is still
-        track_face_px in the detector input. None (search the whole frame) when that input would
+        union of squares of track.scale x each box's longer side around its centre, clipped to the
+        frame, searched at track.max_side px or more, so that the smallest face is still
+        track.face_px in the detector input. None (search the whole frame) when that input would
         be no smaller than the whole frame's."""
         height, width = grey.shape
         x0, y0, x1, y1 = width, height, 0, 0
@@ -130,7 +125,7 @@ class EmotionPipeline:
             x, y, w, h = box.x, box.y, box.w, box.h
             if x + w <= 0 or y + h <= 0 or x >= width or y >= height:
                 raise InvalidRequest(f"boxes: ({x}, {y}, {w}, {h}) lies outside the {width}x{height} image")
-            half = max(w, h) * self.settings.track_scale / 2
+            half = max(w, h) * self.settings.track.scale / 2
             cx, cy = x + w / 2, y + h / 2
             x0, y0 = min(x0, int(cx - half)), min(y0, int(cy - half))
             x1, y1 = max(x1, int(np.ceil(cx + half))), max(y1, int(np.ceil(cy + half)))
@@ -138,9 +133,9 @@ class EmotionPipeline:
         longest = max(x1 - x0, y1 - y0)
         smallest = min(max(box.w, box.h) for box in hint)
         side = max(
-            self.settings.track_max_side, int(np.ceil(longest * self.settings.track_face_px / smallest))
+            self.settings.track.max_side, int(np.ceil(longest * self.settings.track.face_px / smallest))
         )
-        if min(side, longest) >= min(self.settings.detect_side(width, height), max(width, height)):
+        if min(side, longest) >= min(self.settings.detect.side(width, height), max(width, height)):
             return None
         return Box(x=x0, y=y0, w=x1 - x0, h=y1 - y0), side
 
@@ -159,19 +154,19 @@ class EmotionPipeline:
             region, side = where
             found = self.detector(grey, (region.x, region.y, region.w, region.h), side, alone=alone)
             if len(found) >= len(hint or ()):
-                return found[: self.settings.max_faces], region
+                return found[: self.settings.detect.max_faces], region
         height, width = grey.shape
-        side = self.settings.detect_side(width, height)
+        side = self.settings.detect.side(width, height)
         found = self.detector(grey, (0, 0, width, height), side, alone=alone)
         found = found or self._framed(grey, side, alone)
-        return found[: self.settings.max_faces], None
+        return found[: self.settings.detect.max_faces], None
 
     def _framed(self, grey: np.ndarray, side: int, alone: bool) -> list[Detection]:
         """A second search for a face that fills the whole picture (an ID photo, a tight crop): the
         detector learned faces with surroundings, so the picture is set in a plain border of its
         median grey (frame_retry x its longer side each way; replicated edges read as streaks, not as
         background) and searched again."""
-        window = framed_window(grey.shape[1], grey.shape[0], self.settings.frame_retry)
+        window = framed_window(grey.shape[1], grey.shape[0], self.settings.detect.frame_retry)
         if window is None:
             return []
         # The face sought fills the picture, so it stays large in a small detector input: the retry
@@ -181,8 +176,8 @@ class EmotionPipeline:
     def squares(self, faces: list[Detection], detect: bool) -> np.ndarray:
         """The classify graph's squares (x0, y0, side, roll) for the faces."""
         # A caller-cropped face (detect=false) is taken as framed; detector boxes get FER framing.
-        margin, shift = (self.settings.crop_margin, self.settings.crop_shift_y) if detect else (1.0, 0.0)
-        align = detect and self.settings.align
+        margin, shift = (self.settings.crop.margin, self.settings.crop.shift_y) if detect else (1.0, 0.0)
+        align = detect and self.settings.crop.align
         out = np.empty((len(faces), 4), np.float32)
         for i, face in enumerate(faces):
             out[i] = (*square_crop_box(face.box, margin, shift), self._roll(face.roll) if align else 0.0)
@@ -190,7 +185,7 @@ class EmotionPipeline:
 
     def _roll(self, roll: float) -> float:
         """A roll beyond max_roll is more likely a landmark error than a head that far over."""
-        return roll if abs(roll) <= self.settings.max_roll else 0.0
+        return roll if abs(roll) <= self.settings.crop.max_roll else 0.0
 
     def predict(self, data: bytes, detect: bool = True, hint: list[Box] | None = None) -> PredictResponse:
         with self.in_flight.enter() as alone:
@@ -228,19 +223,19 @@ class EmotionPipeline:
                 k: GraphInfo(name=g.name, sha256=g.sha256, bytes=len(g.data)) for k, g in self.graphs.items()
             },
             pipeline=OnDevicePipeline(
-                detect_max_side=s.detect_max_side,
-                video_max_side=s.video_max_side,
-                photo_detect_max_side=s.photo_detect_max_side,
-                min_face_px=s.min_face_px,
-                max_faces=s.max_faces,
-                track_scale=s.track_scale,
-                track_max_side=s.track_max_side,
-                track_face_px=s.track_face_px,
-                crop_margin=s.crop_margin,
-                crop_shift_y=s.crop_shift_y,
-                frame_retry=s.frame_retry,
+                detect_max_side=s.detect.max_side,
+                video_max_side=s.detect.video_max_side,
+                photo_detect_max_side=s.detect.photo_max_side,
+                min_face_px=s.detect.min_face_px,
+                max_faces=s.detect.max_faces,
+                track_scale=s.track.scale,
+                track_max_side=s.track.max_side,
+                track_face_px=s.track.face_px,
+                crop_margin=s.crop.margin,
+                crop_shift_y=s.crop.shift_y,
+                frame_retry=s.detect.frame_retry,
                 retry_side=RETRY_SIDE,
-                align=s.align,
-                max_roll=s.max_roll,
+                align=s.crop.align,
+                max_roll=s.crop.max_roll,
             ),
         )

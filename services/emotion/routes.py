@@ -48,7 +48,7 @@ async def predict(
     if upload.boxes is not None:
         if not detect:
             raise InvalidRequest(f"'{BOXES_FIELD}' needs face detection: drop detect=false")
-        hint = parse_boxes(upload.boxes, pipeline.settings.max_faces)
+        hint = parse_boxes(upload.boxes, pipeline.settings.detect.max_faces)
     # ONNX Runtime and OpenCV release the GIL: frames run in parallel on the admission's workers.
     response = await pipeline.admission.run(pipeline.predict, upload.image, detect, hint)
     metrics.record(response)

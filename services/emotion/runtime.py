@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import numpy as np
@@ -16,6 +16,9 @@ import onnxruntime as ort
 
 from services.common.errors import Busy
 from services.common.limits import SHED
+
+if TYPE_CHECKING:  # settings.py imports the classifier, which imports this module
+    from services.emotion.settings import AdmissionSettings
 
 T = TypeVar("T")
 
@@ -97,17 +100,17 @@ class InFlight:
 
 
 class FrameAdmission:
-    """At most `admitted` frames at once, running or waiting; `workers` of them run at once, each on a
-    thread of its own. A frame beyond `admitted` is refused at once (Busy, with a time to retry), before
-    its body is read; an admitted one that finds no free worker within `max_wait_s` is refused then. So memory
+    """At most `max_frames` frames at once, running or waiting; `workers` of them run at once, each on a
+    thread of its own. A frame beyond them is refused at once (Busy, with a time to retry), before its
+    body is read; an admitted one that finds no free worker within `wait_s` is refused then. So memory
     and waiting time stay bounded however many clients send frames, and however few cores the service
     gets: on a busy machine the frames admitted by count alone would wait seconds for a worker."""
 
-    def __init__(self, admitted: int, workers: int, retry_after_s: int, max_wait_s: float) -> None:
-        self.admitted = admitted
-        self.retry_after_s = retry_after_s
-        self.max_wait_s = max_wait_s
-        self.limiter = anyio.CapacityLimiter(workers)
+    def __init__(self, settings: AdmissionSettings) -> None:
+        self.admitted = settings.max_frames
+        self.retry_after_s = settings.retry_after_s
+        self.max_wait_s = settings.wait_s
+        self.limiter = anyio.CapacityLimiter(settings.workers)
         self.count = 0
 
     def free(self) -> bool:

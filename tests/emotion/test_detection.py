@@ -23,8 +23,8 @@ pytestmark = pytest.mark.data
 FRAME_MARGIN = 1
 SETTINGS = EmotionSettings()
 SERVICE = [
-    f"centerface grey (<={SETTINGS.detect_max_side} px)",
-    f"centerface grey (<={SETTINGS.photo_detect_max_side} px)",
+    f"centerface grey (<={SETTINGS.detect.max_side} px)",
+    f"centerface grey (<={SETTINGS.detect.photo_max_side} px)",
 ]
 
 

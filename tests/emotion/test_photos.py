@@ -55,7 +55,7 @@ def test_emotions_of_the_single_face_photos_as_the_report_says(answers: dict[str
     (reported,) = [
         row
         for row in sweep
-        if row["margin"] == settings.crop_margin and row["shift_y"] == settings.crop_shift_y
+        if row["margin"] == settings.crop.margin and row["shift_y"] == settings.crop.shift_y
     ]
     single = [a for a in answers.values() if a["n"] == 1]
     right = sum(bool(a["faces"]) and a["faces"][0]["emotion"] == a["label"] for a in single)

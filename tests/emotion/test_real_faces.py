@@ -18,7 +18,7 @@ from scipy.special import softmax
 from services.common.paths import REPO
 from services.emotion.classifier import card_path
 from services.emotion.pipeline import EmotionPipeline
-from services.emotion.settings import EmotionSettings
+from services.emotion.settings import DetectSettings, EmotionSettings
 from training.emotion import data as fer
 from training.emotion.calibrate import logits as calibration_logits
 from training.emotion.calibrate import reliability
@@ -106,7 +106,7 @@ def test_calibration_as_the_report_says(fer_data: fer.FerData) -> None:
 def test_faces_that_fill_the_picture_are_found(data_dir: Path) -> None:
     images, _ = read(data_dir / "faces_dev" / "muxspace_dev.npz")
     sample = images[::4]  # a quarter keeps the test short; the report runs them all
-    without = run(EmotionPipeline(EmotionSettings(frame_retry=0)), sample, crop=0.8)
+    without = run(EmotionPipeline(EmotionSettings(detect=DetectSettings(frame_retry=0))), sample, crop=0.8)
     with_retry = run(EmotionPipeline(EmotionSettings()), sample, crop=0.8)
     missed = int((without == NO_FACE).sum())
     assert missed >= 1, "the tight crops no longer test the retry: every face was found at once"

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from samples.images import HEAD, encode
 from services.common.contracts import EMOTIONS, PredictResponse
 from services.emotion.pipeline import EmotionPipeline
-from services.emotion.settings import EmotionSettings
+from services.emotion.settings import DetectSettings, EmotionSettings
 
 
 def post_raw(client: TestClient, body: bytes, ctype: str = "image/jpeg", query: str = ""):
@@ -163,5 +163,5 @@ def test_photos_are_searched_finer_than_video_frames(astronaut: np.ndarray) -> N
     assert len(as_photo.faces) == 1
     box = as_photo.faces[0].box
     assert 700 <= box.x + box.w / 2 <= 700 + small.shape[1] and 500 <= box.y + box.h / 2 <= 650
-    settings = EmotionSettings(photo_detect_max_side=EmotionSettings().detect_max_side)
+    settings = EmotionSettings(detect=DetectSettings(photo_max_side=DetectSettings().max_side))
     assert EmotionPipeline(settings).predict(photo).faces == []

@@ -16,7 +16,7 @@ from services.common.errors import Busy
 from services.emotion import runtime
 from services.emotion.pipeline import EmotionPipeline
 from services.emotion.runtime import FrameAdmission, InFlight, Model
-from services.emotion.settings import EmotionSettings
+from services.emotion.settings import AdmissionSettings, EmotionSettings
 
 # runtime.free_cores reads how many of the machine's cores are idle, which a test on a shared machine
 # cannot set on demand: the tests below fake that one reading, and nothing else.
@@ -105,7 +105,7 @@ def test_pipeline_uses_the_solo_session_only_for_a_lone_request(
 
 
 def test_a_frame_that_finds_no_worker_within_the_wait_is_refused_then() -> None:
-    admission = FrameAdmission(admitted=8, workers=1, retry_after_s=2, max_wait_s=1.0)
+    admission = FrameAdmission(AdmissionSettings(max_frames=8, workers=1, retry_after_s=2, wait_s=1.0))
     busy, release = threading.Event(), threading.Event()
 
     def hold() -> str:

@@ -21,7 +21,7 @@ JPEG = astronaut_jpeg()
 
 @pytest.fixture(scope="module")
 def small_emotion() -> Iterator[str]:
-    env = {"EMOTION_MAX_FRAMES_IN_FLIGHT": "2", "EMOTION_FRAME_WORKERS": "1"}
+    env = {"EMOTION_ADMISSION_MAX_FRAMES": "2", "EMOTION_ADMISSION_WORKERS": "1"}
     with service("emotion", env=env) as url:
         yield url
 

@@ -19,28 +19,29 @@ from services.common.errors import InvalidRequest
 from services.emotion.detector import detections, input_size
 from services.emotion.imaging import square_crop_box
 from services.emotion.pipeline import EmotionPipeline, framed_window, median
-from services.emotion.settings import EmotionSettings
+from services.emotion.settings import CropSettings, EmotionSettings, TrackSettings
 
 FILE = Path(__file__).with_name("vectors.json")
 
 
 def pipeline_settings(settings: EmotionSettings) -> dict:
     """The settings the page gets (as the emotion service's GET /models names them)."""
+    detect, track, crop = settings.detect, settings.track, settings.crop
     return {
-        "detect_max_side": settings.detect_max_side,
-        "video_max_side": settings.video_max_side,
-        "photo_detect_max_side": settings.photo_detect_max_side,
-        "min_face_px": settings.min_face_px,
-        "max_faces": settings.max_faces,
-        "track_scale": settings.track_scale,
-        "track_max_side": settings.track_max_side,
-        "track_face_px": settings.track_face_px,
-        "crop_margin": settings.crop_margin,
-        "crop_shift_y": settings.crop_shift_y,
-        "frame_retry": settings.frame_retry,
+        "detect_max_side": detect.max_side,
+        "video_max_side": detect.video_max_side,
+        "photo_detect_max_side": detect.photo_max_side,
+        "min_face_px": detect.min_face_px,
+        "max_faces": detect.max_faces,
+        "track_scale": track.scale,
+        "track_max_side": track.max_side,
+        "track_face_px": track.face_px,
+        "crop_margin": crop.margin,
+        "crop_shift_y": crop.shift_y,
+        "frame_retry": detect.frame_retry,
         "retry_side": 160,
-        "align": settings.align,
-        "max_roll": settings.max_roll,
+        "align": crop.align,
+        "max_roll": crop.max_roll,
     }
 
 
@@ -61,9 +62,9 @@ def _region(
 
 def _squares(settings: EmotionSettings, face: dict) -> list[float]:
     x0, y0, side = square_crop_box(
-        Box(x=face["x"], y=face["y"], w=face["w"], h=face["h"]), settings.crop_margin, settings.crop_shift_y
+        Box(x=face["x"], y=face["y"], w=face["w"], h=face["h"]), settings.crop.margin, settings.crop.shift_y
     )
-    roll = face["roll"] if settings.align and abs(face["roll"]) <= settings.max_roll else 0.0
+    roll = face["roll"] if settings.crop.align and abs(face["roll"]) <= settings.crop.max_roll else 0.0
     return [x0, y0, side, roll]
 
 
@@ -71,7 +72,9 @@ def build() -> dict:
     rng = np.random.default_rng(23)
     settings = [
         EmotionSettings(),
-        EmotionSettings(track_scale=3.0, track_max_side=128, crop_margin=1.25, crop_shift_y=0.1),
+        EmotionSettings(
+            track=TrackSettings(scale=3.0, max_side=128), crop=CropSettings(margin=1.25, shift_y=0.1)
+        ),
     ]
     cases: dict[str, list] = {
         "round": [],

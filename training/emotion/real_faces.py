@@ -2,13 +2,13 @@
 service's own pipeline (decode, detect, crop, classify), the largest face of each picture.
 
     python -m training.emotion.real_faces --variant shipped
-    python -m training.emotion.real_faces --variant unaligned --set align=false
-    python -m training.emotion.real_faces --variant turned-unaligned --set align=false --turn 20
+    python -m training.emotion.real_faces --variant unaligned --set crop.align=false
+    python -m training.emotion.real_faces --variant turned-unaligned --set crop.align=false --turn 20
 
 Each picture is sent as a PNG, as a client would upload it. A picture where no face is found counts as
 wrong. Every run is kept as a row of reports/emotion/real_faces.json under its --variant name, so
 before/after rows sit side by side in reports/emotion/real_faces.md; a confusion heatmap is written for
-each variant. --set overrides an EmotionSettings field for this run only.
+each variant. --set overrides an EmotionSettings field (GROUP.FIELD for a group's) for this run only.
 """
 
 from __future__ import annotations
@@ -135,13 +135,17 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=None, help="faces npz (default: DATA/faces_dev/...)")
     ap.add_argument("--out", type=Path, default=Path("reports/emotion"))
     ap.add_argument("--variant", required=True, help="the row's name in the report")
-    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
+    ap.add_argument("--set", action="append", default=[], metavar="[GROUP.]FIELD=VALUE")
     ap.add_argument("--turn", type=float, default=0.0, help="turn each picture this many degrees first")
     ap.add_argument("--tight", type=float, default=0.0, help="send only this central share, at 162x193 px")
     args = ap.parse_args()
     data = args.data or data_dir() / "faces_dev" / "muxspace_dev.npz"
-    overrides = dict(item.split("=", 1) for item in args.set)
-    settings = EmotionSettings(**overrides)  # pydantic converts the strings
+    fields = EmotionSettings().model_dump()  # the environment's settings, with the overrides on top
+    for item in args.set:
+        key, _, value = item.partition("=")
+        group, _, name = key.rpartition(".")
+        (fields[group] if group else fields)[name] = value
+    settings = EmotionSettings.model_validate(fields)  # pydantic converts the strings
     images, labels = read(data)
     pipeline = EmotionPipeline(settings)
     result = scores(labels, run(pipeline, images, args.turn, args.tight))
