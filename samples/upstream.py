@@ -68,6 +68,6 @@ def fresh_install(cache: Path, url: str) -> dict[str, str]:
         "RECOMMENDER_CATALOG_PATH": "",
         "RECOMMENDER_LABELLED_PATH": "",
         "MOODTUNES_CACHE_DIR": str(cache),
-        "MOODTUNES_CATALOG_URL": f"{url}/{SONGS}",
-        "MOODTUNES_MOODS_URL": f"{url}/{MOODS}",
+        "RECOMMENDER_FIRST_RUN_CATALOG_URL": f"{url}/{SONGS}",
+        "RECOMMENDER_FIRST_RUN_MOODS_URL": f"{url}/{MOODS}",
     }

@@ -65,7 +65,7 @@ def sources(settings: FirstRunSettings) -> tuple[Source, Source]:
     return (
         Source(
             "spotify_songs.csv",
-            "MOODTUNES_CATALOG_URL",
+            "RECOMMENDER_FIRST_RUN_CATALOG_URL",
             settings.catalog_url,
             settings.catalog_bytes,
             settings.catalog_sha256,
@@ -74,7 +74,7 @@ def sources(settings: FirstRunSettings) -> tuple[Source, Source]:
         ),
         Source(
             "data_moods.csv",
-            "MOODTUNES_MOODS_URL",
+            "RECOMMENDER_FIRST_RUN_MOODS_URL",
             settings.moods_url,
             settings.moods_bytes,
             settings.moods_sha256,

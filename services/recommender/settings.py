@@ -1,11 +1,12 @@
 """Recommender settings; every field can be set from the environment with the RECOMMENDER_ prefix, the
-first-run download's with MOODTUNES_."""
+first-run download's with RECOMMENDER_FIRST_RUN_ (its cache is the one MOODTUNES_CACHE_DIR names for every
+service)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.logs import LogSettings
@@ -26,9 +27,14 @@ class FirstRunSettings(BaseSettings):
     into the cache and built there. The expected sizes, digests and row counts are those of
     ../shared/data/music/sources/README.md (the upstream files, byte for byte)."""
 
-    model_config = SettingsConfigDict(env_prefix="MOODTUNES_")
+    # populate_by_name: `cache_dir` in code, MOODTUNES_CACHE_DIR in the environment.
+    model_config = SettingsConfigDict(env_prefix="RECOMMENDER_FIRST_RUN_", populate_by_name=True)
 
-    cache_dir: Path = Field(default_factory=default_cache_dir)
+    # Where the downloads and the catalog built from them are kept: the services' shared cache folder
+    # (services/common/paths.py).
+    cache_dir: Path = Field(
+        default_factory=default_cache_dir, validation_alias=AliasChoices("MOODTUNES_CACHE_DIR")
+    )
     # After a network failure the first run tries again after this long, doubling up to 10 minutes, so a
     # service started while the network was down gets its music without a restart; 0: never.
     retry_s: float = Field(default=30.0, ge=0)
@@ -37,12 +43,15 @@ class FirstRunSettings(BaseSettings):
         "https://raw.githubusercontent.com/rfordatascience/tidytuesday/master/data/2020/2020-01-21/"
         "spotify_songs.csv"
     )
+    # What the download must be (size, digest, rows) before it is used.
     catalog_bytes: int = 7_971_379
     catalog_sha256: str = "9902920cfe4940f0914ebb6716801a42f7f19ac88fbd6693eaae7e2822b16845"
     catalog_rows: int = 32_833
+    # The mood-labelled tracks: an http(s) address, or the path of a local copy.
     moods_url: str = (
         "https://raw.githubusercontent.com/cristobalvch/Spotify-Machine-Learning/master/data/data_moods.csv"
     )
+    # What the download must be (size, digest, rows) before it is used.
     moods_bytes: int = 118_089
     moods_sha256: str = "84a74565cfb41385aef2896a8ed6b0b41ec7ff83e7332749db136a1de3133117"
     moods_rows: int = 686

@@ -24,20 +24,20 @@ from services.recommender.settings import FirstRunSettings
 
 WAIT_S = 60.0
 HOW_TO = (
-    "To use a local copy, set MOODTUNES_CATALOG_URL to the path of spotify_songs.csv (or put the file in "
-    "{cache}/sources/); or set RECOMMENDER_CATALOG_PATH and RECOMMENDER_LABELLED_PATH to a catalog and "
-    "labelled tracks built with `python -m training.music.importer`."
+    "To use a local copy, set RECOMMENDER_FIRST_RUN_CATALOG_URL to the path of spotify_songs.csv (or put "
+    "the file in {cache}/sources/); or set RECOMMENDER_CATALOG_PATH and RECOMMENDER_LABELLED_PATH to a "
+    "catalog and labelled tracks built with `python -m training.music.importer`."
 )
 
 
 def expectations(songs: bytes, moods: bytes, song_rows: int, mood_rows: int) -> dict[str, str]:
     return {
-        "MOODTUNES_CATALOG_BYTES": str(len(songs)),
-        "MOODTUNES_CATALOG_SHA256": hashlib.sha256(songs).hexdigest(),
-        "MOODTUNES_CATALOG_ROWS": str(song_rows),
-        "MOODTUNES_MOODS_BYTES": str(len(moods)),
-        "MOODTUNES_MOODS_SHA256": hashlib.sha256(moods).hexdigest(),
-        "MOODTUNES_MOODS_ROWS": str(mood_rows),
+        "RECOMMENDER_FIRST_RUN_CATALOG_BYTES": str(len(songs)),
+        "RECOMMENDER_FIRST_RUN_CATALOG_SHA256": hashlib.sha256(songs).hexdigest(),
+        "RECOMMENDER_FIRST_RUN_CATALOG_ROWS": str(song_rows),
+        "RECOMMENDER_FIRST_RUN_MOODS_BYTES": str(len(moods)),
+        "RECOMMENDER_FIRST_RUN_MOODS_SHA256": hashlib.sha256(moods).hexdigest(),
+        "RECOMMENDER_FIRST_RUN_MOODS_ROWS": str(mood_rows),
     }
 
 
@@ -129,8 +129,8 @@ def test_a_local_copy_named_by_the_settings_is_used(
     (tmp_path / MOODS).write_bytes(moods)
     env = fresh_install(tmp_path / "cache", "unused") | expected
     env |= {
-        "MOODTUNES_CATALOG_URL": str(tmp_path / SONGS),
-        "MOODTUNES_MOODS_URL": f"file://{tmp_path / MOODS}",
+        "RECOMMENDER_FIRST_RUN_CATALOG_URL": str(tmp_path / SONGS),
+        "RECOMMENDER_FIRST_RUN_MOODS_URL": f"file://{tmp_path / MOODS}",
     }
     with _started(monkeypatch, env) as client:
         assert _wait_settled(client).status_code == 200
@@ -147,7 +147,7 @@ def _fails(
 ) -> str:
     """Runs a first run that must fail (not trying again); returns its message after checking the
     service's answers and that only `kept` (complete, checked downloads) is left in the cache."""
-    env = expected | {"MOODTUNES_RETRY_S": "0"}
+    env = expected | {"RECOMMENDER_FIRST_RUN_RETRY_S": "0"}
     with serving(files) as served, _started(monkeypatch, fresh_install(cache, url or served) | env) as client:
         ready = _wait_settled(client)
         assert ready.status_code == 503 and client.get("/healthz").status_code == 200
@@ -187,7 +187,7 @@ def test_cut_short_without_content_length(
     message = _fails(monkeypatch, tmp_path, files, expected, kept=(f"sources/{SONGS}",))
     assert f"{MOODS} from " in message
     assert f": cut short: got {len(moods) // 2:,} bytes, expected {len(moods):,}." in message
-    assert "set MOODTUNES_MOODS_URL to the path of data_moods.csv" in message
+    assert "set RECOMMENDER_FIRST_RUN_MOODS_URL to the path of data_moods.csv" in message
 
 
 def test_a_network_failure_is_tried_again(
@@ -195,7 +195,7 @@ def test_a_network_failure_is_tried_again(
 ) -> None:
     songs, moods, expected = synthetic_files
     files = Files({SONGS: songs, MOODS: moods}, short_once={SONGS})
-    retry = expected | {"MOODTUNES_RETRY_S": "0.2"}
+    retry = expected | {"RECOMMENDER_FIRST_RUN_RETRY_S": "0.2"}
     with serving(files) as url, _started(monkeypatch, fresh_install(tmp_path, url) | retry) as client:
         deadline = time.monotonic() + WAIT_S
         while (r := client.get("/readyz")).status_code != 200:
@@ -217,7 +217,10 @@ def test_a_file_that_is_not_the_expected_one_is_not_tried_again(
 ) -> None:
     songs, moods, expected = synthetic_files
     files = Files({SONGS: songs, MOODS: moods})
-    wrong = expected | {"MOODTUNES_RETRY_S": "0.1", "MOODTUNES_CATALOG_SHA256": "0" * 64}
+    wrong = expected | {
+        "RECOMMENDER_FIRST_RUN_RETRY_S": "0.1",
+        "RECOMMENDER_FIRST_RUN_CATALOG_SHA256": "0" * 64,
+    }
     with serving(files) as url, _started(monkeypatch, fresh_install(tmp_path, url) | wrong) as client:
         reason = _wait_settled(client).json()["reason"]
         time.sleep(0.5)
@@ -253,7 +256,7 @@ def test_unreachable_address(synthetic_files, tmp_path: Path, monkeypatch: pytes
 
 def test_wrong_row_count(synthetic_files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     songs, moods, expected = synthetic_files
-    expected = expected | {"MOODTUNES_MOODS_ROWS": "686"}
+    expected = expected | {"RECOMMENDER_FIRST_RUN_MOODS_ROWS": "686"}
     files = Files({SONGS: songs, MOODS: moods})
     message = _fails(monkeypatch, tmp_path, files, expected, kept=(f"sources/{SONGS}",))
     assert f"{MOODS} from " in message and ": 240 rows, expected 686." in message
