@@ -61,7 +61,7 @@ def test_the_readme_lists_at_most_twelve_everyday_variables_each_documented() ->
 
 def test_every_path_the_docs_cite_exists() -> None:
     cited = re.compile(r"`((?:reports|services|training|tests|bench|docs|frontend)/[\w./-]*)`")
-    links = re.compile(r"\]\(((?!https?:|#)[^)\s]+)\)")
+    links = re.compile(r"\]\(((?!https?:|#)[^)\s#]+)[^)\s]*\)")
     missing = []
     for doc, text in DOCS.items():
         base = (REPO / doc).parent
@@ -72,3 +72,47 @@ def test_every_path_the_docs_cite_exists() -> None:
             if not (base / link).exists():
                 missing.append(f"{doc}: link {link}")
     assert not missing, missing
+
+
+def _slug(heading: str) -> str:
+    """The anchor GitHub gives a Markdown heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_anchor_the_docs_link_exists() -> None:
+    links = re.compile(r"\]\(((?!https?:)[^)\s#]*)#([^)\s]+)\)")
+    missing = []
+    for doc, text in DOCS.items():
+        for target, anchor in links.findall(text):
+            path = (REPO / doc).parent / target if target else REPO / doc
+            headings = re.findall(r"^#+ (.+)$", path.read_text(), re.M) if path.is_file() else []
+            if anchor not in {_slug(h) for h in headings}:
+                missing.append(f"{doc}: {target}#{anchor}")
+    assert not missing, missing
+
+
+# A figure: digits not glued to a word ("FER2013", "640x480" are names, not figures).
+NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.]*\w)")
+
+
+def _held(figure: str, numbers: set[str]) -> bool:
+    """The figure is one of the numbers, or one of them rounded as the figure is (bytes quoted in MB too)."""
+    if figure in numbers:
+        return True
+    places = len(figure.partition(".")[2])
+    return any(round(float(n) / scale, places) == float(figure) for n in numbers for scale in (1, 1e3, 1e6))
+
+
+def test_the_readme_quotes_its_figures_from_the_reports_it_cites() -> None:
+    """Each point of the README's results names its report (or model card); every figure in it is there."""
+    section = README.split("## Results\n", 1)[1].split("\n## ", 1)[0]
+    points = re.split(r"\n- ", section)[1:]
+    assert len(points) >= 3
+    wrong = []
+    for point in points:
+        cited = re.findall(r"`((?:reports|services/emotion/model)/[\w./-]+)`", point)
+        assert cited, f"no report cited: {point}"
+        quoted = NUMBER.findall(re.sub(r"`[^`]*`", "", point).replace(",", ""))
+        numbers = set(NUMBER.findall(" ".join((REPO / path).read_text() for path in cited).replace(",", "")))
+        wrong += [f"{n} (in: {point[:60]}...)" for n in quoted if not _held(n, numbers)]
+    assert not wrong, f"figures the cited reports do not hold: {wrong}"
