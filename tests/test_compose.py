@@ -175,7 +175,7 @@ def test_training_writes_the_model_the_emotion_service_serves_not_the_repos() ->
     (mount,) = [v for v in emo["volumes"] if _defaults(v).split(":")[1] == model_dir]
     assert mount in tr["volumes"]
     assert _volume(mount)[0] in COMPOSE["volumes"]  # a volume by default, never ./services/emotion/model
-    assert tr["environment"]["MOODTUNES_MODEL_DIR"] == model_dir
+    assert tr["environment"]["TRAINING_MODEL_DIR"] == model_dir
 
 
 def test_the_training_job_and_image_run_the_one_pipeline() -> None:

@@ -186,15 +186,15 @@ def test_a_signal_during_the_renames_waits_until_the_new_set_is_complete(
 
 @pytest.mark.timeout(600)
 def test_a_killed_run_leaves_nothing_in_the_model_dir(synthetic_fer: Path, tmp_path: Path) -> None:
-    """The command as compose runs it (MOODTUNES_MODEL_DIR, --promote force), stopped with SIGTERM as
+    """The command as compose runs it (TRAINING_MODEL_DIR, --promote force), stopped with SIGTERM as
     `docker stop` does, once training has written its checkpoint."""
     ship = shipped_copy(tmp_path / "shipped")
     before = tree_hashes(ship.model_dir, ship.reports)
     env = {
         **os.environ,
-        "MOODTUNES_MODEL_DIR": str(ship.model_dir),
-        "MOODTUNES_REPORTS": str(ship.reports),
-        "MOODTUNES_RUNS": str(tmp_path / "runs"),
+        "TRAINING_MODEL_DIR": str(ship.model_dir),
+        "TRAINING_REPORTS": str(ship.reports),
+        "TRAINING_RUNS": str(tmp_path / "runs"),
         "OMP_NUM_THREADS": "1",
     }
     cmd = [sys.executable, "-m", "training.emotion.pipeline", "--config", "smoke", "--promote", "force"]

@@ -9,7 +9,7 @@
 Every step writes under runs/<config>/: the checkpoints (train.py; rerunning resumes), model/ (the ONNX
 export, its int8 copy and their cards) and reports/ (the evaluation of each). Nothing outside that
 folder changes before the last step, promotion, which copies the model files, their cards and their
-reports over the shipped ones (MOODTUNES_MODEL_DIR, default services/emotion/model/; MOODTUNES_REPORTS,
+reports over the shipped ones (TRAINING_MODEL_DIR, default services/emotion/model/; TRAINING_REPORTS,
 default reports/; configs/<config>.toml's [ship] table can send them elsewhere):
 
     --promote auto    (default) only when the model the service would run (the int8 copy) scores higher
@@ -259,8 +259,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_arguments(ap)
     ap.add_argument("--promote", choices=("auto", "force", "never"), default="auto")
-    ap.add_argument("--model-dir", type=Path, help="where a promoted model goes (MOODTUNES_MODEL_DIR)")
-    ap.add_argument("--reports", type=Path, help="where a promoted model's reports go (MOODTUNES_REPORTS)")
+    ap.add_argument("--model-dir", type=Path, help="where a promoted model goes (TRAINING_MODEL_DIR)")
+    ap.add_argument("--reports", type=Path, help="where a promoted model's reports go (TRAINING_REPORTS)")
     ap.add_argument(
         "--quantize-shipped",
         action="store_true",
