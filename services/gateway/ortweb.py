@@ -22,7 +22,6 @@ import base64
 import gzip
 import hashlib
 import io
-import json
 import logging
 import os
 import shutil
@@ -33,6 +32,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
+
+import orjson
 
 log = logging.getLogger("moodtunes.gateway.ortweb")
 
@@ -56,7 +57,7 @@ class RuntimeUnavailable(RuntimeError):
 def installed(root: Path, version: str = VERSION) -> dict | None:
     """The installed runtime's manifest ({"version", "files": {name: {"sha256", "bytes"}}}), or None."""
     try:
-        manifest = json.loads((root / version / MANIFEST).read_text())
+        manifest = orjson.loads((root / version / MANIFEST).read_bytes())
     except (OSError, ValueError):
         return None
     if not isinstance(manifest, dict) or manifest.get("version") != version:
@@ -150,7 +151,7 @@ def install(root: Path, url: str = URL, integrity: str = INTEGRITY, version: str
                 "sha256": hashlib.sha256(content).hexdigest(),
                 "bytes": len(content),
             }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        (tmp / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
         tmp.chmod(0o755)
         target = root / version
         shutil.rmtree(target, ignore_errors=True)  # an incomplete one (no manifest) from an older layout

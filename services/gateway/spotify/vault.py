@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import secrets
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import orjson
 from cachetools import TTLCache
 from cryptography.fernet import Fernet, InvalidToken
 from redis.exceptions import RedisError
@@ -48,11 +48,11 @@ class Record:
     last: str | None = None  # the playlist saved to last
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self)).encode()
+        return orjson.dumps(asdict(self))
 
     @classmethod
     def from_json(cls, data: bytes) -> Record:
-        raw = json.loads(data)
+        raw = orjson.loads(data)
         raw["playlists"] = {pid: Playlist(**p) for pid, p in raw["playlists"].items()}
         return cls(**raw)
 
