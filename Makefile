@@ -11,6 +11,7 @@ PROMOTE ?= auto
 PIPELINE := $(BIN)/python -m training.emotion.pipeline --data $(DATA)/fer2013/fer2013.npz --promote $(PROMOTE)
 
 .PHONY: run test test-fast test-deploy lint install install-run docker-local train quantize train-baseline eval \
+        train-distil device-data train-device \
         bench music clean
 
 $(BIN)/python:
@@ -83,6 +84,26 @@ quantize: install  ## a new int8 copy of the shipped float model, calibrated on 
 
 train-baseline: install  ## the prototype's architecture through the same pipeline, into models/baseline/
 	$(PIPELINE) --config original $(TRAIN_ARGS)
+
+# The student (configs/vgg7-distil.toml): one torch thread, a checkpoint per epoch, resumed by the same
+# command; in the background: nohup nice -n 19 make train-distil > runs/vgg7-distil.log 2>&1 &
+train-distil: install  ## distils the model ensemble into one vgg7 here (hours), ships it only if better
+	$(PIPELINE) --config vgg7-distil --threads 1 $(TRAIN_ARGS)
+
+# The device call (training/emotion/device_run.py): device-data/ holds what the bare GPU machine lacks,
+# the packed faces and wheels of the packages its Python 3.12 lacks; the call carries it.
+DEVICE_WHEELS := pydantic==2.14.4 pydantic_core==2.50.5 pydantic-settings==2.16.3 python-dotenv==1.2.4 \
+        typing-inspection==0.4.5 annotated-types==0.8.0 starlette==1.10.0 granian==2.8.7 orjson==3.13.0
+device-data: install  ## here, once: device-data/ for `make train-device` on a lent GPU (about 35 MB, git-ignored)
+	$(BIN)/python -m training.emotion.device_run pack --data $(DATA)/fer2013/fer2013.npz
+	$(BIN)/pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+		-d device-data/wheels $(DEVICE_WHEELS)
+
+train-device:  ## ON THE GPU MACHINE: run(command="make train-device", carry=["device-data"]); files to $$OUT
+	$(PYTHON) -m pip install -q --no-index --no-deps --no-compile --target /tmp/site device-data/wheels/*.whl
+	PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 $(PYTHON) -m training.emotion.device_run \
+		--data device-data/fer2013.npz --out $${OUT:-runs/device-out}
 
 eval: install  ## evaluates MODEL on DATA_FILE (npz, Kaggle csv or folders) into OUT (default runs/eval/)
 	$(BIN)/python -m training.emotion.evaluate --model $(MODEL) \

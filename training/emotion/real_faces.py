@@ -74,6 +74,36 @@ def run(pipeline: EmotionPipeline, images: np.ndarray, turn: float = 0.0, crop: 
     return out
 
 
+def photos(pipeline: EmotionPipeline, folder: Path) -> dict:
+    """The labelled single-face photos (photos/labels.csv), each uploaded as it is: how many yield exactly
+    one face, and what the largest face is read as, per label."""
+    import pandas as pd
+
+    rows = pd.read_csv(folder / "labels.csv")
+    rows = rows[rows["n_faces_approx"] == 1]
+    out: dict = {"photos": int(len(rows)), "exactly_one_face": 0, "read_as": {}}
+    for row in rows.itertuples():
+        faces = pipeline.predict((folder / str(row.filename)).read_bytes()).faces
+        out["exactly_one_face"] += len(faces) == 1
+        got = faces[0].emotion if faces else "no face"
+        per = out["read_as"].setdefault(str(row.emotion), {})
+        per[got] = per.get(got, 0) + 1
+    return out
+
+
+# The confusions users saw (issue 24): faces_dev (label, read as) pairs, counted in each row.
+CONFUSIONS = (("surprise", "angry"), ("surprise", "fear"), ("neutral", "angry"), ("neutral", "sad"))
+
+
+def confusions(result: dict) -> dict[str, str]:
+    cm = np.array(result["confusion"])
+    out = {}
+    for label, read in CONFUSIONS:
+        i, j = EMOTIONS.index(label), EMOTIONS.index(read)
+        out[f"{label}->{read}"] = f"{cm[i, j]}/{cm[i].sum()}"
+    return out
+
+
 def scores(labels: np.ndarray, pred: np.ndarray) -> dict:
     recall = recall_score(labels, pred, labels=range(len(EMOTIONS)), average=None, zero_division=0)
     present = np.isin(range(len(EMOTIONS)), labels)
@@ -125,6 +155,31 @@ def markdown(rows: dict[str, dict], source: str) -> str:
             f"| {name} | {r['settings'] or 'defaults'} | {r['model']} | {r['n']} | {r['accuracy']:.1%} | "
             f"{r['macro_recall']:.1%} | {r['no_face']} | " + " | ".join(per) + " |"
         )
+    lines += [
+        "",
+        "## The confusions users see",
+        "",
+        "faces_dev: faces of the label read as the other class, out of the label's faces. photos: the",
+        "labelled single-face photos in DATA/photos, each uploaded whole (rows measured before this column",
+        "existed show -).",
+        "",
+        "| variant | model | "
+        + " | ".join(f"faces_dev {a}->{b}" for a, b in CONFUSIONS)
+        + " | photos neutral->happy | photos happy right | photos with exactly one face |",
+        "|---|---|" + "---|" * (len(CONFUSIONS) + 3),
+    ]
+    for name, r in rows.items():
+        c = confusions(r)
+        ph = r.get("photos")
+        if ph:
+            neutral, happy = ph["read_as"].get("neutral", {}), ph["read_as"].get("happy", {})
+            tail = (
+                f"{neutral.get('happy', 0)}/{sum(neutral.values())} | "
+                f"{happy.get('happy', 0)}/{sum(happy.values())} | {ph['exactly_one_face']}/{ph['photos']}"
+            )
+        else:
+            tail = "- | - | -"
+        lines.append(f"| {name} | {r['model']} | " + " | ".join(c.values()) + f" | {tail} |")
     lines += ["", "Confusion heatmaps: `real_faces_<variant>.png` beside this report.", ""]
     return "\n".join(lines)
 
@@ -153,6 +208,8 @@ def main() -> None:
     shown += [f"central {args.tight:.0%} at 162x193"] if args.tight else []
     result["settings"] = " ".join(shown)
     result["model"] = pipeline.classifier.name
+    if not args.turn and not args.tight:  # the photos as users upload them
+        result["photos"] = photos(pipeline, data_dir() / "photos")
 
     args.out.mkdir(parents=True, exist_ok=True)
     store = args.out / "real_faces.json"

@@ -37,7 +37,7 @@ from training.emotion import data as fer
 from training.emotion.augment import random_affine, random_erase
 from training.emotion.model import build, n_params
 from training.logs import configure, logger
-from training.settings import settings
+from training.settings import REPO, settings
 
 log = logger("train")
 
@@ -57,6 +57,10 @@ class Config:
     erase_p: float = 0.5
     ferplus_weight: float = 0.0  # >0: targets mix the FER2013 label with this share of FER+ vote shares
     init_from: str = ""  # a config whose run's best weights this one starts from (trained first if absent)
+    init_onnx: str = ""  # or an ONNX graph (path from the repository) whose weights it starts from
+    distil: str = ""  # teacher log-probabilities for the train split (distil.py), path from the repository
+    distil_weight: float = 0.0  # >0: this share of the targets is the teacher's distribution
+    distil_temperature: float = 1.0  # the teacher's log-probabilities are divided by this first
     seed: int = 0
     limit: int = 0  # >0: use only this many images per split (smoke runs)
 
@@ -93,16 +97,26 @@ def to_tensors(d: fer.FerData, limit: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def targets(d: fer.FerData, cfg: Config) -> torch.Tensor:
     """Class indices, or with ferplus_weight > 0 class distributions: the FER2013 label blended with the
-    FER+ crowd's vote shares, which soften faces the crowd found ambiguous."""
+    FER+ crowd's vote shares, which soften faces the crowd found ambiguous. With distil_weight > 0 that
+    distribution is blended in turn with a teacher's (distil.py)."""
     labels = torch.from_numpy(d.labels[: cfg.limit or None])
-    if cfg.ferplus_weight <= 0:
+    if cfg.ferplus_weight <= 0 and cfg.distil_weight <= 0:
         return labels
-    if d.ferplus_votes is None:
-        raise ValueError("ferplus_weight needs FER+ votes in the data (the npz format has them)")
-    shares, usable = fer.ferplus_shares(d.ferplus_votes[: cfg.limit or None])
     soft = F.one_hot(labels, len(fer.EMOTIONS)).float()
-    w = torch.from_numpy(usable).float().unsqueeze(1) * cfg.ferplus_weight
-    return (1 - w) * soft + w * torch.from_numpy(shares)
+    if cfg.ferplus_weight > 0:
+        if d.ferplus_votes is None:
+            raise ValueError("ferplus_weight needs FER+ votes in the data (the npz format has them)")
+        shares, usable = fer.ferplus_shares(d.ferplus_votes[: cfg.limit or None])
+        w = torch.from_numpy(usable).float().unsqueeze(1) * cfg.ferplus_weight
+        soft = (1 - w) * soft + w * torch.from_numpy(shares)
+    if cfg.distil_weight > 0:
+        from training.emotion import distil  # distil -> ensemble -> export imports this module
+
+        teacher = torch.from_numpy(distil.read_targets(REPO / cfg.distil, d)[: cfg.limit or None])
+        soft = (1 - cfg.distil_weight) * soft + cfg.distil_weight * F.softmax(
+            teacher / cfg.distil_temperature, dim=1
+        )
+    return soft
 
 
 def hardware(device: str) -> str:
@@ -213,10 +227,13 @@ def train(
     budget_minutes: float = 0,
     max_epochs: int = 0,
     init: Path | None = None,
+    deadline: float = 0,
 ) -> dict:
     """Trains (or resumes) a run; with stop_after > 0, returns after that many epochs of this call. With
     budget_minutes, a fresh run first sets its epoch count to what fits the budget on this hardware (at
-    most max_epochs when that is > 0)."""
+    most max_epochs when that is > 0). With a deadline (time.time()), no epoch starts that would end
+    after it (by the last epoch's time): a run sharing its device with others may be slower than the
+    budget's estimate."""
     out.mkdir(parents=True, exist_ok=True)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.backends.cudnn.benchmark = True
@@ -272,6 +289,9 @@ def train(
     last_epoch = min(cfg.epochs, state["epoch"] + stop_after) if stop_after else cfg.epochs
     for epoch in range(state["epoch"], last_epoch):
         t0 = time.time()
+        if deadline and state["history"] and t0 + state["history"][-1]["seconds"] > deadline:
+            log.info(f"stopped before epoch {epoch + 1}: it would end after the deadline")
+            break
         model.train()
         perm = torch.randperm(len(x_train)).to(device)
         seen = correct = 0
@@ -361,12 +381,19 @@ def run(
     epochs, budget_minutes, init = options.epochs, options.budget_minutes, options.init
     if epochs and not budget_minutes:
         cfg = replace(cfg, epochs=epochs)
+    out = out or runs / name
     if init is None and cfg.init_from:
         # The first stage trains (or resumes, or finds complete) the run this one starts from.
         log.info(f"first stage: --config {cfg.init_from}")
         train(CONFIGS[cfg.init_from], data_path, runs / cfg.init_from)
         init = runs / cfg.init_from / "best.pt"
-    out = out or runs / name
+    elif init is None and cfg.init_onnx and not (out / "last.pt").exists():
+        from training.emotion import distil  # distil -> ensemble -> export imports this module
+
+        # Beside the run, not in it: export.earlier_stages follows `init` to the run it came from.
+        init = distil.init_checkpoint(
+            REPO / cfg.init_onnx, cfg.arch, data_path, out.with_name(out.name + "-init") / "best.pt"
+        )
     state = train(cfg, data_path, out, options.stop_after, budget_minutes, max_epochs=epochs, init=init)
     log.info(f"best val accuracy {state['best_val']:.4f} after {state['seconds'] / 60:.1f} min of training")
     return state, out
