@@ -44,6 +44,16 @@ def test_the_configuration_doc_names_every_variable(cls: type[BaseSettings]) -> 
     assert names and all(f"`{name}`" in doc for name in names)
 
 
+def test_every_variable_in_the_configuration_doc_says_what_it_means() -> None:
+    rows = [
+        line
+        for line in (REPO / "docs" / "configuration.md").read_text().splitlines()
+        if line.startswith("| `")
+    ]
+    unexplained = [row.split("|")[1].strip() for row in rows if not row.split("|")[3].strip()]
+    assert rows and not unexplained, f"give these settings a comment beside their field: {unexplained}"
+
+
 def test_the_readme_lists_at_most_twelve_everyday_variables_each_documented() -> None:
     section = README.split("## Configuration\n", 1)[1].split("\n## ", 1)[0]
     listed = re.findall(r"`([A-Z][A-Z0-9_<>]+)`", section)

@@ -49,7 +49,7 @@ class HttpSettings(BaseSettings):
     # Requests in flight (health and readiness aside): enough for 24 live viewers at once, few
     # enough that an admitted frame does not wait seconds behind the others (reports/overload.md).
     max_concurrent: int = Field(default=32, ge=1)
-    retry_after_s: int = Field(default=1, ge=1)
+    retry_after_s: int = Field(default=1, ge=1)  # the Retry-After of a shed request
     # The Swagger UI (/docs) and ReDoc (/redoc) pages: they load scripts from a CDN, so they are off
     # unless asked for; the schema is always at /openapi.json.
     docs: bool = False

@@ -45,16 +45,16 @@ class FirstRunSettings(BaseSettings):
     )
     # What the download must be (size, digest, rows) before it is used.
     catalog_bytes: int = 7_971_379
-    catalog_sha256: str = "9902920cfe4940f0914ebb6716801a42f7f19ac88fbd6693eaae7e2822b16845"
-    catalog_rows: int = 32_833
+    catalog_sha256: str = "9902920cfe4940f0914ebb6716801a42f7f19ac88fbd6693eaae7e2822b16845"  # its digest
+    catalog_rows: int = 32_833  # its tracks
     # The mood-labelled tracks: an http(s) address, or the path of a local copy.
     moods_url: str = (
         "https://raw.githubusercontent.com/cristobalvch/Spotify-Machine-Learning/master/data/data_moods.csv"
     )
     # What the download must be (size, digest, rows) before it is used.
     moods_bytes: int = 118_089
-    moods_sha256: str = "84a74565cfb41385aef2896a8ed6b0b41ec7ff83e7332749db136a1de3133117"
-    moods_rows: int = 686
+    moods_sha256: str = "84a74565cfb41385aef2896a8ed6b0b41ec7ff83e7332749db136a1de3133117"  # its digest
+    moods_rows: int = 686  # its tracks
 
 
 class RecommenderSettings(LogSettings):
@@ -63,6 +63,7 @@ class RecommenderSettings(LogSettings):
     # Default: catalog.parquet and mood_labelled.parquet under $MOODTUNES_DATA/music, when they exist;
     # unset (or set empty) and not there: the first-run cache (FirstRunSettings).
     catalog_path: Path | None = Field(default_factory=lambda: _music_file("catalog.parquet"))
+    # The mood-labelled tracks the model is fitted on, found and defaulted as the catalog is.
     labelled_path: Path | None = Field(default_factory=lambda: _music_file("mood_labelled.parquet"))
     first_run: FirstRunSettings = Field(default_factory=FirstRunSettings)
     # Hyper-parameters chosen by `python -m training.music.fit`; defaults apply when the file is absent.
@@ -73,7 +74,7 @@ class RecommenderSettings(LogSettings):
     pool_size: int = 1000
     # None: the value chosen on validation with the ranker's weights (model/ranking.json).
     diversity: float | None = None
-    seed_noise: float = 0.3
+    seed_noise: float = 0.3  # a seed's noise, in units of the catalog's score spread (see pool_size)
 
     @field_validator("catalog_path", "labelled_path", mode="before")
     @classmethod
