@@ -267,6 +267,12 @@ def component_benches(plan: Plan, out: Path, note: str) -> dict[str, str]:
     runs = {
         "bench.emotion_bench": [*(["--requests", n] if quick else []), "--out", str(out), "--note", note],
         "bench.overload": [*(["--duration", "3"] if quick else []), "--out", str(out), "--note", note],
+        # The on-device engine in headless Chromium (reports/ondevice/browser.md with --out reports/ondevice).
+        "bench.ondevice": [
+            *(["--frames", "5", "--warmup", "2"] if quick else []),
+            "--out",
+            str(out / "ondevice"),
+        ],
         "bench.recommend_bench": [
             *(["--requests", n, "--warmup", n, "--startup-runs", "1", "--wrk-seconds", "1"] if quick else []),
             "--out",

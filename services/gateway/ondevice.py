@@ -188,6 +188,11 @@ class OnDevice:
         except BackendError as exc:
             manifest, models_reason = None, f"the models cannot be fetched: {exc.message}"
         reason = runtime.reason or models_reason
+        if manifest is not None:
+            # The page asks for the graphs right after the runtime: fetch and compress them meanwhile.
+            for g in manifest.files.values():
+                if g.name not in self.graphs:
+                    self._fetch(g.name, request_id)
         return OnDeviceInfo(
             available=reason is None,
             reason=reason,
@@ -205,11 +210,21 @@ class OnDevice:
         if (found := self.graphs.get(name)) is not None:
             self.graphs.move_to_end(name)
             return found
+        return await asyncio.shield(self._fetch(name, request_id))
+
+    def _fetch(self, name: str, request_id: str) -> asyncio.Task[Encoded]:
+        """The one task fetching the graph (started unless it is running)."""
         task = self._fetching.get(name)
         if task is None:
             task = self._fetching[name] = asyncio.ensure_future(self._fetch_graph(name, request_id))
-            task.add_done_callback(lambda _: self._fetching.pop(name, None))
-        return await asyncio.shield(task)
+
+            def done(finished: asyncio.Task[Encoded]) -> None:
+                self._fetching.pop(name, None)
+                if not finished.cancelled():
+                    finished.exception()  # retrieved: the request that awaits it reports it
+
+            task.add_done_callback(done)
+        return task
 
     async def _fetch_graph(self, name: str, request_id: str) -> Encoded:
         response = await self.emotion.request("GET", f"/models/{name}", request_id=request_id)
