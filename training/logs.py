@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import logging
 
-from services.common.logs import LogSettings, configure_logging
+from services.common.logs import configure_logging
+from training.settings import TrainingSettings
 
 
 def configure() -> None:
     """Called by each command's main(), never at import (a test or a notebook keeps its own logging)."""
-    # _env_prefix: pydantic-settings' init argument, which its mypy plugin does not declare.
-    configure_logging("training", LogSettings(_env_prefix="TRAINING_"))  # type: ignore[call-arg]
+    configure_logging("training", TrainingSettings())
 
 
 def logger(name: str) -> logging.Logger:

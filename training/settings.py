@@ -6,12 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from services.common.logs import LogSettings
 from services.common.paths import REPO, data_dir
 
 
-class TrainingSettings(BaseSettings):
+class TrainingSettings(LogSettings):
+    """Training's folders, and its logging as the services log theirs."""
+
     # populate_by_name: `data` in code, MOODTUNES_DATA in the environment.
     model_config = SettingsConfigDict(env_prefix="TRAINING_", populate_by_name=True)
 
