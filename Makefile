@@ -93,7 +93,8 @@ train-distil: install  ## distils the model ensemble into one vgg7 here (hours),
 # The device call (training/emotion/device_run.py): device-data/ holds what the bare GPU machine lacks,
 # the packed faces and wheels of the packages its Python 3.12 lacks; the call carries it.
 DEVICE_WHEELS := pydantic==2.14.4 pydantic_core==2.50.5 pydantic-settings==2.16.3 python-dotenv==1.2.4 \
-        typing-inspection==0.4.5 annotated-types==0.8.0 starlette==1.10.0 granian==2.8.7 orjson==3.13.0
+        typing-inspection==0.4.5 annotated-types==0.8.0 starlette==1.10.0 granian==2.8.7 orjson==3.13.0 \
+        fastapi==0.165.0 annotated-doc==0.0.7 python-multipart==0.0.34 opentelemetry-api==1.45.2 sniffio==1.3.1
 device-data: install  ## here, once: device-data/ for `make train-device` on a lent GPU (about 35 MB, git-ignored)
 	$(BIN)/python -m training.emotion.device_run pack --data $(DATA)/fer2013/fer2013.npz
 	$(BIN)/pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
