@@ -20,6 +20,7 @@ from services.common.paths import REPO
 from services.configuration import variables
 from services.emotion.settings import EmotionSettings
 from services.gateway.settings import GatewaySettings
+from services.gateway.spotify.account import CALLBACK_PATH
 from services.launch import METRICS_PORTS, SERVICES
 from services.recommender.settings import RecommenderSettings
 
@@ -213,6 +214,15 @@ def test_gateway_is_wired_to_the_services_and_the_ingress() -> None:
     (ingress,) = of_kind("Ingress").values()
     (rule,) = ingress["spec"]["rules"]
     assert rule["http"]["paths"][0]["backend"]["service"]["name"] == "gateway"
+    # Save to Spotify behind the Ingress's TLS: Spotify sends the listener back to the Ingress's host over
+    # https, which the gateway sees as https through the ingress controller's X-Forwarded-Proto. Off until
+    # a client id is set; the client id is no secret, and no Secret is needed.
+    assert rule["host"] in ingress["spec"]["tls"][0]["hosts"]
+    assert env["GATEWAY_SPOTIFY_REDIRECT_URI"] == f"https://{rule['host']}{CALLBACK_PATH}"
+    assert env["GATEWAY_SPOTIFY_CLIENT_ID"] == ""
+    trusted = GatewaySettings.model_validate({"forwarded_allow_ips": env["GATEWAY_FORWARDED_ALLOW_IPS"]})
+    assert trusted.forwarded_allow_ips, "the gateway would see the page's https origin as http"
+    assert "secretKeyRef" not in json.dumps(container)
 
 
 def test_every_variable_the_manifests_set_is_a_setting() -> None:

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from granian.utils.proxies import wrap_asgi_with_proxy_headers
 
 from services.common.observability import instrument
 from services.gateway.errors import STATUSES
@@ -67,6 +68,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             allow_methods=["GET", "POST"],
             allow_headers=["Content-Type", "X-Session-ID", "X-Request-ID"],
         )
+    if settings.forwarded_allow_ips:
+        # The client's address and scheme as the trusted proxy saw them (granian's own rewrite of the
+        # ASGI scope, outermost): Save to Spotify's redirect check and its cookie's Secure flag read them.
+        app.add_middleware(wrap_asgi_with_proxy_headers, trusted_hosts=settings.forwarded_allow_ips)
     app.include_router(router)
     app.include_router(spotify_routes.status_router)
     if settings.spotify.enabled:

@@ -137,10 +137,15 @@ class GatewaySettings(LogSettings):
 
     # Empty: same-origin only (the gateway serves the frontend itself). Comma-separated in the env.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # The reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed (addresses, networks
+    # such as 10.0.0.0/8, or *), comma-separated in the env; empty: none (compose publishes the gateway
+    # itself). Behind a proxy that ends TLS (the Kubernetes Ingress) the page's https origin is known only
+    # through them: Save to Spotify's redirect check and its cookie's Secure flag need it.
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_upload_bytes: int = Field(default=8 * 1024 * 1024, ge=1)  # an image upload (413 beyond it)
     frontend_dir: Path = REPO / "frontend"  # the page the gateway serves at /
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "forwarded_allow_ips", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):

@@ -282,6 +282,39 @@ def test_localhost_is_refused_with_the_address_to_use(fake: FakeSpotify) -> None
         assert elsewhere.status_code == 400 and "https://music.example" in elsewhere.json()["detail"]
 
 
+def test_behind_a_proxy_that_ends_tls_the_forwarded_scheme_is_believed_from_it_alone(
+    fake: FakeSpotify,
+) -> None:
+    """The Kubernetes Ingress ends TLS: the gateway sees http, and only the proxy's X-Forwarded-Proto
+    says the page is on https (GATEWAY_FORWARDED_ALLOW_IPS names the proxies; deploy/k8s sets it)."""
+    callback = "https://moodtunes.example.com/api/spotify/callback"
+    fake.redirect_uris.add(callback)
+    proxied = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7"}
+
+    def behind(trusted: str) -> TestClient:
+        spotify = SpotifySettings(
+            client_id=fake.client_id,
+            accounts_url=fake.accounts_url,
+            api_url=fake.api_url,
+            redirect_uri=callback,
+        )
+        settings = GatewaySettings.model_validate(
+            {"redis": {"url": None}, "spotify": spotify, "forwarded_allow_ips": trusted}
+        )
+        return TestClient(create_app(settings), base_url="http://moodtunes.example.com")
+
+    # TestClient's peer is "testclient": not one of these proxies, so its headers change nothing.
+    with behind("10.0.0.0/8, 192.168.0.1") as client:
+        refused = client.post("/api/spotify/connect", json={}, headers=proxied)
+        assert refused.status_code == 400 and "https://moodtunes.example.com" in refused.json()["detail"]
+    with behind("testclient") as client:
+        started = client.post("/api/spotify/connect", json={}, headers=proxied)
+        assert started.status_code == 200, started.text
+        assert "secure" in started.headers["set-cookie"].lower().split("; ")
+        # The fake's consent page answers only for a registered redirect URI.
+        assert httpx.get(started.json()["authorize_url"]).status_code == 200
+
+
 def test_bad_input_gets_a_clear_4xx(fake: FakeSpotify) -> None:
     with gateway(fake) as client:
         consent(client, fake)
