@@ -4,6 +4,7 @@ the shared instrumentation registers answers `{"detail": ...}`. Statuses are nam
 from __future__ import annotations
 
 import ast
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -144,3 +145,25 @@ def test_no_status_is_raised_outside_an_errors_module() -> None:
         if path.name != "errors.py" and (statuses := _raised_statuses(path.read_text()))
     }
     assert offenders == {}
+
+
+def _kinds(base: type[RequestError]) -> list[type[RequestError]]:
+    return [k for sub in base.__subclasses__() for k in [sub, *_kinds(sub)]]
+
+
+def test_every_error_kind_a_service_defines_has_a_status_in_its_mapping() -> None:
+    for path in sorted(SERVICES.rglob("*.py")):  # every module, so that every kind is defined
+        module = ".".join(path.relative_to(SERVICES.parent).with_suffix("").parts)
+        if not module.endswith("__main__"):
+            importlib.import_module(module)
+    mappings = {"emotion": EMOTION, "recommender": RECOMMENDER, "gateway": GATEWAY}
+    unmapped = []
+    for kind in _kinds(RequestError):
+        if kind.__subclasses__():
+            continue  # a family (BackendError): its members are what is raised
+        parts = kind.__module__.split(".")
+        services = [parts[1]] if parts[1] in mappings else list(mappings)  # common kinds: every service
+        for service in services:
+            if not any(k in mappings[service] for k in kind.__mro__):
+                unmapped.append(f"{service}: {kind.__module__}.{kind.__name__}")
+    assert unmapped == []
