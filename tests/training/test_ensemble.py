@@ -7,9 +7,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from onnx import numpy_helper
 from scipy.special import log_softmax
 
 from services.emotion.classifier import EmotionClassifier, card_path
@@ -89,3 +91,19 @@ def test_teacher_targets_blend_into_the_training_targets(synthetic_fer: Path, tm
     other = fer.FerData(train_set.images[::-1].copy(), train_set.labels, train_set.split)
     with pytest.raises(ValueError, match="other train faces"):
         distil.read_targets(teacher, other)
+
+
+def test_a_run_starts_from_an_onnx_graphs_weights(
+    synthetic_fer: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = replace(train.CONFIGS["smoke"], epochs=1, limit=60, init_onnx="services/emotion/model/emotion.onnx")
+    monkeypatch.setitem(train.CONFIGS, "from-onnx", cfg)
+    state, out = train.run("from-onnx", synthetic_fer, runs=tmp_path)
+    init = tmp_path / "from-onnx-init" / "best.pt"
+    assert state["init"] == str(init) and state["epoch"] == 1
+    start = torch.load(init, weights_only=False)["model"]
+    conv = next(
+        i for i in onnx.load(str(ensemble.SHIPPED_FLOAT)).graph.initializer if i.name == "features.1.0.weight"
+    )
+    assert torch.equal(start["features.1.0.weight"], torch.from_numpy(numpy_helper.to_array(conv).copy()))
+    assert (out / "last.pt").exists()
