@@ -448,10 +448,10 @@ def fake_spotify() -> Iterator[FakeSpotify]:
 
 
 def spotify_env(fake: FakeSpotify, redirect_uri: str | None = None) -> dict[str, str]:
-    """The gateway's environment for the fake (GATEWAY_SPOTIFY_*)."""
+    """The gateway's environment for the fake (MOODTUNES_SPOTIFY_*)."""
     env = {
-        "GATEWAY_SPOTIFY_CLIENT_ID": fake.client_id,
-        "GATEWAY_SPOTIFY_ACCOUNTS_URL": fake.accounts_url,
-        "GATEWAY_SPOTIFY_API_URL": fake.api_url,
+        "MOODTUNES_SPOTIFY_CLIENT_ID": fake.client_id,
+        "MOODTUNES_SPOTIFY_ACCOUNTS_URL": fake.accounts_url,
+        "MOODTUNES_SPOTIFY_API_URL": fake.api_url,
     }
-    return env | ({"GATEWAY_SPOTIFY_REDIRECT_URI": redirect_uri} if redirect_uri else {})
+    return env | ({"MOODTUNES_SPOTIFY_REDIRECT_URI": redirect_uri} if redirect_uri else {})

@@ -58,7 +58,7 @@ def child_env(env: dict[str, str], host: str, port_of: dict[str, int]) -> dict[s
 def page_url(env: Mapping[str, str], port: int) -> str:
     """Where to open the page: with Save to Spotify configured, the loopback address, since Spotify
     sends listeners back only to 127.0.0.1, never to `localhost` (docs/spotify.md)."""
-    host = "127.0.0.1" if env.get("GATEWAY_SPOTIFY_CLIENT_ID", "").strip() else "localhost"
+    host = "127.0.0.1" if env.get("MOODTUNES_SPOTIFY_CLIENT_ID", "").strip() else "localhost"
     return f"http://{host}:{port}"
 
 

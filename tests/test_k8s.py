@@ -218,8 +218,8 @@ def test_gateway_is_wired_to_the_services_and_the_ingress() -> None:
     # https, which the gateway sees as https through the ingress controller's X-Forwarded-Proto. Off until
     # a client id is set; the client id is no secret, and no Secret is needed.
     assert rule["host"] in ingress["spec"]["tls"][0]["hosts"]
-    assert env["GATEWAY_SPOTIFY_REDIRECT_URI"] == f"https://{rule['host']}{CALLBACK_PATH}"
-    assert env["GATEWAY_SPOTIFY_CLIENT_ID"] == ""
+    assert env["MOODTUNES_SPOTIFY_REDIRECT_URI"] == f"https://{rule['host']}{CALLBACK_PATH}"
+    assert env["MOODTUNES_SPOTIFY_CLIENT_ID"] == ""
     trusted = GatewaySettings.model_validate({"forwarded_allow_ips": env["GATEWAY_FORWARDED_ALLOW_IPS"]})
     assert trusted.forwarded_allow_ips, "the gateway would see the page's https origin as http"
     assert "secretKeyRef" not in json.dumps(container)

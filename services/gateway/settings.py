@@ -132,7 +132,7 @@ class GatewaySettings(LogSettings):
     sessions: SessionSettings = Field(default_factory=SessionSettings)
     mood: MoodSettings = Field(default_factory=MoodSettings)
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
-    # Save to Spotify (GATEWAY_SPOTIFY_*; off without a client id).
+    # Save to Spotify (MOODTUNES_SPOTIFY_*; off without a client id).
     spotify: SpotifySettings = Field(default_factory=SpotifySettings)
 
     # Empty: same-origin only (the gateway serves the frontend itself). Comma-separated in the env.

@@ -344,8 +344,8 @@ def test_disconnect_deletes_the_encrypted_tokens_from_redis(fake: FakeSpotify, r
 
 def test_make_run_points_at_the_loopback_address_when_spotify_is_configured() -> None:
     assert page_url({}, 8000) == "http://localhost:8000"
-    assert page_url({"GATEWAY_SPOTIFY_CLIENT_ID": " "}, 8000) == "http://localhost:8000"
-    assert page_url({"GATEWAY_SPOTIFY_CLIENT_ID": "abc"}, 8000) == "http://127.0.0.1:8000"
+    assert page_url({"MOODTUNES_SPOTIFY_CLIENT_ID": " "}, 8000) == "http://localhost:8000"
+    assert page_url({"MOODTUNES_SPOTIFY_CLIENT_ID": "abc"}, 8000) == "http://127.0.0.1:8000"
 
 
 def test_the_page_is_allowed_no_spotify_origin(fake: FakeSpotify) -> None:

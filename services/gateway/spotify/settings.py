@@ -1,5 +1,6 @@
-"""The deployer's Spotify app (GATEWAY_SPOTIFY_*). Without a client id the feature is off: no routes
-but GET /api/spotify, which says so, and the page shows no button."""
+"""The deployer's Spotify app: MOODTUNES_SPOTIFY_*, the names deployers were given (this group is
+their one owner). Without a client id the feature is off: no routes but GET /api/spotify, which says
+so, and the page shows no button."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class SpotifySettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="GATEWAY_SPOTIFY_")
+    model_config = SettingsConfigDict(env_prefix="MOODTUNES_SPOTIFY_")
 
     # The app's client id from Spotify's developer dashboard. No client secret: PKCE needs none.
     client_id: str | None = None
