@@ -94,9 +94,16 @@ class Compose:
             env["MOODTUNES_DATA_HOST"] = str(self.data)
         return env | self.settings
 
-    def __call__(self, *args: str, training: bool = False, timeout: float = 120, check: bool = True) -> str:
-        """`compose ARGS`, its stdout; training=True: with the training job's profile (which `up` would
-        start)."""
+    def __call__(
+        self,
+        *args: str,
+        training: bool = False,
+        timeout: float = 120,
+        check: bool = True,
+        stderr: bool = False,
+    ) -> str:
+        """`compose ARGS`, its stdout (and then its stderr, where a container's log lines go, with
+        stderr=True); training=True: with the training job's profile (which `up` would start)."""
         files = [arg for path in (REPO / "docker-compose.yml", *self.files) for arg in ("--file", str(path))]
         profile = ["--profile", "training"] if training else []
         cmd = [*self.command, "--project-name", self.project, *files, *profile, *args]
@@ -105,7 +112,7 @@ class Compose:
         )
         if check and done.returncode != 0:
             raise AssertionError(f"{' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
-        return done.stdout
+        return done.stdout + done.stderr if stderr else done.stdout
 
     def leftovers(self) -> dict[str, list[str]]:
         """Containers, networks and volumes still labelled with this project."""

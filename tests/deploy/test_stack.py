@@ -1,7 +1,9 @@
 """`docker compose up` as a user runs it, through the published gateway on 127.0.0.1 only: a photo
-becomes a face and tracks, the cache is Redis, a dead emotion container gives a quick 503 and comes
-back, the training job's model is served after a restart, and `down -v` leaves nothing. The tests run
-in file order against one stack (tests/deploy/conftest.py)."""
+becomes a face and tracks; the on-device page gets its runtime (installed in the gateway image at build)
+and the emotion service's graphs, compressed and immutable, and its moods become tracks; the cache is
+Redis; a dead emotion container gives a quick 503 and comes back; the training job's model is served
+after a restart; and `down -v` leaves nothing. The tests run in file order against one stack
+(tests/deploy/conftest.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ import pytest
 from samples.images import astronaut_jpeg
 from services.common.contracts import EMOTIONS
 from services.common.paths import REPO
+from services.gateway import ortweb
+from services.gateway.ondevice import IMMUTABLE
 from services.launch import METRICS_PORTS, metrics_url
 from tests.deploy.conftest import Compose, until
 
@@ -62,6 +66,58 @@ def test_a_photo_through_the_gateway_gives_a_face_and_tracks(stack: Compose) -> 
     assert {"id", "name", "url"} <= set(answer["tracks"][0])
 
 
+def _ondevice(stack: Compose) -> dict[str, Any] | None:
+    info = httpx.get(f"{stack.url}/api/ondevice", timeout=30).json()
+    return info if info["available"] else None
+
+
+def _fetch(stack: Compose, url: str, etag_again: bool = True) -> httpx.Response:
+    """A file as the browser fetches it (brotli or gzip), its headers checked: immutable, by ETag."""
+    got = httpx.get(f"{stack.url}{url}", headers={"Accept-Encoding": "br, gzip"}, timeout=30)
+    assert got.status_code == 200, (url, got.status_code, got.text[:200])
+    assert got.headers["cache-control"] == IMMUTABLE, url
+    assert got.headers["content-encoding"] == "br" and got.headers["vary"] == "Accept-Encoding", url
+    again = httpx.get(f"{stack.url}{url}", headers={"If-None-Match": got.headers["etag"]}, timeout=30)
+    assert again.status_code == 304 and again.content == b"", url
+    return got
+
+
+def test_the_on_device_page_gets_the_runtime_from_the_image_and_the_graphs(stack: Compose) -> None:
+    info = until(lambda: _ondevice(stack), 120, "GET /api/ondevice available")
+    # Installed when the image was built (from the tarball deploy/docker/wheels.sh checked), not at start.
+    manifest = json.loads(
+        stack("exec", "-T", "gateway", "cat", f"/app/onnxruntime-web/{ortweb.VERSION}/{ortweb.MANIFEST}")
+    )
+    assert manifest["integrity"] == ortweb.INTEGRITY
+    runtime = info["runtime"]
+    assert runtime["version"] == ortweb.VERSION
+    for url, name, kind in (
+        (runtime["wasm"], ortweb.WASM, "application/wasm"),
+        (runtime["module"], ortweb.MODULE, "text/javascript"),
+    ):
+        got = _fetch(stack, url)
+        assert got.headers["content-type"].startswith(kind), url
+        assert hashlib.sha256(got.content).hexdigest() == manifest["files"][name]["sha256"], url
+    for name in ("detect", "classify"):
+        file = info["files"][name]
+        got = _fetch(stack, file["url"])
+        assert hashlib.sha256(got.content).hexdigest() == file["sha256"] and len(got.content) == file["bytes"]
+    assert info["model"] == _analyze(stack).json()["model"]
+
+
+def test_the_on_device_pages_moods_become_tracks(stack: Compose) -> None:
+    happy = [0.04, 0.04, 0.04, 0.76, 0.04, 0.04, 0.04]
+    assert EMOTIONS[happy.index(max(happy))] == "happy"
+    window = httpx.get(f"{stack.url}/api/emotions", timeout=30).json()["steadiness"]["window"]
+    body = {"frames": [{"faces": [happy]}] * window}
+    resp = httpx.post(
+        f"{stack.url}/api/mood", json=body, headers={"X-Session-ID": uuid.uuid4().hex}, timeout=30
+    )
+    assert resp.status_code == 200, resp.text
+    answer = resp.json()
+    assert answer["stable_emotion"] == "happy" and answer["tracks_updated"] and answer["tracks"]
+
+
 def test_the_second_recommend_is_a_redis_hit(stack: Compose) -> None:
     url = f"{stack.url}/recommend?emotion=sad&limit=5&seed={uuid.uuid4().int % 1000}"
     hits = _cache_hits(stack)
@@ -101,9 +157,9 @@ def _digests() -> dict[str, str]:
 def test_the_training_job_promotes_a_model_the_emotion_service_serves_after_a_restart(stack: Compose) -> None:
     shipped = _digests()
     before = until(lambda: _analyze(stack).json()["model"], 60, "emotion model name")
-    out = stack(
-        "run", "--rm", "-T", "training", "--config", "smoke", "--promote", "force", training=True, timeout=900
-    )
+    # The pipeline's log lines (its verdict among them) go to stderr.
+    run = ("run", "--rm", "-T", "training", "--config", "smoke", "--promote", "force")
+    out = stack(*run, training=True, timeout=900, stderr=True)
     assert "promoted into" in out, out[-3000:]
     card = json.loads(stack("run", "--rm", "-T", "--entrypoint", "cat", "training", CARD, training=True))
     assert "--config smoke --promote force" in card["promotion"]["command"]
