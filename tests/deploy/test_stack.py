@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from samples.images import astronaut_jpeg
 from services.common.contracts import EMOTIONS
@@ -103,6 +104,33 @@ def test_the_on_device_page_gets_the_runtime_from_the_image_and_the_graphs(stack
         got = _fetch(stack, file["url"])
         assert hashlib.sha256(got.content).hexdigest() == file["sha256"] and len(got.content) == file["bytes"]
     assert info["model"] == _analyze(stack).json()["model"]
+    _gateway_memory_fits_its_kubernetes_resources(stack)
+
+
+# The gateway's processes in its container: granian's (PID 1, the image's CMD) and its children (the
+# worker), not what `docker exec` and the healthcheck start beside them. Resident and peak, in kB.
+MEMORY = """
+import glob, re
+for status in glob.glob('/proc/[0-9]*/status'):
+    try:
+        text = open(status).read()
+    except OSError:  # ended meanwhile
+        continue
+    pid, ppid = (re.search(rf'^{k}:\\s+(\\d+)', text, re.M).group(1) for k in ('Pid', 'PPid'))
+    if '1' in (pid, ppid) and 'VmRSS' in text:  # a zombie has no memory lines
+        print(*(re.search(rf'^{k}:\\s+(\\d+) kB', text, re.M).group(1) for k in ('VmRSS', 'VmHWM')))
+"""
+
+
+def _gateway_memory_fits_its_kubernetes_resources(stack: Compose) -> None:
+    """The gateway holds the runtime and the graphs in memory once served: deploy/k8s must ask for that."""
+    rows = [line.split() for line in stack("exec", "-T", "gateway", "python", "-c", MEMORY).splitlines()]
+    rss, peak = (sum(int(row[i]) for row in rows if row) / 1024 for i in (0, 1))
+    gateway = next(d for d in yaml.safe_load_all((REPO / "deploy" / "k8s" / "gateway.yaml").read_text()))
+    resources = gateway["spec"]["template"]["spec"]["containers"][0]["resources"]
+    mib = {k: int(resources[k]["memory"].removesuffix("Mi")) for k in ("requests", "limits")}
+    print(f"deploy: gateway resident {rss:.0f} MiB, peak {peak:.0f} MiB (k8s: {mib})")
+    assert rss <= mib["requests"] and peak <= mib["limits"], (rss, peak, mib)
 
 
 def test_the_on_device_pages_moods_become_tracks(stack: Compose) -> None:
