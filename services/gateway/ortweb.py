@@ -12,7 +12,7 @@ so an interrupted or failed fetch leaves nothing that a later start would trust.
 
 `python -m services.gateway.ortweb DIR` installs into DIR; with --tarball-only it only fetches the checked
 tarball (deploy/docker/wheels.sh, for the gateway image, whose build has no network). Standard library
-only (brotli where installed), so any Python 3 can run it.
+only for that (the host's plain python3 runs it); installing also needs orjson, and brotli where installed.
 """
 
 from __future__ import annotations
@@ -32,8 +32,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
-
-import orjson
 
 log = logging.getLogger("moodtunes.gateway.ortweb")
 
@@ -56,6 +54,8 @@ class RuntimeUnavailable(RuntimeError):
 
 def installed(root: Path, version: str = VERSION) -> dict | None:
     """The installed runtime's manifest ({"version", "files": {name: {"sha256", "bytes"}}}), or None."""
+    import orjson  # noqa: PLC0415  (not above: --tarball-only needs only the standard library)
+
     try:
         manifest = orjson.loads((root / version / MANIFEST).read_bytes())
     except (OSError, ValueError):
@@ -151,6 +151,8 @@ def install(root: Path, url: str = URL, integrity: str = INTEGRITY, version: str
                 "sha256": hashlib.sha256(content).hexdigest(),
                 "bytes": len(content),
             }
+        import orjson  # noqa: PLC0415  (see installed)
+
         (tmp / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
         tmp.chmod(0o755)
         target = root / version

@@ -12,6 +12,8 @@ import gzip
 import hashlib
 import io
 import logging
+import subprocess
+import sys
 import tarfile
 import time
 from collections.abc import Iterator
@@ -23,6 +25,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from samples.servers import http_server
+from services.common.paths import REPO
 from services.gateway import ortweb
 from services.gateway.ondevice import IMMUTABLE
 from tests.gateway.conftest import GatewayFactory
@@ -78,6 +81,22 @@ def test_install_checks_the_integrity_and_keeps_only_the_pages_files(fake_tgz: P
         assert manifest["files"][name] == {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
     # Installed once: later starts read it, and never fetch again.
     assert ortweb.install(root, str(tmp_path / "gone.tgz"), integrity(b"other")) == manifest
+
+
+def test_fetching_the_tarball_needs_only_the_standard_library(fake_tgz: Path, tmp_path: Path) -> None:
+    """deploy/docker/wheels.sh runs it with the host's plain python3, before any virtualenv exists."""
+    out = tmp_path / "wheels"
+    out.mkdir()
+    code = (
+        "import sys; sys.modules['orjson'] = sys.modules['brotli'] = None\n"
+        "from pathlib import Path\n"
+        "from services.gateway import ortweb\n"
+        "ortweb.fetch_tarball(Path(sys.argv[1]), sys.argv[2], sys.argv[3])"
+    )
+    args = [sys.executable, "-c", code, str(out), str(fake_tgz), integrity(fake_tgz.read_bytes())]
+    done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (out / ortweb.TARBALL).read_bytes() == fake_tgz.read_bytes()
 
 
 def test_a_tarball_that_is_not_the_pinned_one_leaves_nothing(fake_tgz: Path, tmp_path: Path) -> None:
