@@ -55,14 +55,31 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=settings.data / "fer2013" / "fer2013.npz")
     ap.add_argument("--out", type=Path, default=settings.reports / "emotion" / "experiments.md")
     ap.add_argument("--note", default="", help="a sentence for the report (how the runs were made)")
+    ap.add_argument(
+        "--add",
+        action="store_true",
+        help="keep the report's other runs and sections (a run of the same name is replaced)",
+    )
     args = ap.parse_args()
+    rows = compare(args.runs, args.data)
+    notes = ["Ranked by validation accuracy (the split that chooses); test is reported only.", args.note]
+    extra: dict = {}
+    saved = args.out.with_suffix(".json")
+    if args.add and saved.exists():
+        extra = json.loads(saved.read_text())
+        meta = extra.pop(report.META, {})
+        notes = meta.get("notes", []) + ([args.note] if args.note else [])
+        names = {r["run"] for r in rows}
+        rows = sorted(
+            [r for r in extra.pop("runs", []) if r["run"] not in names] + rows, key=lambda r: -r["val_single"]
+        )
     report.write(
         args.out.parent,
         args.out.stem,
-        {"runs": compare(args.runs, args.data)},
+        {"runs": rows, **extra},
         title="Emotion model experiments",
-        command="python -m training.emotion.compare <run folders>",
-        notes=["Ranked by validation accuracy (the split that chooses); test is reported only.", args.note],
+        command="python -m training.emotion.compare <run folders> [--add]",
+        notes=[n for n in notes if n],
     )
 
 
