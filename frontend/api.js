@@ -33,10 +33,11 @@ async function call(url, options) {
   };
 }
 
-// The emotion names, in the model's order; null while the gateway cannot be reached.
+// {emotions: names in the model's order, strategies, steadiness: {window, votes}}; null while the
+// gateway cannot be reached.
 export async function emotions() {
   const { body } = await call("/api/emotions");
-  return body ? body.emotions : null;
+  return body || null;
 }
 
 // {emotion: "ok" | why not, recommender: ...}, or null.
@@ -47,6 +48,16 @@ export async function status() {
 
 export function recommend({ emotion, strategy, limit }) {
   return call(`/recommend?${new URLSearchParams({ emotion, strategy, limit })}`);
+}
+
+// On-device mode: no image, the largest face's probabilities of the recent frames (frames: arrays in
+// the emotions' order), when the steady emotion or the choice of tracks changed.
+export function mood(frames, params, session) {
+  return call(`/api/mood?${new URLSearchParams(params)}`, {
+    method: "POST",
+    body: JSON.stringify({ frames: frames.map((face) => ({ faces: [face] })) }),
+    headers: { "Content-Type": "application/json", "X-Session-ID": session },
+  });
 }
 
 // body: a raw image (with its Content-Type in headers) or a form with `image` (and `boxes`).

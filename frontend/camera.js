@@ -1,7 +1,7 @@
 // The webcam and pictures in the browser: opening and closing the camera, grabbing a frame, shrinking
 // a photo. No page state, no server.
 
-const FRAME_MAX_WIDTH = 640;
+export const FRAME_MAX_WIDTH = 640;
 const PHOTO_MAX_SIDE = 1600;
 const PHOTO_MAX_BYTES = 2 * 1024 * 1024;
 
@@ -50,6 +50,11 @@ export function frame(video) {
   frameCanvas.height = Math.round(video.videoHeight * scale);
   frameCanvas.getContext("2d").drawImage(video, 0, 0, frameCanvas.width, frameCanvas.height);
   return new Promise((resolve) => frameCanvas.toBlob(resolve, "image/jpeg", 0.85));
+}
+
+// A photo's width scaled as shrinkPhoto scales it (on-device mode reads it at the size server mode sends).
+export function photoWidth(bitmap) {
+  return Math.round(bitmap.width * Math.min(1, PHOTO_MAX_SIDE / Math.max(bitmap.width, bitmap.height)));
 }
 
 // Phone photos can be far larger than the server accepts and than detection needs: send at most

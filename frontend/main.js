@@ -1,10 +1,14 @@
-// moodtunes page: webcam frames -> POST /analyze, boxes and labels over the video, tracks.
-// ES modules, no build step: camera.js (the webcam), api.js (the gateway), state.js (what the page
-// knows), tracks.js (which tracks show), render.js (the DOM); this file wires them to the user's
-// actions. Every emotion name comes from GET /api/emotions.
+// moodtunes page: webcam frames read in this browser (on-device mode: ondevice.js, and POST /api/mood
+// when the steady emotion changes) or sent to POST /analyze (server mode); boxes and labels over the
+// video, tracks. ES modules, no build step: camera.js (the webcam), mode.js (which mode), mood.js
+// (on-device mode's steady emotion), api.js (the gateway), state.js (what the page knows), tracks.js
+// (which tracks show), render.js (the DOM); this file wires them to the user's actions. Every emotion
+// name comes from GET /api/emotions.
 
 import * as api from "./api.js";
 import * as camera from "./camera.js";
+import * as modes from "./mode.js";
+import * as mood from "./mood.js";
 import * as render from "./render.js";
 import * as spotify from "./spotify.js";
 import { els } from "./render.js";
@@ -14,6 +18,9 @@ import * as tracks from "./tracks.js";
 
 const FRAME_INTERVAL_MS = 300;
 const RETRY_MS = 2000;
+// On-device mode: while the recommender is down, a steady emotion's tracks are asked for again this
+// often (the gateway limits a session's mood updates, GATEWAY_MOOD_RATE_REQUESTS a minute).
+const MOOD_RETRY_MS = 5000;
 // Frames carry the previous frame's face boxes so the service searches only around them (much less
 // work); every FULL_SCAN_EVERY-th frame searches the whole picture so newcomers are found.
 const FULL_SCAN_EVERY = 5;
@@ -99,27 +106,91 @@ function frameBody(blob) {
   return [form, { "X-Session-ID": state.session }];
 }
 
-// One request at a time: the next frame leaves only after the previous answer came back.
+// ---------- server mode: frames to POST /analyze ----------
+
+// One request at a time: the next frame leaves only after the previous answer came back. The answer
+// (null: none came), and how long a refusing server asked us to wait.
+async function serverFrame(blob) {
+  const recommend = tracks.frameRecommend();
+  const params = { recommend, strategy: tracks.strategy(), limit: tracks.LIMIT, session: state.session };
+  const answer = await analyze(...frameBody(blob), params);
+  if (answer.result) tracks.frameAnswered(recommend);
+  return answer;
+}
+
+// ---------- on-device mode: frames read here, the gateway told of changes ----------
+
+const told = { inFlight: false, notBefore: 0 };
+
+// Tells the gateway of a new steady emotion or choice of tracks, one request at a time, not before a
+// refusing server asked (Retry-After); the frames go on meanwhile.
+async function tellGateway() {
+  const params = { recommend: tracks.frameRecommend(), strategy: tracks.strategy(), limit: tracks.LIMIT };
+  const frames = told.inFlight || performance.now() < told.notBefore ? null : mood.due(params);
+  if (!frames || state.mode !== "ondevice") return;
+  told.inFlight = true;
+  const { body, problem: p } = await api.mood(frames, params, state.session);
+  told.inFlight = false;
+  if (!body) {
+    told.notBefore = performance.now() + Math.max(RETRY_MS, p.retryAfterMs);
+    if (p.kind === "unreachable") problem("gateway", `The moodtunes server cannot be reached (${p.detail}).`);
+    else problem("gateway", `The server did not take the mood update: ${p.detail}`);
+    return;
+  }
+  problem("gateway", null);
+  mood.answered(body, params);
+  tracks.frameAnswered(params.recommend);
+  if (body.recommender_error) {
+    recommenderProblem(body.recommender_error);
+    told.notBefore = performance.now() + MOOD_RETRY_MS;
+  }
+  if (body.tracks_updated) recommenderProblem(null);
+  const list = tracks.fromAnswer(body, "camera");
+  if (list) render.tracks(list.tracks, list.emotion, list.source, tracks.strategy());
+}
+
+// A picture read by the on-device engine, as /analyze answers it (no tracks: those come from
+// tellGateway or /recommend); null when the engine failed, which puts the page in server mode.
+async function readHere(source, options) {
+  try {
+    return await state.engine.analyze(source, options);
+  } catch (err) {
+    await useServer(`the on-device engine failed: ${err.message}`);
+    return null;
+  }
+}
+
+async function deviceFrame() {
+  const boxes = state.faceBoxes && state.frames % FULL_SCAN_EVERY !== 0 ? state.faceBoxes : null;
+  const read = await readHere(els.video, { boxes, maxWidth: camera.FRAME_MAX_WIDTH });
+  if (!read) return { result: null, retryAfterMs: 0 };
+  const { stable } = mood.observe(read);
+  const emotion = read.faces.length ? read.faces[0].emotion : null;
+  const result = { ...read, emotion, stable_emotion: stable, tracks: [], tracks_updated: false };
+  tellGateway();
+  return { result, retryAfterMs: 0 };
+}
+
 async function cameraLoop() {
   while (state.running) {
     const started = performance.now();
-    // A hidden tab sends nothing: no one is looking, and the server has other faces to read.
-    const blob = document.hidden ? null : await camera.frame(els.video);
+    // A hidden tab reads no frame: no one is looking (and in server mode the server has other faces to
+    // read). Nor does a page that has not chosen its mode yet (it is loading the on-device models).
+    const ondevice = state.mode === "ondevice";
+    const blob = document.hidden || state.mode !== "server" ? null : await camera.frame(els.video);
+    const ready = !document.hidden && els.video.videoWidth > 0;
     let ok = true;
     let retryAfterMs = 0;
-    if (blob) {
-      const recommend = tracks.frameRecommend();
-      const params = { recommend, strategy: tracks.strategy(), limit: tracks.LIMIT, session: state.session };
-      const answer = await analyze(...frameBody(blob), params);
+    if (blob || (ondevice && ready)) {
+      const answer = ondevice ? await deviceFrame() : await serverFrame(blob);
       const result = answer.result;
       retryAfterMs = answer.retryAfterMs;
       page.frameAnswered(result);
       ok = result !== null;
       if (result && state.running) {
-        tracks.frameAnswered(recommend);
         showResult(result, "camera");
         render.status(result.faces.length ? "Watching: camera on." : "Camera on — no face in view.");
-      } else if (!result) {
+      } else if (!result && state.mode === "server") {
         render.status("Camera on — waiting for the emotion service.");
       }
     }
@@ -127,6 +198,57 @@ async function cameraLoop() {
     const wait = ok ? FRAME_INTERVAL_MS - (performance.now() - started) : Math.max(RETRY_MS, retryAfterMs);
     await sleep(Math.max(0, wait));
   }
+}
+
+// ---------- the mode ----------
+
+let turn = 0; // counts changes of mode: an engine that finishes loading after a later change does not switch
+
+async function useServer(why) {
+  turn += 1;
+  page.setMode("server", why);
+  render.mode();
+  problem("gateway", null);
+  await checkServices();
+}
+
+// On-device mode once its engine loads (once), else server mode saying why. Until then frames go where
+// they went before (nowhere on a first visit); the user may choose server mode meanwhile.
+async function useOnDevice(why) {
+  const mine = ++turn;
+  if (!state.steadiness) {
+    await useServer("on-device mode could not start: the server did not say its steadiness rule");
+    return;
+  }
+  render.modeLoading();
+  let engine;
+  try {
+    engine = state.engine || (await modes.loadEngine());
+  } catch (err) {
+    if (mine === turn) await useServer(`on-device mode could not start: ${err.message}`);
+    return;
+  }
+  page.keepEngine(engine);
+  if (mine !== turn) return;
+  mood.start();
+  page.setMode("ondevice", why || "this browser can run the models");
+  render.mode();
+  await checkServices();
+}
+
+async function chooseMode() {
+  const { mode, why } = modes.wanted();
+  if (mode === "server") await useServer(why);
+  else await useOnDevice(why);
+}
+
+async function toggleMode() {
+  const next = els.modeToggle.dataset.next;
+  modes.remember(next);
+  page.modeChanged();
+  tracks.cameraStarted(); // the new mode's first answer brings tracks
+  if (next === "server") await useServer("your choice, remembered by this browser");
+  else await useOnDevice("your choice, remembered by this browser");
 }
 
 // ---------- camera and photo ----------
@@ -164,15 +286,28 @@ async function analysePhoto(file) {
   render.status(`Analysing ${file.name}…`);
   render.showPhoto(URL.createObjectURL(file));
   await els.photo.decode().catch(() => {});
-  const form = new FormData();
-  form.append("image", await camera.shrinkPhoto(file), file.name);
-  const params = { recommend: tracks.photoRecommend(), strategy: tracks.strategy(), limit: tracks.LIMIT };
-  const { result } = await analyze(form, {}, params);
+  let result;
+  if (state.mode === "ondevice") {
+    // Read here: the photo does not leave this device either; tracks come from /recommend.
+    const bitmap = await createImageBitmap(file).catch(() => null);
+    const read = bitmap && (await readHere(bitmap, { maxWidth: camera.photoWidth(bitmap) }));
+    if (read) {
+      const face = read.faces[0];
+      const emotion = face ? face.emotion : null;
+      result = { ...read, emotion, stable_emotion: emotion, tracks: [], tracks_updated: false };
+    }
+  } else {
+    const form = new FormData();
+    form.append("image", await camera.shrinkPhoto(file), file.name);
+    const params = { recommend: tracks.photoRecommend(), strategy: tracks.strategy(), limit: tracks.LIMIT };
+    result = (await analyze(form, {}, params)).result;
+  }
   if (!result) {
     render.status("The photo could not be analysed.");
     return;
   }
   showResult(result, "photo");
+  if (state.mode === "ondevice" && result.emotion) fetchTracks(tracks.photoRead(result.emotion));
   render.status(result.faces.length ? `Photo: ${result.faces.length} face(s).` : "No face found in the photo.");
 }
 
@@ -191,7 +326,9 @@ async function loadEmotions() {
 async function checkServices() {
   const status = await api.status();
   if (!status) return; // /analyze reports it
-  emotionProblem(status.emotion === "ok" ? null : { kind: "down", detail: status.emotion });
+  // On-device mode does not use the emotion service.
+  const emotion = status.emotion === "ok" || state.mode === "ondevice" ? null : status.emotion;
+  emotionProblem(emotion && { kind: "down", detail: emotion });
   recommenderProblem(status.recommender === "ok" ? null : status.recommender);
 }
 
@@ -208,6 +345,7 @@ async function main() {
     if (button) pickStrategy(button.dataset.strategy);
   });
   els.cameraToggle.addEventListener("click", () => (state.running ? stopCamera() : startCamera()));
+  els.modeToggle.addEventListener("click", toggleMode);
   els.photoButton.addEventListener("click", () => els.photoInput.click());
   els.photoInput.addEventListener("change", () => {
     const file = els.photoInput.files[0];
@@ -218,7 +356,7 @@ async function main() {
     if (state.lastResult) render.boxes(state.lastResult, state.lastSource === "camera");
   });
   spotify.start();
-  await checkServices();
+  chooseMode(); // the camera opens meanwhile; its frames wait for the mode
   await startCamera();
 }
 

@@ -11,6 +11,7 @@ export const els = {
   timeline: $("timeline"), legend: $("legend"),
   emotionPicker: $("emotion-picker"), strategyPicker: $("strategy-picker"),
   tracksFor: $("tracks-for"), tracks: $("tracks"), whyLink: $("why-link"),
+  mode: $("mode"), modeText: $("mode-text"), modeToggle: $("mode-toggle"), privacy: $("privacy"),
 };
 
 const pct = (x) => `${Math.round(x * 100)}%`;
@@ -31,6 +32,41 @@ export function problems() {
     p.dataset.problem = key;
     return p;
   }));
+}
+
+// ---------- the mode: where faces are read, and what leaves this device ----------
+
+const MODE = {
+  ondevice: {
+    name: "On-device mode",
+    what: "this browser reads your face itself",
+    privacy: "On-device mode: frames never leave this device. Only the emotion probabilities of your " +
+      "last few frames go to this server, when your steady emotion or your choice of music changes.",
+    other: "Use server mode",
+  },
+  server: {
+    name: "Server mode",
+    what: "frames go to this server",
+    privacy: "Server mode: frames go only to this server, about three a second, and are not stored.",
+    other: "Use on-device mode",
+  },
+};
+
+export function mode() {
+  const m = MODE[state.mode];
+  els.mode.dataset.mode = state.mode;
+  els.modeText.textContent = `${m.name}: ${m.what}${state.modeWhy ? ` (${state.modeWhy})` : ""}.`;
+  els.modeToggle.textContent = m.other;
+  els.modeToggle.dataset.next = state.mode === "ondevice" ? "server" : "ondevice";
+  els.modeToggle.hidden = false;
+  els.privacy.textContent = m.privacy;
+}
+
+export function modeLoading() {
+  els.modeText.textContent = "Loading the on-device models…";
+  els.modeToggle.textContent = MODE.ondevice.other;
+  els.modeToggle.dataset.next = "server";
+  els.modeToggle.hidden = false;
 }
 
 export function stageMessage(text) {

@@ -5,6 +5,10 @@ export const TIMELINE_MS = 30_000;
 
 export const state = {
   emotions: [], // names in the model's order, from the gateway
+  steadiness: null, // the gateway's rule, {window, votes}, which on-device mode runs here
+  mode: null, // "ondevice" (faces read in this browser) | "server" (frames go to /analyze); null: not yet
+  modeWhy: "", // why this mode, as the page says it
+  engine: null, // the on-device engine once loaded (ondevice.js)
   colors: {}, // emotion -> CSS colour, the same in boxes, bars and the timeline
   session: crypto.randomUUID ? crypto.randomUUID() : String(Math.random()).slice(2),
   stream: null,
@@ -17,8 +21,9 @@ export const state = {
   problems: {}, // key -> message shown in the alert area
 };
 
-export function setEmotions(emotions) {
+export function setEmotions({ emotions, steadiness }) {
   state.emotions = emotions;
+  state.steadiness = steadiness || null;
   state.colors = Object.fromEntries(
     emotions.map((e, i) => [e, `hsl(${Math.round((i * 360) / emotions.length)} 70% 50%)`]));
 }
@@ -28,9 +33,24 @@ export function setProblem(key, message) {
   else delete state.problems[key];
 }
 
+export function setMode(mode, why) {
+  state.mode = mode;
+  state.modeWhy = why;
+}
+
+export function keepEngine(engine) {
+  state.engine = engine;
+}
+
 export function cameraStarted(stream) {
   state.stream = stream;
   state.running = true;
+  state.frames = 0;
+  state.faceBoxes = null;
+}
+
+// The next frame is the new mode's first: it searches the whole picture.
+export function modeChanged() {
   state.frames = 0;
   state.faceBoxes = null;
 }

@@ -28,6 +28,9 @@ export function frameRecommend() {
 
 export const photoRecommend = () => (choice.picked ? "never" : "always");
 
+// A photo read on this device: a /recommend call for its emotion to make, or null (one is picked).
+export const photoRead = (emotion) => (choice.picked ? null : request(emotion, "photo"));
+
 export function frameAnswered(recommend) {
   if (recommend === "always") choice.forceNext = false;
 }

@@ -8,11 +8,13 @@ import functools
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 
+import httpx
 import pytest
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, ViewportSize, sync_playwright
@@ -52,8 +54,7 @@ def face_png(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def fake_webcam(face_png: Path) -> Path:
+def webcam_clip(face_png: Path) -> Path:
     """A Y4M clip (the format Chromium's fake capture device reads; 4:2:0 chroma) of the still photo,
     letterboxed to 640x480 so the face keeps its proportions."""
     _need("ffmpeg")
@@ -81,6 +82,11 @@ def fake_webcam(face_png: Path) -> Path:
         check=True,
     )
     return out
+
+
+@pytest.fixture(scope="session")
+def fake_webcam(face_png: Path) -> Path:
+    return webcam_clip(face_png)
 
 
 @pytest.fixture(scope="session")
@@ -127,8 +133,25 @@ def recommender_url(running: Stack) -> str:
     return running.recommender
 
 
+def warm_models(gateway: str) -> None:
+    """Has the gateway compress the on-device models now: it does so once, at their first request, which
+    takes a minute or more on a busy 2-core machine, longer than the tests wait for a face."""
+    deadline = time.monotonic() + 300
+    while True:  # the runtime is installed in the background at start (from a cache after the first)
+        info = httpx.get(f"{gateway}/api/ondevice", timeout=60)
+        installing = info.status_code == 200 and "being installed" in (info.json()["reason"] or "")
+        if not installing or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    if info.status_code != 200 or not info.json()["available"]:
+        return  # the page will say why and use server mode
+    for file in info.json()["files"].values():
+        httpx.get(f"{gateway}{file['url']}", headers={"Accept-Encoding": "br, gzip"}, timeout=600)
+
+
 @pytest.fixture(scope="session")
 def gateway_url(running: Stack) -> str:
+    warm_models(running.gateway)
     return running.gateway
 
 

@@ -161,7 +161,7 @@ def test_recommender_down_is_reported_and_emotions_go_on(
         )
         env = gateway_env(emotion_url, recommender, redis_prefix, REDIS_URL="", GATEWAY_CACHE_TTL_S="1")
         with service("gateway", env=env, timeout=START_TIMEOUT_S) as gateway:
-            page.goto(gateway)
+            page.goto(f"{gateway}/?mode=server")  # frames to /analyze (test_ondevice.py has on-device mode)
             wait_for_tracks(page)
             assert page.locator("#alerts .alert").count() == 0
             recommender_running.close()
@@ -192,7 +192,7 @@ def test_emotion_service_down_is_reported(
 ) -> None:
     env = gateway_env(closed_url(), recommender_url, redis_prefix)
     with service("gateway", env=env, timeout=START_TIMEOUT_S) as gateway:
-        page.goto(gateway)
+        page.goto(f"{gateway}/?mode=server")  # on-device mode does not use the emotion service
         alert = page.locator("#alerts [data-problem='emotion']")
         expect(alert).to_contain_text("Emotion service is down", timeout=TIMEOUT_MS)
         # Tracks by hand still work.

@@ -39,7 +39,7 @@ def test_a_refused_frame_waits_as_long_as_retry_after_asks(
     page.route("**/api/status", answer({"emotion": "ok", "recommender": "ok"}))
     page.route("**/analyze?*", analyze)
     try:
-        page.goto(f"{frontend_url}/index.html")
+        page.goto(f"{frontend_url}/index.html?mode=server")
         deadline = time.monotonic() + 3 * RETRY_AFTER_S + 10
         while len(sent) < 2 and time.monotonic() < deadline:
             page.wait_for_timeout(200)

@@ -1,6 +1,7 @@
 """A fresh clone's `make run`: `python -m services` with no data folder and nothing configured downloads
 the two public files (here from a local server with their real bytes), shows its progress in the
-terminal, and then the gateway serves 10 tracks for every emotion."""
+terminal, and then the gateway serves 10 tracks for every emotion, and the page in on-device mode (the
+runtime and the models from that gateway) reads a webcam's face in headless Chromium and shows tracks."""
 
 from __future__ import annotations
 
@@ -10,12 +11,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 
+from samples.images import astronaut
 from samples.upstream import MOODS, SONGS, Files, fresh_install, serving
 from services.common.contracts import EMOTIONS
+from tests.e2e.test_ondevice import check_on_device_page
 from tests.procs import python_m_services
 
-pytestmark = pytest.mark.data
+# The catalog's build, then the page's first load of the models (the gateway compresses them once).
+pytestmark = [pytest.mark.data, pytest.mark.timeout(900)]
 READY_S = 180.0
 
 
@@ -39,6 +44,9 @@ def test_make_run_on_a_fresh_clone_downloads_and_serves_every_emotion(data_dir: 
                     "tracks"
                 ]
                 assert len(tracks) == 10 and len({t["id"] for t in tracks}) == 10, emotion
+            face = tmp_path / "face.png"
+            Image.fromarray(astronaut()).save(face)
+            check_on_device_page(gateway, face)
             terminal = list(running.terminal)
     assert sorted(files.requests) == [MOODS, SONGS]
     # The recommender's own progress lines (the gateway also relays its not-ready reason, which quotes them).
