@@ -40,7 +40,7 @@ def session_memory(client: redis.Redis, sessions: int) -> dict[str, float]:
         for i in range(start, min(start + batch, sessions)):
             key = f"{PREFIX}session:{i:032x}"  # about as long as the page's session ids (UUIDs)
             for emotion in FRAMES:
-                observe(keys=[key], args=[emotion, 5, 3, TTL_MS], client=pipe)
+                observe(keys=[key], args=[emotion, 5, 3, TTL_MS, "1"], client=pipe)
             recommended(keys=[key], args=[RECOMMENDED_KEY, TTL_MS], client=pipe)
         pipe.execute()
     after = client.info("memory")["used_memory"]
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         memory = session_memory(client, args.sessions)
         sha = client.script_load(OBSERVE_LUA)
         client.set("bench:get", "x" * 2000)  # about a cached /recommend answer's size
-        frame = ["EVALSHA", sha, "1", f"{PREFIX}session:__rand_int__", "sad", "5", "3", str(TTL_MS)]
+        frame = ["EVALSHA", sha, "1", f"{PREFIX}session:__rand_int__", "sad", "5", "3", str(TTL_MS), "1"]
         rates = {
             "observe": benchmark(port, args.requests, 1, *frame),
             "observe_pipelined_16": benchmark(port, args.requests, 16, *frame),
